@@ -1,0 +1,46 @@
+// Lint rules. The layering rules keep the pure core free of I/O: src/core and
+// src/base may not import node:* modules or any package that touches the
+// disk, the network or the clock, and lower layers may not import higher ones.
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+const nodeBuiltins = ['node:*', 'fs', 'fs/*', 'path', 'os', 'child_process', 'net', 'http', 'http2', 'tls', 'crypto', 'worker_threads', 'stream', 'events'];
+const ioPackages = ['better-sqlite3', 'pino', 'pino-pretty', '@napi-rs/*', '@peculiar/*', 'commander', 'ignore'];
+
+export default tseslint.config(
+  { ignores: ['dist/**', 'node_modules/**'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    languageOptions: { globals: { process: 'readonly', console: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', URL: 'readonly' } },
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+    },
+  },
+  {
+    files: ['src/core/**/*.ts', 'src/base/**/*.ts'],
+    ignores: ['src/**/*.test.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: nodeBuiltins, message: 'The pure core does no I/O: pass data in, return data out.' },
+            { group: ioPackages, message: 'The pure core does no I/O: keep this package at the edges.' },
+            { group: ['../scan/*', '../store/*', '../watch/*', '../config/*', '../identity/*', '../daemon/*', '../cli/*', '../bench/*'], message: 'The core may not import higher layers.' },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['src/base/**/*.ts'],
+    ignores: ['src/**/*.test.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ group: [...nodeBuiltins, ...ioPackages], message: 'src/base does no I/O.' }, { group: ['../*/**'], message: 'src/base imports nothing else in src/.' }] },
+      ],
+    },
+  },
+);

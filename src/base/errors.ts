@@ -1,0 +1,43 @@
+/**
+ * Domain errors. Callers catch {@link LockstepError} and switch on its stable
+ * `code`; everything else is a programmer bug or an unexpected fault.
+ */
+
+/** Stable error codes shown to users and scripts. */
+export type ErrorCode =
+  | 'CONFIG_INVALID'
+  | 'CONFIG_MISSING'
+  | 'HOME_EXISTS'
+  | 'FOLDER_INVALID'
+  | 'FOLDER_STOPPED'
+  | 'PATH_INVALID'
+  | 'IDENTITY_INVALID'
+  | 'INDEX_INVALID'
+  | 'USAGE';
+
+/** An error that users or callers are meant to catch and act upon. */
+export class LockstepError extends Error {
+  /** A stable, machine-readable code. */
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'LockstepError';
+    this.code = code;
+  }
+}
+
+/** Returns the message of any thrown value. */
+export function errorMessage(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}
+
+/** Returns the `code` property of a Node.js system error, if any. */
+export function errorCode(err: unknown): string | undefined {
+  if (typeof err === 'object' && err !== null && 'code' in err) {
+    const code = (err as { code: unknown }).code;
+    return typeof code === 'string' ? code : undefined;
+  }
+  return undefined;
+}
