@@ -1,0 +1,119 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import Database from 'better-sqlite3';
+import { IndexStore } from './index-store.js';
+import { listMigrations, migrate } from './migrate.js';
+import type { Observed } from '../core/local.js';
+
+const DEV = 'AAAAAAA-BBBBBBB-CCCCCCC-DDDDDDD-EEEEEEE-FFFFFFF-GGGGGGG-HHHHHHH';
+const H1 = '11'.repeat(32);
+const H2 = '22'.repeat(32);
+
+function file(size: number, mtimeNs: bigint, hashes: string[], extra: Partial<Observed> = {}): Observed {
+  let offset = 0;
+  const chunks = hashes.map((hash) => {
+    const c = { offset, length: size / hashes.length, hash };
+    offset += c.length;
+    return c;
+  });
+  return { type: 'file', size, mtimeNs, mode: 0o644, inode: 7, chunks, target: '', ...extra };
+}
+
+describe('IndexStore', () => {
+  let dir: string;
+  let store: IndexStore;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'lockstep-store-'));
+    store = new IndexStore(join(dir, 'index.db'), DEV);
+  });
+  afterEach(() => {
+    store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('runs every migration and uses WAL', () => {
+    expect(store.db.pragma('user_version', { simple: true })).toBe(listMigrations().at(-1)?.version);
+    expect(store.db.pragma('journal_mode', { simple: true })).toBe('wal');
+  });
+
+  it('a new file gets version {self: 1} and sequence 1, an edit bumps both', () => {
+    const [a] = store.commit([{ path: 'a.txt', seen: file(100, 5n, [H1]) }]);
+    expect(a?.version).toEqual({ AAAAAAA: 1 });
+    expect(a?.sequence).toBe(1);
+    const [b] = store.commit([{ path: 'a.txt', seen: file(100, 6n, [H2]) }]);
+    expect(b?.version).toEqual({ AAAAAAA: 2 });
+    expect(b?.sequence).toBe(2);
+    expect(store.sequence).toBe(2);
+    expect(store.get('a.txt')?.chunks).toEqual([{ offset: 0, length: 100, hash: H2 }]);
+  });
+
+  it('an unchanged observation records nothing and takes no sequence number', () => {
+    store.commit([{ path: 'a.txt', seen: file(100, 5n, [H1]) }]);
+    expect(store.commit([{ path: 'a.txt', seen: file(100, 5n, [H1]) }])).toEqual([]);
+    expect(store.sequence).toBe(1);
+  });
+
+  it('a changed inode or read-only bit is recorded silently, the exec bit bumps', () => {
+    store.commit([{ path: 'a', seen: file(10, 5n, [H1]) }]);
+    expect(store.commit([{ path: 'a', seen: file(10, 5n, [H1], { inode: 9, mode: 0o444 }) }])).toEqual([]);
+    expect(store.get('a')?.inode).toBe(9);
+    expect(store.get('a')?.mode).toBe(0o444);
+    expect(store.commit([{ path: 'a', seen: file(10, 5n, [H1], { inode: 9, mode: 0o555 }) }])).toHaveLength(1);
+  });
+
+  it('a disappeared path becomes a tombstone with a new version, once', () => {
+    store.commit([{ path: 'a', seen: file(10, 5n, [H1]) }]);
+    const [t] = store.commit([{ path: 'a', seen: null }]);
+    expect(t).toMatchObject({ deleted: true, size: 0, chunks: [], version: { AAAAAAA: 2 }, sequence: 2 });
+    expect(store.commit([{ path: 'a', seen: null }])).toEqual([]);
+    expect(store.findChunk(H1)).toEqual([]);
+    // Recreated: the tombstone's version is the base, never reset.
+    const [r] = store.commit([{ path: 'a', seen: file(10, 7n, [H1]) }]);
+    expect(r?.version).toEqual({ AAAAAAA: 3 });
+  });
+
+  it('answers where a chunk is on disk', () => {
+    store.commit([
+      { path: 'x', seen: file(20, 5n, [H1, H2]) },
+      { path: 'y', seen: file(10, 5n, [H2]) },
+    ]);
+    expect(store.findChunk(H2).sort((a, b) => a.path.localeCompare(b.path))).toEqual([
+      { path: 'x', offset: 10, length: 10 },
+      { path: 'y', offset: 0, length: 10 },
+    ]);
+  });
+
+  it('lists changes since a sequence number and live paths within a directory', () => {
+    store.commit([
+      { path: 'd', seen: { ...file(0, 1n, []), type: 'directory' } },
+      { path: 'd/a', seen: file(10, 1n, [H1]) },
+      { path: 'd0', seen: file(10, 1n, [H1]) },
+      { path: 'e', seen: file(10, 1n, [H1]) },
+    ]);
+    expect([...store.changedSince(2)].map((r) => r.path)).toEqual(['d0', 'e']);
+    expect(store.livePathsWithin('d').sort()).toEqual(['d', 'd/a']);
+  });
+
+  it('keeps mtime nanoseconds exactly', () => {
+    const ns = 1_732_459_200_123_456_789n;
+    store.commit([{ path: 'a', seen: file(10, ns, [H1]) }]);
+    expect(store.get('a')?.mtimeNs).toBe(ns);
+  });
+
+  it("survives reopening and refuses another device's index", () => {
+    store.commit([{ path: 'a', seen: file(10, 5n, [H1]) }]);
+    store.close();
+    store = new IndexStore(join(dir, 'index.db'), DEV);
+    expect(store.get('a')?.version).toEqual({ AAAAAAA: 1 });
+    expect(() => new IndexStore(join(dir, 'index.db'), DEV.replace('AAAAAAA', 'ZZZZZZZ'))).toThrow(/belongs to device/);
+  });
+
+  it('refuses a database from a newer schema', () => {
+    const db = new Database(join(dir, 'new.db'));
+    db.pragma('user_version = 999');
+    expect(() => migrate(db)).toThrow(/newer than this Lockstep knows/);
+    db.close();
+  });
+});
