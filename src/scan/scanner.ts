@@ -1,0 +1,356 @@
+/**
+ * The scanner: walks the folder (or parts of it), compares what it finds with
+ * the index by type, size, mtime, inode and mode, re-chunks only what
+ * changed, and commits the observations. Trouble with one path is recorded as
+ * a problem and the scan goes on.
+ */
+import { constants, promises as fsp } from 'node:fs';
+import type { BigIntStats } from 'node:fs';
+import { join } from 'node:path';
+import { LockstepError, errorCode, errorMessage } from '../base/errors.js';
+import type { Observed } from '../core/local.js';
+import type { Chunk, EntryType, FileRecord } from '../core/record.js';
+import { MARKER_NAME, isWithin, joinRel, pathProblem } from '../core/path.js';
+import type { LocalChange, StatKey } from '../store/index-store.js';
+import type { IgnoreRules } from './ignore-rules.js';
+
+/** What the scanner needs of the index. */
+export interface ScanIndex {
+  statKeys(): Map<string, StatKey>;
+  get(path: string): Pick<FileRecord, 'type' | 'size' | 'mtimeNs' | 'inode' | 'mode' | 'deleted'> | undefined;
+  livePathsWithin(dir: string): string[];
+  commit(changes: readonly LocalChange[]): FileRecord[];
+}
+
+/** What the scanner needs to chunk and hash a file. */
+export interface FileHasher {
+  hashFile(absPath: string): Promise<{ size: number; chunks: Chunk[] }>;
+}
+
+/** One path the scanner could not index, and why. */
+export interface Problem {
+  readonly path: string;
+  readonly message: string;
+  /** The system error code, when there is one (EACCES, ENOSPC, …). */
+  readonly code?: string;
+}
+
+/** A part of the folder to scan: one path, or a directory and all below it. */
+export interface ScanTarget {
+  readonly path: string;
+  readonly subtree: boolean;
+}
+
+/** What a scan did. */
+export interface ScanResult {
+  /** Records that got a new version, in commit order. */
+  readonly changed: FileRecord[];
+  /** Paths looked at. */
+  readonly scanned: number;
+  /** Bytes chunked and hashed. */
+  readonly hashedBytes: number;
+  /** Problems met in this scan. */
+  readonly problems: Problem[];
+}
+
+/** Options of a {@link Scanner}. */
+export interface ScannerOptions {
+  /** The folder root, absolute. */
+  readonly root: string;
+  readonly index: ScanIndex;
+  readonly hasher: FileHasher;
+  /** The current ignore rules; read on every scan, so it can be replaced. */
+  ignore: IgnoreRules;
+  /** Observations committed per transaction. @default 2000 */
+  readonly batchSize?: number;
+  /** Files hashed at once. @default 16 */
+  readonly concurrency?: number;
+}
+
+/** How often a file that keeps changing while hashed is retried in one scan. */
+const HASH_ATTEMPTS = 3;
+
+/** Walks, compares, hashes and commits. Not re-entrant: run one scan at a time. */
+export class Scanner {
+  /** Problems still standing, by path; a path that scans cleanly is removed. */
+  readonly problems = new Map<string, Problem>();
+
+  constructor(private readonly opts: ScannerOptions) {}
+
+  /** Scans the whole folder. */
+  scanAll(): Promise<ScanResult> {
+    return this.scan([{ path: '', subtree: true }]);
+  }
+
+  /**
+   * Scans the given targets. Checks the folder first and throws a
+   * `FOLDER_STOPPED` error, recording nothing, when the root or its marker is
+   * gone: a vanished or unmounted folder must not be recorded as deleted.
+   */
+  async scan(targets: readonly ScanTarget[]): Promise<ScanResult> {
+    await checkFolder(this.opts.root);
+    const run = new ScanRun(this.opts, this.problems, targets.some((t) => t.path === '' && t.subtree));
+    for (const t of targets) await run.target(t);
+    await run.drain();
+    // Re-check before the deletions: if the folder vanished during the walk,
+    // its absence must not become tombstones.
+    await checkFolder(this.opts.root);
+    await run.flushGone();
+    return run.result();
+  }
+}
+
+/**
+ * Throws `FOLDER_STOPPED` unless `root` is a directory holding the folder
+ * marker.
+ */
+export async function checkFolder(root: string): Promise<void> {
+  let st;
+  try {
+    st = await fsp.stat(root);
+  } catch (err) {
+    throw new LockstepError('FOLDER_STOPPED', `Folder ${root} is missing (${errorCode(err) ?? errorMessage(err)}); not syncing it until it is back`, { cause: err });
+  }
+  if (!st.isDirectory()) throw new LockstepError('FOLDER_STOPPED', `Folder ${root} is not a directory; not syncing it`);
+  try {
+    await fsp.access(join(root, MARKER_NAME), constants.F_OK);
+  } catch (err) {
+    throw new LockstepError(
+      'FOLDER_STOPPED',
+      `Folder marker ${join(root, MARKER_NAME)} is missing: the folder may be unmounted or emptied; not syncing it until the marker is back (recreate it with "lockstep init" if the folder is really new)`,
+      { cause: err },
+    );
+  }
+}
+
+/** The state of one scan. */
+class ScanRun {
+  private readonly changed: FileRecord[] = [];
+  private readonly found: Problem[] = [];
+  private pending: LocalChange[] = [];
+  private readonly toHash: { path: string; st: BigIntStats }[] = [];
+  /** Live paths under subtree targets that the walk did not find: tombstone candidates. */
+  private readonly gone = new Set<string>();
+  /** Directories that could not be read: nothing below them may be called deleted. */
+  private readonly unreadable: string[] = [];
+  private readonly keys: Map<string, StatKey> | undefined;
+  private scanned = 0;
+  private hashedBytes = 0;
+
+  constructor(
+    private readonly o: ScannerOptions,
+    private readonly problems: Map<string, Problem>,
+    full: boolean,
+  ) {
+    // A full scan compares against every key at once; small scans ask per path.
+    this.keys = full ? o.index.statKeys() : undefined;
+  }
+
+  private known(path: string): StatKey | undefined {
+    return this.keys ? this.keys.get(path) : this.o.index.get(path);
+  }
+
+  async target(t: ScanTarget): Promise<void> {
+    if (t.path === '') return this.walkBelow('');
+    const bad = pathProblem(t.path);
+    if (bad) return this.problem(t.path, `not indexed: ${bad}`);
+    const st = await this.lstat(t.path);
+    if (st === undefined) return; // recorded as a problem
+    if (st === null) {
+      // Gone: the path and everything indexed below it.
+      if (!this.ignoredEitherWay(t.path)) for (const p of this.o.index.livePathsWithin(t.path)) this.gone.add(p);
+      return;
+    }
+    const isDir = st.isDirectory();
+    if (this.o.ignore.ignores(t.path, isDir)) return;
+    const old = this.known(t.path);
+    const wasDir = old !== undefined && !old.deleted && old.type === 'directory';
+    await this.entry(t.path, st);
+    if (isDir && (t.subtree || !wasDir)) return this.walkBelow(t.path);
+    if (!isDir && wasDir) {
+      // A directory replaced by a file or link: what was inside is gone.
+      for (const p of this.o.index.livePathsWithin(t.path)) if (p !== t.path) this.gone.add(p);
+    }
+  }
+
+  /** Walks below `dir`; everything live below it that the walk misses is gone. */
+  private async walkBelow(dir: string): Promise<void> {
+    const below = this.keys
+      ? [...this.keys].filter(([p, k]) => !k.deleted && p !== dir && isWithin(p, dir)).map(([p]) => p)
+      : this.o.index.livePathsWithin(dir).filter((p) => p !== dir);
+    const seen = new Set<string>();
+    await this.walk(dir, seen);
+    for (const p of below) if (!seen.has(p)) this.gone.add(p);
+  }
+
+  private ignoredEitherWay(p: string): boolean {
+    return this.o.ignore.ignores(p, false) || this.o.ignore.ignores(p, true);
+  }
+
+  private async walk(dir: string, seen: Set<string>): Promise<void> {
+    const stack = [dir];
+    while (stack.length > 0) {
+      const d = stack.pop() as string;
+      let names: string[];
+      try {
+        names = await fsp.readdir(join(this.o.root, d));
+      } catch (err) {
+        this.unreadable.push(d);
+        this.problem(d, `cannot read directory: ${errorMessage(err)}`, errorCode(err));
+        continue;
+      }
+      const stats = await Promise.all(
+        names.map(async (name) => {
+          const rel = joinRel(d, name);
+          const bad = pathProblem(rel);
+          if (bad) {
+            this.problem(rel, `not synced: ${bad}`);
+            return undefined;
+          }
+          const st = await this.lstat(rel);
+          return st ? { rel, st } : undefined;
+        }),
+      );
+      for (const e of stats) {
+        if (e === undefined) continue;
+        const isDir = e.st.isDirectory();
+        if (this.o.ignore.ignores(e.rel, isDir)) continue;
+        seen.add(e.rel);
+        await this.entry(e.rel, e.st);
+        if (isDir) stack.push(e.rel);
+      }
+    }
+  }
+
+  /** Compares one on-disk entry with the index; queues a hash or an observation. */
+  private async entry(rel: string, st: BigIntStats): Promise<void> {
+    this.scanned++;
+    const type = typeOf(st);
+    if (type === undefined) return; // sockets, FIFOs, devices: not synced
+    const old = this.known(rel);
+    if (type === 'file') {
+      const unchanged =
+        old !== undefined && !old.deleted && old.type === 'file' && old.size === Number(st.size) &&
+        old.mtimeNs === st.mtimeNs && old.inode === Number(st.ino) && old.mode === (Number(st.mode) & 0o7777);
+      if (!unchanged) this.toHash.push({ path: rel, st });
+      else this.problems.delete(rel);
+      if (this.toHash.length >= (this.o.concurrency ?? 16) * 4) await this.drain();
+      return;
+    }
+    let target = '';
+    if (type === 'symlink') {
+      try {
+        target = await fsp.readlink(join(this.o.root, rel));
+      } catch (err) {
+        return this.problem(rel, `cannot read symlink: ${errorMessage(err)}`, errorCode(err));
+      }
+    }
+    this.add(rel, observe(st, type, [], target));
+  }
+
+  /** Hashes every queued file, a few at a time. */
+  async drain(): Promise<void> {
+    const queue = this.toHash.splice(0);
+    const workers = Array.from({ length: Math.min(this.o.concurrency ?? 16, queue.length) }, async () => {
+      for (let job = queue.shift(); job; job = queue.shift()) await this.hash(job.path, job.st);
+    });
+    await Promise.all(workers);
+    if (this.pending.length >= (this.o.batchSize ?? 2000)) this.flush();
+  }
+
+  private async hash(rel: string, first: BigIntStats): Promise<void> {
+    const abs = join(this.o.root, rel);
+    let st = first;
+    for (let attempt = 1; attempt <= HASH_ATTEMPTS; attempt++) {
+      let res;
+      try {
+        res = await this.o.hasher.hashFile(abs);
+      } catch (err) {
+        if (errorCode(err) === 'ENOENT') return void this.gone.add(rel);
+        return this.problem(rel, `cannot read file: ${errorMessage(err)}`, errorCode(err));
+      }
+      const after = await this.lstat(rel);
+      if (after === null) return void this.gone.add(rel);
+      if (after === undefined) return; // recorded as a problem
+      // Only a file that stayed still while it was read is indexed: anything
+      // else would record content that never existed on disk at once.
+      if (sameStat(st, after) && res.size === Number(after.size)) {
+        this.hashedBytes += res.size;
+        this.add(rel, observe(after, 'file', res.chunks, ''));
+        return;
+      }
+      st = after;
+    }
+    this.problem(rel, 'file changed while it was being hashed; it will be indexed once it is still');
+  }
+
+  private add(path: string, seen: Observed): void {
+    this.problems.delete(path);
+    this.pending.push({ path, seen });
+  }
+
+  private flush(): void {
+    if (this.pending.length === 0) return;
+    const batch = this.pending;
+    this.pending = [];
+    this.changed.push(...this.o.index.commit(batch));
+  }
+
+  /** Commits what is pending, then the tombstones. */
+  async flushGone(): Promise<void> {
+    this.flush();
+    const gone: LocalChange[] = [];
+    for (const p of this.gone) {
+      if (this.unreadable.some((d) => isWithin(p, d) && p !== d)) continue;
+      if (this.ignoredEitherWay(p)) continue;
+      gone.push({ path: p, seen: null });
+    }
+    this.pending = gone;
+    this.flush();
+  }
+
+  result(): ScanResult {
+    return { changed: this.changed, scanned: this.scanned, hashedBytes: this.hashedBytes, problems: this.found };
+  }
+
+  /** lstat without following links; null when gone; a problem otherwise. */
+  private async lstat(rel: string): Promise<BigIntStats | null | undefined> {
+    try {
+      return await fsp.lstat(join(this.o.root, rel), { bigint: true });
+    } catch (err) {
+      const code = errorCode(err);
+      if (code === 'ENOENT' || code === 'ENOTDIR') return null;
+      this.problem(rel, `cannot stat: ${errorMessage(err)}`, code);
+      return undefined;
+    }
+  }
+
+  private problem(path: string, message: string, code?: string): void {
+    const p: Problem = code === undefined ? { path, message } : { path, message, code };
+    this.found.push(p);
+    this.problems.set(path, p);
+  }
+}
+
+function typeOf(st: BigIntStats): EntryType | undefined {
+  if (st.isFile()) return 'file';
+  if (st.isDirectory()) return 'directory';
+  if (st.isSymbolicLink()) return 'symlink';
+  return undefined;
+}
+
+function observe(st: BigIntStats, type: EntryType, chunks: Chunk[], target: string): Observed {
+  return {
+    type,
+    size: type === 'symlink' ? Buffer.byteLength(target) : Number(st.size),
+    mtimeNs: st.mtimeNs,
+    mode: Number(st.mode) & 0o7777,
+    inode: Number(st.ino),
+    chunks,
+    target,
+  };
+}
+
+function sameStat(a: BigIntStats, b: BigIntStats): boolean {
+  return a.size === b.size && a.mtimeNs === b.mtimeNs && a.ino === b.ino && a.ctimeNs === b.ctimeNs;
+}
