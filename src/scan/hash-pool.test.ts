@@ -1,0 +1,168 @@
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { chunkFile } from './chunker.js';
+import { HashPool } from './hash-pool.js';
+
+/** Deterministic test data: xorshift32 words (never Math.random). */
+function seededBytes(n: number, seed: number): Buffer {
+  const words = new Uint32Array(Math.ceil(n / 4));
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < words.length; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    words[i] = x >>> 0;
+  }
+  return Buffer.from(words.buffer, 0, n);
+}
+
+// A stand-in worker speaking the pool's protocol, so queueing, error codes,
+// crashes and close are tested without the compiled hash-worker.js. It
+// answers with its threadId in place of chunks.
+const FAKE_WORKER = `
+import { parentPort, threadId } from 'node:worker_threads';
+import { statSync } from 'node:fs';
+parentPort.on('message', ({ id, path }) => {
+  if (path.endsWith('crash')) process.exit(7);
+  if (path.endsWith('denied')) {
+    return parentPort.postMessage({ id, ok: false, name: 'Error', message: 'EACCES: permission denied', code: 'EACCES', errno: -13, syscall: 'open' });
+  }
+  const size = statSync(path).size;
+  setTimeout(() => parentPort.postMessage({ id, ok: true, size, chunks: [{ offset: threadId, length: 0, hash: '' }] }), 30);
+});
+`;
+
+describe('HashPool', () => {
+  let tmp: string;
+  let pool: HashPool | undefined;
+  const file = (name: string, data: Uint8Array) => {
+    const p = join(tmp, name);
+    writeFileSync(p, data);
+    return p;
+  };
+
+  beforeAll(() => {
+    tmp = mkdtempSync(join(tmpdir(), 'lockstep-pool-'));
+    writeFileSync(join(tmp, 'fake-worker.mjs'), FAKE_WORKER);
+  });
+  afterAll(() => {
+    rmSync(tmp, { recursive: true, force: true });
+  });
+  afterEach(async () => {
+    await pool?.close();
+    pool = undefined;
+  });
+
+  it('hashes inline when the compiled worker is absent, with chunkFile results', async () => {
+    pool = new HashPool({ workerUrl: pathToFileURL(join(tmp, 'no-such-worker.js')) });
+    expect(pool.usesWorkers).toBe(false);
+    for (const n of [0, 1, 100_000, 3 * 2 ** 20 + 5]) {
+      const p = file(`inline${n}`, seededBytes(n, n + 1));
+      expect(await pool.hashFile(p)).toEqual(await chunkFile(p));
+    }
+    await expect(pool.hashFile(join(tmp, 'missing'))).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('queues work beyond its workers and answers every job', async () => {
+    pool = new HashPool({
+      workers: 2,
+      inlineBelow: 0,
+      workerUrl: pathToFileURL(join(tmp, 'fake-worker.mjs')),
+    });
+    expect(pool.usesWorkers).toBe(true);
+    const paths = Array.from({ length: 7 }, (_, i) => file(`q${i}`, new Uint8Array(i * 10)));
+    const results = await Promise.all(paths.map((p) => pool!.hashFile(p)));
+    expect(results.map((r) => r.size)).toEqual([0, 10, 20, 30, 40, 50, 60]);
+    expect(new Set(results.map((r) => r.chunks[0]!.offset)).size).toBe(2); // two threads shared the work
+  });
+
+  it('hashes small files inline, without a worker', async () => {
+    pool = new HashPool({
+      workers: 1,
+      inlineBelow: 1000,
+      workerUrl: pathToFileURL(join(tmp, 'fake-worker.mjs')),
+    });
+    const small = file('small', seededBytes(999, 3));
+    expect(await pool.hashFile(small)).toEqual(await chunkFile(small));
+    const big = await pool.hashFile(file('big', seededBytes(1000, 3)));
+    expect(big.chunks[0]!.hash).toBe(''); // the fake worker's answer
+  });
+
+  it("passes on a worker's error with its code, and a missing file's ENOENT", async () => {
+    pool = new HashPool({
+      workers: 1,
+      inlineBelow: 0,
+      workerUrl: pathToFileURL(join(tmp, 'fake-worker.mjs')),
+    });
+    const err: unknown = await pool
+      .hashFile(file('denied', new Uint8Array(1)))
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect(err).toMatchObject({
+      code: 'EACCES',
+      errno: -13,
+      syscall: 'open',
+      message: 'EACCES: permission denied',
+    });
+    await expect(pool.hashFile(join(tmp, 'missing'))).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('survives a worker that dies: that job fails, the others go on', async () => {
+    pool = new HashPool({
+      workers: 1,
+      inlineBelow: 0,
+      workerUrl: pathToFileURL(join(tmp, 'fake-worker.mjs')),
+    });
+    const ok = file('ok', new Uint8Array(5));
+    const jobs = [
+      pool.hashFile(file('crash', new Uint8Array(1))),
+      pool.hashFile(ok),
+      pool.hashFile(ok),
+    ];
+    await expect(jobs[0]).rejects.toMatchObject({ code: 'ERR_HASH_WORKER_EXIT' });
+    expect((await jobs[1])!.size).toBe(5);
+    expect((await jobs[2])!.size).toBe(5);
+  });
+
+  it('rejects queued and later jobs once closed', async () => {
+    pool = new HashPool({
+      workers: 1,
+      inlineBelow: 0,
+      workerUrl: pathToFileURL(join(tmp, 'fake-worker.mjs')),
+    });
+    const p = file('c', new Uint8Array(5));
+    const jobs = [pool.hashFile(p), pool.hashFile(p), pool.hashFile(p)].map((j) =>
+      j.catch((e: unknown) => e),
+    );
+    await new Promise((r) => setTimeout(r, 10)); // let them reach the queue
+    await pool.close();
+    for (const e of await Promise.all(jobs))
+      expect(e).toMatchObject({ code: 'ERR_HASH_POOL_CLOSED' });
+    await expect(pool.hashFile(p)).rejects.toMatchObject({ code: 'ERR_HASH_POOL_CLOSED' });
+  });
+
+  it('rejects bad options', () => {
+    expect(() => new HashPool({ workers: -1 })).toThrow(/workers.*-1/);
+    expect(() => new HashPool({ inlineBelow: Number.NaN })).toThrow(/inlineBelow/);
+    expect(() => new HashPool({ params: { min: 1, avg: 3, max: 2 } })).toThrow(RangeError);
+  });
+
+  // The real worker exists only compiled (npm test builds dist/ first).
+  const built = new URL('../../dist/scan/hash-worker.js', import.meta.url);
+  it.skipIf(!existsSync(built))(
+    'hashes in the compiled worker exactly like chunkFile (dist/)',
+    async () => {
+      pool = new HashPool({ workers: 2, inlineBelow: 0, workerUrl: built });
+      expect(pool.usesWorkers).toBe(true);
+      const paths = [0, 1, 70_000, 5 * 2 ** 20 + 3].map((n) =>
+        file(`real${n}`, seededBytes(n, n + 9)),
+      );
+      const got = await Promise.all(paths.map((p) => pool!.hashFile(p)));
+      for (const [i, p] of paths.entries()) expect(got[i]).toEqual(await chunkFile(p));
+      await expect(pool.hashFile(join(tmp, 'missing'))).rejects.toMatchObject({ code: 'ENOENT' });
+    },
+  );
+});

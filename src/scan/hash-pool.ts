@@ -1,0 +1,209 @@
+/**
+ * Hashing off the main thread: a small pool of worker threads running
+ * hash-worker.js, one file per worker at a time, with a queue in front.
+ *
+ * Small files are hashed on the calling thread (a worker round trip costs
+ * more than they do). When the compiled worker file is not next to this
+ * module — running the TypeScript sources under vitest — every file is hashed
+ * on the calling thread: same results, just not in parallel.
+ */
+import { existsSync, promises as fsp } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { errorCode } from '../base/errors.js';
+import { DEFAULT_CDC, validateCdcParams, type CdcParams } from '../core/fastcdc.js';
+import type { Chunk } from '../core/record.js';
+import { chunkHandle, type ChunkedFile } from './chunker.js';
+
+/** A request to a worker: hash the file at `path`. */
+export interface HashJob {
+  readonly id: number;
+  readonly path: string;
+}
+
+/** A worker's answer to the {@link HashJob} with the same `id`. */
+export type HashReply =
+  | { readonly id: number; readonly ok: true; readonly size: number; readonly chunks: Chunk[] }
+  | {
+      readonly id: number;
+      readonly ok: false;
+      readonly name: string;
+      readonly message: string;
+      readonly code?: string;
+      readonly errno?: number;
+      readonly syscall?: string;
+    };
+
+/** What the pool passes to each worker as `workerData`. */
+export interface HashWorkerData {
+  readonly params: CdcParams;
+}
+
+/**
+ * Flattens a thrown value into an error {@link HashReply}. Structured cloning
+ * an Error keeps only its message, and callers switch on `code`.
+ */
+export function errorReply(id: number, err: unknown): HashReply {
+  const e = (typeof err === 'object' && err !== null ? err : {}) as Record<string, unknown>;
+  const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
+  const code = str(e.code);
+  const syscall = str(e.syscall);
+  return {
+    id,
+    ok: false,
+    name: str(e.name) ?? 'Error',
+    message: str(e.message) ?? String(err),
+    ...(code === undefined ? {} : { code }),
+    ...(typeof e.errno === 'number' ? { errno: e.errno } : {}),
+    ...(syscall === undefined ? {} : { syscall }),
+  };
+}
+
+/** Rebuilds the Error that an error {@link HashReply} describes. */
+function replyError(r: Extract<HashReply, { ok: false }>): Error {
+  const err = Object.assign(new Error(r.message), {
+    ...(r.code === undefined ? {} : { code: r.code }),
+    ...(r.errno === undefined ? {} : { errno: r.errno }),
+    ...(r.syscall === undefined ? {} : { syscall: r.syscall }),
+  });
+  err.name = r.name;
+  return err;
+}
+
+function codedError(message: string, code: string): Error {
+  return Object.assign(new Error(message), { code });
+}
+
+/** Options of a {@link HashPool}. */
+export interface HashPoolOptions {
+  /** Worker threads, started on demand; 0 hashes everything inline. @default min(2, availableParallelism()) */
+  workers?: number;
+  /** Files smaller than this many bytes are hashed on the calling thread. @default 1 MiB */
+  inlineBelow?: number;
+  /** Chunking parameters. @default DEFAULT_CDC */
+  params?: CdcParams;
+  /** The worker script. @default ./hash-worker.js next to this module, when it exists */
+  workerUrl?: URL;
+}
+
+interface Job {
+  readonly id: number;
+  readonly path: string;
+  readonly resolve: (r: ChunkedFile) => void;
+  readonly reject: (e: Error) => void;
+}
+
+interface Slot {
+  readonly worker: Worker;
+  job: Job | undefined;
+}
+
+/** A pool of hashing threads; implements the scanner's `FileHasher`. */
+export class HashPool {
+  /** Whether large files go to worker threads (false: all inline). */
+  readonly usesWorkers: boolean;
+  private readonly size: number;
+  private readonly inlineBelow: number;
+  private readonly params: CdcParams;
+  private readonly workerUrl: URL;
+  private readonly slots: Slot[] = [];
+  private readonly queue: Job[] = [];
+  private nextId = 1;
+  private closed = false;
+
+  constructor(opts: HashPoolOptions = {}) {
+    const workers = opts.workers ?? Math.min(2, availableParallelism());
+    if (!Number.isSafeInteger(workers) || workers < 0)
+      throw new RangeError(`HashPool workers must be a non-negative integer, got ${workers}`);
+    const inlineBelow = opts.inlineBelow ?? 1024 * 1024;
+    if (!(inlineBelow >= 0))
+      throw new RangeError(`HashPool inlineBelow must be >= 0, got ${inlineBelow}`);
+    this.size = workers;
+    this.inlineBelow = inlineBelow;
+    this.params = validateCdcParams(opts.params ?? DEFAULT_CDC);
+    this.workerUrl = opts.workerUrl ?? new URL('./hash-worker.js', import.meta.url);
+    this.usesWorkers = workers > 0 && existsSync(fileURLToPath(this.workerUrl));
+  }
+
+  /**
+   * Chunks and hashes the file at `absPath` (see `chunkFile`).
+   *
+   * @throws an Error with the file system's `code` (ENOENT, EACCES, EISDIR, …);
+   *   `ERR_HASH_POOL_CLOSED` after {@link close}; `ERR_HASH_WORKER_EXIT` if a worker died.
+   */
+  async hashFile(absPath: string): Promise<ChunkedFile> {
+    if (this.closed) throw codedError('hash pool is closed', 'ERR_HASH_POOL_CLOSED');
+    // Open and stat here: it decides inline vs worker, and a missing or
+    // unreadable file fails fast without a round trip.
+    const fh = await fsp.open(absPath, 'r');
+    try {
+      const { size } = await fh.stat();
+      if (!this.usesWorkers || size < this.inlineBelow)
+        return await chunkHandle(fh, size, { params: this.params });
+    } finally {
+      await fh.close();
+    }
+    return new Promise<ChunkedFile>((resolve, reject) => {
+      if (this.closed) return reject(codedError('hash pool is closed', 'ERR_HASH_POOL_CLOSED'));
+      this.queue.push({ id: this.nextId++, path: absPath, resolve, reject });
+      this.pump();
+    });
+  }
+
+  /** Rejects queued and running jobs and terminates the workers. Idempotent. */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const job of this.queue.splice(0))
+      job.reject(codedError('hash pool is closed', 'ERR_HASH_POOL_CLOSED'));
+    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+  }
+
+  /** Hands queued jobs to idle workers, starting workers up to the pool size. */
+  private pump(): void {
+    while (this.queue.length > 0) {
+      let slot = this.slots.find((s) => s.job === undefined);
+      if (!slot && this.slots.length < this.size) slot = this.spawn();
+      if (!slot) return;
+      const job = this.queue.shift()!;
+      slot.job = job;
+      slot.worker.ref(); // a busy worker keeps the process alive until it answers
+      slot.worker.postMessage({ id: job.id, path: job.path } satisfies HashJob);
+    }
+  }
+
+  private spawn(): Slot {
+    const worker = new Worker(this.workerUrl, {
+      workerData: { params: this.params } satisfies HashWorkerData,
+    });
+    const slot: Slot = { worker, job: undefined };
+    worker.unref(); // an idle worker must not keep the process alive
+    worker.on('message', (r: HashReply) => {
+      const job = slot.job;
+      if (!job || job.id !== r.id) return;
+      slot.job = undefined;
+      worker.unref();
+      if (r.ok) job.resolve({ size: r.size, chunks: r.chunks });
+      else job.reject(replyError(r));
+      this.pump();
+    });
+    worker.on('error', (err) => {
+      // A crash in the worker itself (not a file error): fail its job; 'exit' follows.
+      slot.job?.reject(Object.assign(err, { code: errorCode(err) ?? 'ERR_HASH_WORKER' }));
+      slot.job = undefined;
+    });
+    worker.on('exit', (code) => {
+      const i = this.slots.indexOf(slot);
+      if (i >= 0) this.slots.splice(i, 1);
+      slot.job?.reject(
+        this.closed
+          ? codedError('hash pool is closed', 'ERR_HASH_POOL_CLOSED')
+          : codedError(`hash worker exited with code ${code}`, 'ERR_HASH_WORKER_EXIT'),
+      );
+      slot.job = undefined;
+      if (!this.closed) this.pump(); // a replacement takes over the queue
+    });
+    this.slots.push(slot);
+    return slot;
+  }
+}
