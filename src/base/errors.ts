@@ -8,6 +8,7 @@ export type ErrorCode =
   | 'CONFIG_INVALID'
   | 'CONFIG_MISSING'
   | 'HOME_EXISTS'
+  | 'HOME_INVALID'
   | 'FOLDER_INVALID'
   | 'FOLDER_STOPPED'
   | 'PATH_INVALID'
