@@ -4,17 +4,51 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
-const nodeBuiltins = ['node:*', 'fs', 'fs/*', 'path', 'os', 'child_process', 'net', 'http', 'http2', 'tls', 'crypto', 'worker_threads', 'stream', 'events'];
-const ioPackages = ['better-sqlite3', 'pino', 'pino-pretty', '@napi-rs/*', '@peculiar/*', 'commander', 'ignore'];
+const nodeBuiltins = [
+  'node:*',
+  'fs',
+  'fs/*',
+  'path',
+  'os',
+  'child_process',
+  'net',
+  'http',
+  'http2',
+  'tls',
+  'crypto',
+  'worker_threads',
+  'stream',
+  'events',
+];
+const ioPackages = [
+  'better-sqlite3',
+  'pino',
+  'pino-pretty',
+  '@napi-rs/*',
+  '@peculiar/*',
+  'commander',
+  'ignore',
+];
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
-    languageOptions: { globals: { process: 'readonly', console: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', URL: 'readonly' } },
+    languageOptions: {
+      globals: {
+        process: 'readonly',
+        console: 'readonly',
+        setTimeout: 'readonly',
+        clearTimeout: 'readonly',
+        URL: 'readonly',
+      },
+    },
     rules: {
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_' },
+      ],
     },
   },
   {
@@ -25,9 +59,27 @@ export default tseslint.config(
         'error',
         {
           patterns: [
-            { group: nodeBuiltins, message: 'The pure core does no I/O: pass data in, return data out.' },
-            { group: ioPackages, message: 'The pure core does no I/O: keep this package at the edges.' },
-            { group: ['../scan/*', '../store/*', '../watch/*', '../config/*', '../identity/*', '../daemon/*', '../cli/*', '../bench/*'], message: 'The core may not import higher layers.' },
+            {
+              group: nodeBuiltins,
+              message: 'The pure core does no I/O: pass data in, return data out.',
+            },
+            {
+              group: ioPackages,
+              message: 'The pure core does no I/O: keep this package at the edges.',
+            },
+            {
+              group: [
+                '../scan/*',
+                '../store/*',
+                '../watch/*',
+                '../config/*',
+                '../identity/*',
+                '../daemon/*',
+                '../cli/*',
+                '../bench/*',
+              ],
+              message: 'The core may not import higher layers.',
+            },
           ],
         },
       ],
@@ -39,7 +91,12 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': [
         'error',
-        { patterns: [{ group: [...nodeBuiltins, ...ioPackages], message: 'src/base does no I/O.' }, { group: ['../*/**'], message: 'src/base imports nothing else in src/.' }] },
+        {
+          patterns: [
+            { group: [...nodeBuiltins, ...ioPackages], message: 'src/base does no I/O.' },
+            { group: ['../*/**'], message: 'src/base imports nothing else in src/.' },
+          ],
+        },
       ],
     },
   },

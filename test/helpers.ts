@@ -8,8 +8,15 @@ import Database from 'better-sqlite3';
 export const BIN = fileURLToPath(new URL('../bin/lockstep.js', import.meta.url));
 
 /** Runs `lockstep ARGS` to completion. */
-export function lockstep(args: string[], env: NodeJS.ProcessEnv = {}): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 30_000 });
+export function lockstep(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, ...env },
+    timeout: 30_000,
+  });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -23,7 +30,9 @@ export interface Served {
 
 /** Starts `lockstep serve --home HOME`. */
 export function serve(home: string): Served {
-  const child = spawn(process.execPath, [BIN, 'serve', '--home', home], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, 'serve', '--home', home], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
@@ -39,7 +48,11 @@ export function serve(home: string): Served {
 }
 
 /** Polls `cond` every 10 ms until it holds or `ms` pass; throws with `what` on timeout. */
-export async function waitFor<T>(what: string, cond: () => T | undefined | false, ms = 10_000): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  cond: () => T | undefined | false,
+  ms = 10_000,
+): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
     const v = cond();
@@ -67,7 +80,11 @@ export function indexRow(db: string, path: string): Row | undefined {
     return undefined; // not created yet
   }
   try {
-    return d.prepare('SELECT path, deleted, version, size, sequence FROM files WHERE device = 1 AND path = ?').get(path) as Row | undefined;
+    return d
+      .prepare(
+        'SELECT path, deleted, version, size, sequence FROM files WHERE device = 1 AND path = ?',
+      )
+      .get(path) as Row | undefined;
   } finally {
     d.close();
   }

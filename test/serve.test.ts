@@ -1,5 +1,13 @@
 // End to end: the built `lockstep` binary, real processes, real folders.
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -39,7 +47,8 @@ describe('lockstep init, id and serve', () => {
     expect(id).toMatch(/^[A-Z2-7]{7}(-[A-Z2-7]{7}){7}$/);
     expect(lockstep(['id', '--home', home]).stdout.trim()).toBe(id);
     expect(lockstep(['id'], { LOCKSTEP_HOME: home }).stdout.trim()).toBe(id);
-    for (const f of ['key.pem', 'token', 'config.json']) expect(statSync(join(home, f)).mode & 0o777).toBe(0o600);
+    for (const f of ['key.pem', 'token', 'config.json'])
+      expect(statSync(join(home, f)).mode & 0o777).toBe(0o600);
     expect(statSync(join(folder, '.lockstep-folder')).isFile()).toBe(true);
   });
 
@@ -82,7 +91,10 @@ describe('lockstep init, id and serve', () => {
     writeFileSync(join(folder, 'a', 'b', 'deep.txt'), 'deep');
     await waitFor('a/b/deep.txt indexed', () => indexRow(db, 'a/b/deep.txt'));
     writeFileSync(join(folder, 'new.txt'), 'hello again');
-    await waitFor('new.txt re-indexed', () => indexRow(db, 'new.txt')?.size === 'hello again'.length);
+    await waitFor(
+      'new.txt re-indexed',
+      () => indexRow(db, 'new.txt')?.size === 'hello again'.length,
+    );
     expect(Object.values(JSON.parse(indexRow(db, 'new.txt')?.version ?? '{}'))).toEqual([2]);
     unlinkSync(join(folder, 'before.txt'));
     await waitFor('before.txt tombstoned', () => indexRow(db, 'before.txt')?.deleted === 1);
@@ -103,7 +115,10 @@ describe('lockstep init, id and serve', () => {
     writeFileSync(join(folder, 'b.txt'), 'new while stopped');
     start();
     await waitFor('b.txt indexed', () => indexRow(db, 'b.txt'));
-    await waitFor('a.txt re-indexed', () => indexRow(db, 'a.txt')?.size === 'one, edited while stopped'.length);
+    await waitFor(
+      'a.txt re-indexed',
+      () => indexRow(db, 'a.txt')?.size === 'one, edited while stopped'.length,
+    );
   });
 
   it('safety stop: a removed folder marker stops the folder and nothing is recorded as deleted', async () => {

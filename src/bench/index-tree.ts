@@ -18,10 +18,14 @@ const BIN = fileURLToPath(new URL('../../bin/lockstep.js', import.meta.url));
 /** Writes `files` files of `size` bytes spread over `dirs` directories. */
 export function makeTree(folder: string, files: number, dirs: number, size: number): void {
   const data = randomBytes(size + files);
-  for (let d = 0; d < dirs; d++) mkdirSync(join(folder, `d${String(d).padStart(4, '0')}`), { recursive: true });
+  for (let d = 0; d < dirs; d++)
+    mkdirSync(join(folder, `d${String(d).padStart(4, '0')}`), { recursive: true });
   for (let f = 0; f < files; f++) {
     // Each file's bytes differ (a sliding window), so no two hash alike.
-    writeFileSync(join(folder, `d${String(f % dirs).padStart(4, '0')}`, `f${f}.bin`), data.subarray(f, f + size));
+    writeFileSync(
+      join(folder, `d${String(f % dirs).padStart(4, '0')}`, `f${f}.bin`),
+      data.subarray(f, f + size),
+    );
   }
 }
 
@@ -35,7 +39,9 @@ export interface ServeScan {
 /** Runs `lockstep serve` until its first full scan is done, then stops it. */
 export function serveOnce(home: string): Promise<ServeScan> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, 'serve', '--home', home], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [BIN, 'serve', '--home', home], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error('serve did not finish its first scan within 300 s'));
@@ -64,10 +70,13 @@ export function serveOnce(home: string): Promise<ServeScan> {
 }
 
 /** Creates a device home for `folder` under `dir`. */
-export async function benchHome(dir: string, name: string): Promise<{ home: string; folder: string }> {
+export async function benchHome(
+  dir: string,
+  name: string,
+): Promise<{ home: string; folder: string }> {
   const home = join(dir, `${name}-home`);
   const folder = join(dir, `${name}-folder`);
-  await initHome({ home, folder, name, peerListen: '127.0.0.1:0', apiListen: '127.0.0.1:0' });
+  await initHome({ home, folder, name });
   return { home, folder };
 }
 

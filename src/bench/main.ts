@@ -16,10 +16,14 @@ const fmt = (n: number, d = 1) => n.toFixed(d);
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), 'lockstep-bench-'));
-  console.log(`Lockstep foundation benchmarks on ${cpus().length} cores, ${fmt(totalmem() / 2 ** 30, 0)} GiB, Node ${process.version}; ${RUNS} runs each, medians`);
+  console.log(
+    `Lockstep foundation benchmarks on ${cpus().length} cores, ${fmt(totalmem() / 2 ** 30, 0)} GiB, Node ${process.version}; ${RUNS} runs each, medians`,
+  );
   try {
     const c = await benchChunk({ bytes: CHUNK_MIB * 2 ** 20, runs: RUNS, dir });
-    console.log(`chunk + hash (FastCDC + BLAKE3), ${CHUNK_MIB} MiB file: median ${fmt(c.median, 0)} MB/s (runs: ${c.mbPerSec.map((x) => fmt(x, 0)).join(', ')})  goal >= 800`);
+    console.log(
+      `chunk + hash (FastCDC + BLAKE3), ${CHUNK_MIB} MiB file: median ${fmt(c.median, 0)} MB/s (runs: ${c.mbPerSec.map((x) => fmt(x, 0)).join(', ')})  goal >= 800`,
+    );
 
     const first: number[] = [];
     const rescan: number[] = [];
@@ -34,12 +38,20 @@ async function main(): Promise<void> {
       rss.push(Math.max(a.peakRssMb, b.peakRssMb));
       rmSync(join(dir, `tree${r}-folder`), { recursive: true, force: true });
     }
-    console.log(`first index, ${FILES} files of 4 KiB in ${FILES / 100} dirs: median ${fmt(median(first), 2)} s (${first.map((x) => fmt(x, 2)).join(', ')})  goal <= 10 s`);
-    console.log(`rescan of the unchanged tree: median ${fmt(median(rescan), 2)} s (${rescan.map((x) => fmt(x, 2)).join(', ')})  goal <= 1.5 s`);
-    console.log(`peak RSS of serve: median ${fmt(median(rss), 0)} MB (${rss.map((x) => fmt(x, 0)).join(', ')})  goal <= 150 MB`);
+    console.log(
+      `first index, ${FILES} files of 4 KiB in ${FILES / 100} dirs: median ${fmt(median(first), 2)} s (${first.map((x) => fmt(x, 2)).join(', ')})  goal <= 10 s`,
+    );
+    console.log(
+      `rescan of the unchanged tree: median ${fmt(median(rescan), 2)} s (${rescan.map((x) => fmt(x, 2)).join(', ')})  goal <= 1.5 s`,
+    );
+    console.log(
+      `peak RSS of serve: median ${fmt(median(rss), 0)} MB (${rss.map((x) => fmt(x, 0)).join(', ')})  goal <= 150 MB`,
+    );
 
     const lat = await benchWriteToIndexed(dir, Number(process.env.BENCH_SAMPLES ?? 100));
-    console.log(`write noticed and indexed, ${lat.length} samples: p50 ${fmt(quantile(lat, 0.5), 2)} ms, p99 ${fmt(quantile(lat, 0.99), 2)} ms, max ${fmt(Math.max(...lat), 2)} ms  goal p50 <= 5, p99 <= 30`);
+    console.log(
+      `write noticed and indexed, ${lat.length} samples: p50 ${fmt(quantile(lat, 0.5), 2)} ms, p99 ${fmt(quantile(lat, 0.99), 2)} ms, max ${fmt(Math.max(...lat), 2)} ms  goal p50 <= 5, p99 <= 30`,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -36,8 +36,14 @@ function samples(folder: string, device: string): void {
   mkdirSync(join(folder, 'designs'), { recursive: true });
   mkdirSync(join(folder, 'docs', 'drafts'), { recursive: true });
   writeFileSync(join(folder, `notes-${device}.txt`), `Notes kept on device ${device}.\n`);
-  writeFileSync(join(folder, 'docs', 'README.md'), '# Shared documents\n\nEdit me on either device.\n');
-  writeFileSync(join(folder, 'docs', 'drafts', `plan-${device}.md`), `Draft plan from ${device}.\n`.repeat(40));
+  writeFileSync(
+    join(folder, 'docs', 'README.md'),
+    '# Shared documents\n\nEdit me on either device.\n',
+  );
+  writeFileSync(
+    join(folder, 'docs', 'drafts', `plan-${device}.md`),
+    `Draft plan from ${device}.\n`.repeat(40),
+  );
   writeFileSync(join(folder, 'designs', `logo-${device}.bin`), randomBytes(45 * 1024 + 512));
   writeFileSync(join(folder, 'designs', `poster-${device}.bin`), randomBytes(8 * 1024 * 1024));
 }
@@ -87,7 +93,9 @@ async function demo(dir: string): Promise<void> {
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
-  const codes = await Promise.all(children.map((c) => new Promise<number | null>((resolve) => c.on('exit', resolve))));
+  const codes = await Promise.all(
+    children.map((c) => new Promise<number | null>((resolve) => c.on('exit', resolve))),
+  );
   console.log(`\nStopped (exit codes ${codes.join(', ')}). The folders are kept in ${dir}`);
   process.exit(codes.every((c) => c === 0) ? 0 : 1);
 }

@@ -13,7 +13,9 @@ import { fail } from './output.js';
 export function registerServe(program: Command): void {
   program
     .command('serve')
-    .description('Run this device in the foreground: index the folder and keep watching it, until SIGINT or SIGTERM')
+    .description(
+      'Run this device in the foreground: index the folder and keep watching it, until SIGINT or SIGTERM',
+    )
     .option('--home <dir>', 'the device home (default: $LOCKSTEP_HOME, else ~/.config/lockstep)')
     .action(async (opts: { home?: string }) => {
       try {
@@ -59,13 +61,24 @@ async function serve(home: string): Promise<void> {
   device.on('indexed', (records, source) => {
     if (source !== 'watch') return;
     for (const r of records) {
-      log.info({ path: r.path, seq: r.sequence }, r.deleted ? `deleted ${r.path}` : `indexed ${r.path} (${r.type === 'file' ? formatBytes(r.size) : r.type})`);
+      log.info(
+        { path: r.path, seq: r.sequence },
+        r.deleted
+          ? `deleted ${r.path}`
+          : `indexed ${r.path} (${r.type === 'file' ? formatBytes(r.size) : r.type})`,
+      );
     }
   });
-  log.info({ device: deviceId, name: config.name, folder: config.folder }, `device ${config.name} (${deviceId.slice(0, 7)}) starting`);
+  log.info(
+    { device: deviceId, name: config.name, folder: config.folder },
+    `device ${config.name} (${deviceId.slice(0, 7)}) starting`,
+  );
   await device.start();
   const t = device.store.totals();
   if (device.stoppedReason === undefined) {
-    log.info({ files: t.files, bytes: t.bytes }, `serving ${config.folder}: ${t.files} entries, ${formatBytes(t.bytes)}`);
+    log.info(
+      { files: t.files, bytes: t.bytes },
+      `serving ${config.folder}: ${t.files} entries, ${formatBytes(t.bytes)}`,
+    );
   }
 }

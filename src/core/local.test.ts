@@ -4,22 +4,79 @@ import type { FileRecord } from './record.js';
 
 const H1 = 'a'.repeat(64);
 const H2 = 'b'.repeat(64);
-const obsF: Observed = { type: 'file', size: 4, mtimeNs: 10n, mode: 0o644, inode: 1, chunks: [{ offset: 0, length: 4, hash: H1 }], target: '' };
-const recF: FileRecord = { path: 'f', ...obsF, version: { AAAAAAA: 1 }, deleted: false, sequence: 1 };
-const obsD: Observed = { type: 'directory', size: 0, mtimeNs: 10n, mode: 0o755, inode: 2, chunks: [], target: '' };
-const recD: FileRecord = { path: 'd', ...obsD, version: { AAAAAAA: 1 }, deleted: false, sequence: 2 };
-const obsL: Observed = { type: 'symlink', size: 3, mtimeNs: 10n, mode: 0o777, inode: 3, chunks: [], target: 'abc' };
-const recL: FileRecord = { path: 'l', ...obsL, version: { AAAAAAA: 1 }, deleted: false, sequence: 3 };
+const obsF: Observed = {
+  type: 'file',
+  size: 4,
+  mtimeNs: 10n,
+  mode: 0o644,
+  inode: 1,
+  chunks: [{ offset: 0, length: 4, hash: H1 }],
+  target: '',
+};
+const recF: FileRecord = {
+  path: 'f',
+  ...obsF,
+  version: { AAAAAAA: 1 },
+  deleted: false,
+  sequence: 1,
+};
+const obsD: Observed = {
+  type: 'directory',
+  size: 0,
+  mtimeNs: 10n,
+  mode: 0o755,
+  inode: 2,
+  chunks: [],
+  target: '',
+};
+const recD: FileRecord = {
+  path: 'd',
+  ...obsD,
+  version: { AAAAAAA: 1 },
+  deleted: false,
+  sequence: 2,
+};
+const obsL: Observed = {
+  type: 'symlink',
+  size: 3,
+  mtimeNs: 10n,
+  mode: 0o777,
+  inode: 3,
+  chunks: [],
+  target: 'abc',
+};
+const recL: FileRecord = {
+  path: 'l',
+  ...obsL,
+  version: { AAAAAAA: 1 },
+  deleted: false,
+  sequence: 3,
+};
 const tomb: FileRecord = { ...recF, deleted: true, chunks: [], size: 0 };
 
-const table: { name: string; old: FileRecord | undefined; seen: Observed | null; want: LocalOutcome }[] = [
+const table: {
+  name: string;
+  old: FileRecord | undefined;
+  seen: Observed | null;
+  want: LocalOutcome;
+}[] = [
   { name: 'new file', old: undefined, seen: obsF, want: 'bump' },
   { name: 'unchanged file', old: recF, seen: obsF, want: 'none' },
-  { name: 'content changed', old: recF, seen: { ...obsF, chunks: [{ offset: 0, length: 4, hash: H2 }] }, want: 'bump' },
+  {
+    name: 'content changed',
+    old: recF,
+    seen: { ...obsF, chunks: [{ offset: 0, length: 4, hash: H2 }] },
+    want: 'bump',
+  },
   { name: 'size changed', old: recF, seen: { ...obsF, size: 5 }, want: 'bump' },
   { name: 'mtime changed, same content', old: recF, seen: { ...obsF, mtimeNs: 11n }, want: 'bump' },
   { name: 'inode changed only', old: recF, seen: { ...obsF, inode: 9 }, want: 'silent' },
-  { name: 'made read-only (lock enforcement)', old: recF, seen: { ...obsF, mode: 0o444 }, want: 'silent' },
+  {
+    name: 'made read-only (lock enforcement)',
+    old: recF,
+    seen: { ...obsF, mode: 0o444 },
+    want: 'silent',
+  },
   { name: 'made executable', old: recF, seen: { ...obsF, mode: 0o755 }, want: 'bump' },
   { name: 'file replaced by directory', old: recF, seen: { ...obsD }, want: 'bump' },
   { name: 'file gone', old: recF, seen: null, want: 'bump' },
@@ -47,6 +104,13 @@ describe('nextRecord()', () => {
   });
   it('a tombstone keeps type and path, drops content', () => {
     const r = nextRecord('f', recF, null, 'bump', 'AAAAAAA', 4);
-    expect(r).toMatchObject({ path: 'f', type: 'file', deleted: true, size: 0, chunks: [], version: { AAAAAAA: 2 } });
+    expect(r).toMatchObject({
+      path: 'f',
+      type: 'file',
+      deleted: true,
+      size: 0,
+      chunks: [],
+      version: { AAAAAAA: 2 },
+    });
   });
 });

@@ -46,7 +46,11 @@ export function classify(old: FileRecord | undefined, seen: Observed | null): Lo
   if ((old.mode & SYNCED_MODE_BITS) !== (seen.mode & SYNCED_MODE_BITS)) return 'bump';
   switch (seen.type) {
     case 'file':
-      if (old.size !== seen.size || old.mtimeNs !== seen.mtimeNs || !sameChunks(old.chunks, seen.chunks)) {
+      if (
+        old.size !== seen.size ||
+        old.mtimeNs !== seen.mtimeNs ||
+        !sameChunks(old.chunks, seen.chunks)
+      ) {
         return 'bump';
       }
       break;
@@ -58,7 +62,8 @@ export function classify(old: FileRecord | undefined, seen: Observed | null): Lo
       // entries carry those changes, so the directory's own mtime is local.
       break;
   }
-  if (old.inode !== seen.inode || old.mode !== seen.mode || old.mtimeNs !== seen.mtimeNs) return 'silent';
+  if (old.inode !== seen.inode || old.mode !== seen.mode || old.mtimeNs !== seen.mtimeNs)
+    return 'silent';
   return 'none';
 }
 
@@ -79,7 +84,16 @@ export function nextRecord(
   const seq = outcome === 'bump' ? sequence : (old?.sequence ?? sequence);
   if (seen === null) {
     if (old === undefined) throw new Error(`cannot make a tombstone for unknown path ${path}`);
-    return { ...old, size: 0, chunks: [], target: '', deleted: true, version, sequence: seq, inode: 0 };
+    return {
+      ...old,
+      size: 0,
+      chunks: [],
+      target: '',
+      deleted: true,
+      version,
+      sequence: seq,
+      inode: 0,
+    };
   }
   return {
     path,

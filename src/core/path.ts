@@ -32,7 +32,8 @@ export function pathProblem(p: string): string | undefined {
   for (const seg of p.split('/')) {
     if (seg === '') return 'path has an empty segment';
     if (seg === '.' || seg === '..') return `path has a "${seg}" segment`;
-    if (seg.length > MAX_NAME_LENGTH) return `path has a name longer than ${MAX_NAME_LENGTH} characters`;
+    if (seg.length > MAX_NAME_LENGTH)
+      return `path has a name longer than ${MAX_NAME_LENGTH} characters`;
   }
   return undefined;
 }

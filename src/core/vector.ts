@@ -66,9 +66,12 @@ export function checkVector(value: unknown): Vector {
     throw new TypeError(`Version vector must be an object, got ${JSON.stringify(value)}`);
   }
   for (const [k, n] of Object.entries(value)) {
-    if (!/^[A-Z2-7]{7}$/.test(k)) throw new TypeError(`Version vector has an invalid device key "${k}"`);
+    if (!/^[A-Z2-7]{7}$/.test(k))
+      throw new TypeError(`Version vector has an invalid device key "${k}"`);
     if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 1) {
-      throw new TypeError(`Version vector counter for ${k} must be a positive integer, got ${String(n)}`);
+      throw new TypeError(
+        `Version vector counter for ${k} must be a positive integer, got ${String(n)}`,
+      );
     }
   }
   return sorted(value as Record<string, number>);

@@ -12,7 +12,13 @@ import type { FileRecord } from '../core/record.js';
 import { IndexStore } from '../store/index-store.js';
 import { HashPool } from '../scan/hash-pool.js';
 import { IgnoreRules } from '../scan/ignore-rules.js';
-import { Scanner, checkFolder, type ScanResult, type ScanTarget, type ScannerOptions } from '../scan/scanner.js';
+import {
+  Scanner,
+  checkFolder,
+  type ScanResult,
+  type ScanTarget,
+  type ScannerOptions,
+} from '../scan/scanner.js';
 import { TreeWatcher } from '../watch/tree-watcher.js';
 import type { Logger } from './log.js';
 
@@ -68,7 +74,12 @@ export class Device extends EventEmitter<DeviceEvents> {
     this.log = opts.log;
     this.store = new IndexStore(opts.dbFile, opts.deviceId);
     this.pool = new HashPool(opts.hashWorkers === undefined ? {} : { workers: opts.hashWorkers });
-    this.scanOpts = { root: opts.folder, index: this.store, hasher: this.pool, ignore: IgnoreRules.fromText('') };
+    this.scanOpts = {
+      root: opts.folder,
+      index: this.store,
+      hasher: this.pool,
+      ignore: IgnoreRules.fromText(''),
+    };
     this.scanner = new Scanner(this.scanOpts);
   }
 
@@ -100,7 +111,13 @@ export class Device extends EventEmitter<DeviceEvents> {
       if (res) {
         this.lastFullScan = new Date();
         this.log.info(
-          { why, scanned: res.scanned, changed: res.changed.length, hashedBytes: res.hashedBytes, ms: Math.round(performance.now() - started) },
+          {
+            why,
+            scanned: res.scanned,
+            changed: res.changed.length,
+            hashedBytes: res.hashedBytes,
+            ms: Math.round(performance.now() - started),
+          },
           'full scan done',
         );
       }
@@ -137,17 +154,26 @@ export class Device extends EventEmitter<DeviceEvents> {
       root: this.opts.folder,
       ignored: (p, isDir) => this.scanOpts.ignore.ignores(p, isDir),
       onBatch: (batch) => this.onWatchBatch(batch),
-      onError: (err, rel) => this.log.warn({ path: rel, err: errorMessage(err) }, 'watcher problem; the periodic rescan covers it'),
+      onError: (err, rel) =>
+        this.log.warn(
+          { path: rel, err: errorMessage(err) },
+          'watcher problem; the periodic rescan covers it',
+        ),
     });
     await this.watcher.start();
-    this.log.info({ folder: this.opts.folder, watchedDirs: this.watcher.watchedDirs }, 'watching folder');
+    this.log.info(
+      { folder: this.opts.folder, watchedDirs: this.watcher.watchedDirs },
+      'watching folder',
+    );
     await this.fullScan('start');
   }
 
   private onWatchBatch(batch: readonly ScanTarget[]): void {
     if (this.closed) return;
     if (batch.some((t) => t.path === IGNORE_FILE || t.path === '')) {
-      void this.fullScan(batch.some((t) => t.path === '') ? 'folder root changed' : `${IGNORE_FILE} changed`);
+      void this.fullScan(
+        batch.some((t) => t.path === '') ? 'folder root changed' : `${IGNORE_FILE} changed`,
+      );
       return;
     }
     // Batches that arrive while a scan runs are merged and scanned together.
@@ -163,13 +189,17 @@ export class Device extends EventEmitter<DeviceEvents> {
     });
   }
 
-  private async runScan(scan: () => Promise<ScanResult>, source: 'scan' | 'watch'): Promise<ScanResult | undefined> {
+  private async runScan(
+    scan: () => Promise<ScanResult>,
+    source: 'scan' | 'watch',
+  ): Promise<ScanResult | undefined> {
     try {
       const res = await scan();
       for (const p of res.problems) this.log.warn({ path: p.path, code: p.code }, p.message);
       if (res.changed.length > 0) {
         if (source === 'watch' || res.changed.length <= 20) {
-          for (const r of res.changed) this.log.debug({ path: r.path, deleted: r.deleted, seq: r.sequence }, 'indexed');
+          for (const r of res.changed)
+            this.log.debug({ path: r.path, deleted: r.deleted, seq: r.sequence }, 'indexed');
         }
         this.emit('indexed', res.changed, source);
       }
@@ -179,7 +209,10 @@ export class Device extends EventEmitter<DeviceEvents> {
         this.stop(err);
         return undefined;
       }
-      this.log.error({ err: errorMessage(err) }, 'scan failed; will retry at the next change or rescan');
+      this.log.error(
+        { err: errorMessage(err) },
+        'scan failed; will retry at the next change or rescan',
+      );
       return undefined;
     }
   }
@@ -213,7 +246,10 @@ export class Device extends EventEmitter<DeviceEvents> {
     try {
       this.scanOpts.ignore = IgnoreRules.load(this.opts.folder);
     } catch (err) {
-      this.log.warn({ err: errorMessage(err) }, `cannot read ${IGNORE_FILE}; keeping the previous rules`);
+      this.log.warn(
+        { err: errorMessage(err) },
+        `cannot read ${IGNORE_FILE}; keeping the previous rules`,
+      );
     }
   }
 }

@@ -29,12 +29,20 @@ export function createLogger(opts: LogOptions = {}): Logger {
     const usePretty = opts.pretty ?? process.stdout.isTTY === true;
     streams.push({
       level: level as pino.Level,
-      stream: usePretty ? pretty({ colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' }) : process.stdout,
+      stream: usePretty
+        ? pretty({ colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' })
+        : process.stdout,
     });
   }
   if (opts.dir !== undefined) {
     mkdirSync(opts.dir, { recursive: true, mode: 0o700 });
-    streams.push({ level: level as pino.Level, stream: pino.destination({ dest: join(opts.dir, 'lockstep.log'), sync: false }) });
+    streams.push({
+      level: level as pino.Level,
+      stream: pino.destination({ dest: join(opts.dir, 'lockstep.log'), sync: false }),
+    });
   }
-  return pino({ level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime }, pino.multistream(streams));
+  return pino(
+    { level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime },
+    pino.multistream(streams),
+  );
 }

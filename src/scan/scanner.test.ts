@@ -1,4 +1,15 @@
-import { appendFileSync, chmodSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  chmodSync,
+  mkdirSync,
+  mkdtempSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -23,7 +34,13 @@ describe('Scanner', () => {
     writeFileSync(join(root, rel), data);
   };
   const rec = (rel: string) => store.get(rel);
-  const make = () => new Scanner({ root, index: store, hasher: { hashFile: (p) => hasher.hashFile(p) }, ignore: IgnoreRules.load(root) });
+  const make = () =>
+    new Scanner({
+      root,
+      index: store,
+      hasher: { hashFile: (p) => hasher.hashFile(p) },
+      ignore: IgnoreRules.load(root),
+    });
 
   beforeEach(() => {
     tmp = mkdtempSync(join(tmpdir(), 'lockstep-scan-'));
@@ -45,8 +62,20 @@ describe('Scanner', () => {
     mkdirSync(join(root, 'empty'));
     symlinkSync('a.txt', join(root, 'link'));
     const res = await scanner.scanAll();
-    expect(res.changed.map((r) => r.path).sort()).toEqual(['a.txt', 'd', 'd/e', 'd/e/b.bin', 'empty', 'link']);
-    expect(rec('a.txt')).toMatchObject({ type: 'file', size: 5, deleted: false, version: { AAAAAAA: 1 } });
+    expect(res.changed.map((r) => r.path).sort()).toEqual([
+      'a.txt',
+      'd',
+      'd/e',
+      'd/e/b.bin',
+      'empty',
+      'link',
+    ]);
+    expect(rec('a.txt')).toMatchObject({
+      type: 'file',
+      size: 5,
+      deleted: false,
+      version: { AAAAAAA: 1 },
+    });
     expect(rec('d/e/b.bin')?.chunks.reduce((n, c) => n + c.length, 0)).toBe(300_000);
     expect(rec('empty')).toMatchObject({ type: 'directory' });
     expect(rec('link')).toMatchObject({ type: 'symlink', target: 'a.txt', chunks: [] });
@@ -84,7 +113,8 @@ describe('Scanner', () => {
     rmSync(join(root, 'd'), { recursive: true });
     const res = await scanner.scanAll();
     expect(res.changed.map((r) => r.path).sort()).toEqual(['a.txt', 'd', 'd/e', 'd/e/f.txt']);
-    for (const p of ['a.txt', 'd', 'd/e', 'd/e/f.txt']) expect(rec(p)).toMatchObject({ deleted: true, version: { AAAAAAA: 2 } });
+    for (const p of ['a.txt', 'd', 'd/e', 'd/e/f.txt'])
+      expect(rec(p)).toMatchObject({ deleted: true, version: { AAAAAAA: 2 } });
   });
 
   it('a rename is a tombstone at the old path and the same chunks at the new one', async () => {
@@ -95,7 +125,9 @@ describe('Scanner', () => {
     await scanner.scanAll();
     expect(rec('old.bin')?.deleted).toBe(true);
     expect(rec('new.bin')?.chunks).toEqual(chunks);
-    expect(store.findChunk(chunks?.[0]?.hash ?? '')).toEqual([expect.objectContaining({ path: 'new.bin' })]);
+    expect(store.findChunk(chunks?.[0]?.hash ?? '')).toEqual([
+      expect.objectContaining({ path: 'new.bin' }),
+    ]);
   });
 
   it('never follows a symlink to a directory, inside or outside the folder', async () => {
@@ -135,7 +167,10 @@ describe('Scanner', () => {
     w('bad.txt', 'locked away');
     hasher = {
       hashFile: async (p) => {
-        if (p.endsWith('bad.txt')) throw Object.assign(new Error(`EACCES: permission denied, open '${p}'`), { code: 'EACCES' });
+        if (p.endsWith('bad.txt'))
+          throw Object.assign(new Error(`EACCES: permission denied, open '${p}'`), {
+            code: 'EACCES',
+          });
         return chunkFile(p);
       },
     };
@@ -150,14 +185,17 @@ describe('Scanner', () => {
     expect(rec('bad.txt')).toBeDefined();
   });
 
-  it.skipIf(process.getuid?.() === 0)('records a file without read permission as a problem (real EACCES)', async () => {
-    w('ok.txt', 'fine');
-    w('bad.txt', 'locked away');
-    chmodSync(join(root, 'bad.txt'), 0o000);
-    const res = await scanner.scanAll();
-    expect(rec('ok.txt')).toBeDefined();
-    expect(res.problems).toEqual([expect.objectContaining({ path: 'bad.txt', code: 'EACCES' })]);
-  });
+  it.skipIf(process.getuid?.() === 0)(
+    'records a file without read permission as a problem (real EACCES)',
+    async () => {
+      w('ok.txt', 'fine');
+      w('bad.txt', 'locked away');
+      chmodSync(join(root, 'bad.txt'), 0o000);
+      const res = await scanner.scanAll();
+      expect(rec('ok.txt')).toBeDefined();
+      expect(res.problems).toEqual([expect.objectContaining({ path: 'bad.txt', code: 'EACCES' })]);
+    },
+  );
 
   it('a file that changes while it is hashed is hashed again and indexed with its final content', async () => {
     w('grow.txt', 'one');
@@ -201,7 +239,11 @@ describe('Scanner', () => {
     store = new IndexStore(join(tmp, 'index.db'), DEV);
     scanner = make();
     const res = await scanner.scanAll();
-    expect(res.changed.map((r) => `${r.path}:${r.deleted}`).sort()).toEqual(['a.txt:false', 'b.txt:true', 'c.txt:false']);
+    expect(res.changed.map((r) => `${r.path}:${r.deleted}`).sort()).toEqual([
+      'a.txt:false',
+      'b.txt:true',
+      'c.txt:false',
+    ]);
   });
 
   it('notices an mtime-only change and a chmod +x', async () => {
@@ -242,15 +284,23 @@ describe('Scanner', () => {
       await scanner.scanAll();
       unlinkSync(join(root, 'a.txt'));
       unlinkSync(join(root, MARKER_NAME));
-      await expect(scanner.scanAll()).rejects.toMatchObject({ code: 'FOLDER_STOPPED', message: /marker/ });
+      await expect(scanner.scanAll()).rejects.toMatchObject({
+        code: 'FOLDER_STOPPED',
+        message: /marker/,
+      });
       expect(rec('a.txt')?.deleted).toBe(false);
     });
     it('a vanished folder root stops the scan and records no deletions', async () => {
       w('a.txt', 'x');
       await scanner.scanAll();
       rmSync(root, { recursive: true });
-      await expect(scanner.scanAll()).rejects.toMatchObject({ code: 'FOLDER_STOPPED', message: /missing/ });
-      await expect(scanner.scan([{ path: 'a.txt', subtree: false }])).rejects.toMatchObject({ code: 'FOLDER_STOPPED' });
+      await expect(scanner.scanAll()).rejects.toMatchObject({
+        code: 'FOLDER_STOPPED',
+        message: /missing/,
+      });
+      await expect(scanner.scan([{ path: 'a.txt', subtree: false }])).rejects.toMatchObject({
+        code: 'FOLDER_STOPPED',
+      });
       expect(rec('a.txt')?.deleted).toBe(false);
     });
   });

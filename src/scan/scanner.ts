@@ -17,7 +17,9 @@ import type { IgnoreRules } from './ignore-rules.js';
 /** What the scanner needs of the index. */
 export interface ScanIndex {
   statKeys(): Map<string, StatKey>;
-  get(path: string): Pick<FileRecord, 'type' | 'size' | 'mtimeNs' | 'inode' | 'mode' | 'deleted'> | undefined;
+  get(
+    path: string,
+  ): Pick<FileRecord, 'type' | 'size' | 'mtimeNs' | 'inode' | 'mode' | 'deleted'> | undefined;
   livePathsWithin(dir: string): string[];
   commit(changes: readonly LocalChange[]): FileRecord[];
 }
@@ -89,7 +91,11 @@ export class Scanner {
    */
   async scan(targets: readonly ScanTarget[]): Promise<ScanResult> {
     await checkFolder(this.opts.root);
-    const run = new ScanRun(this.opts, this.problems, targets.some((t) => t.path === '' && t.subtree));
+    const run = new ScanRun(
+      this.opts,
+      this.problems,
+      targets.some((t) => t.path === '' && t.subtree),
+    );
     for (const t of targets) await run.target(t);
     await run.drain();
     // Re-check before the deletions: if the folder vanished during the walk,
@@ -109,9 +115,14 @@ export async function checkFolder(root: string): Promise<void> {
   try {
     st = await fsp.stat(root);
   } catch (err) {
-    throw new LockstepError('FOLDER_STOPPED', `Folder ${root} is missing (${errorCode(err) ?? errorMessage(err)}); not syncing it until it is back`, { cause: err });
+    throw new LockstepError(
+      'FOLDER_STOPPED',
+      `Folder ${root} is missing (${errorCode(err) ?? errorMessage(err)}); not syncing it until it is back`,
+      { cause: err },
+    );
   }
-  if (!st.isDirectory()) throw new LockstepError('FOLDER_STOPPED', `Folder ${root} is not a directory; not syncing it`);
+  if (!st.isDirectory())
+    throw new LockstepError('FOLDER_STOPPED', `Folder ${root} is not a directory; not syncing it`);
   try {
     await fsp.access(join(root, MARKER_NAME), constants.F_OK);
   } catch (err) {
@@ -158,7 +169,8 @@ class ScanRun {
     if (st === undefined) return; // recorded as a problem
     if (st === null) {
       // Gone: the path and everything indexed below it.
-      if (!this.ignoredEitherWay(t.path)) for (const p of this.o.index.livePathsWithin(t.path)) this.gone.add(p);
+      if (!this.ignoredEitherWay(t.path))
+        for (const p of this.o.index.livePathsWithin(t.path)) this.gone.add(p);
       return;
     }
     const isDir = st.isDirectory();
@@ -176,7 +188,9 @@ class ScanRun {
   /** Walks below `dir`; everything live below it that the walk misses is gone. */
   private async walkBelow(dir: string): Promise<void> {
     const below = this.keys
-      ? [...this.keys].filter(([p, k]) => !k.deleted && p !== dir && isWithin(p, dir)).map(([p]) => p)
+      ? [...this.keys]
+          .filter(([p, k]) => !k.deleted && p !== dir && isWithin(p, dir))
+          .map(([p]) => p)
       : this.o.index.livePathsWithin(dir).filter((p) => p !== dir);
     const seen = new Set<string>();
     await this.walk(dir, seen);
@@ -230,8 +244,13 @@ class ScanRun {
     const old = this.known(rel);
     if (type === 'file') {
       const unchanged =
-        old !== undefined && !old.deleted && old.type === 'file' && old.size === Number(st.size) &&
-        old.mtimeNs === st.mtimeNs && old.inode === Number(st.ino) && old.mode === (Number(st.mode) & 0o7777);
+        old !== undefined &&
+        !old.deleted &&
+        old.type === 'file' &&
+        old.size === Number(st.size) &&
+        old.mtimeNs === st.mtimeNs &&
+        old.inode === Number(st.ino) &&
+        old.mode === (Number(st.mode) & 0o7777);
       if (!unchanged) this.toHash.push({ path: rel, st });
       else this.problems.delete(rel);
       if (this.toHash.length >= (this.o.concurrency ?? 16) * 4) await this.drain();
@@ -251,9 +270,12 @@ class ScanRun {
   /** Hashes every queued file, a few at a time. */
   async drain(): Promise<void> {
     const queue = this.toHash.splice(0);
-    const workers = Array.from({ length: Math.min(this.o.concurrency ?? 16, queue.length) }, async () => {
-      for (let job = queue.shift(); job; job = queue.shift()) await this.hash(job.path, job.st);
-    });
+    const workers = Array.from(
+      { length: Math.min(this.o.concurrency ?? 16, queue.length) },
+      async () => {
+        for (let job = queue.shift(); job; job = queue.shift()) await this.hash(job.path, job.st);
+      },
+    );
     await Promise.all(workers);
     if (this.pending.length >= (this.o.batchSize ?? 2000)) this.flush();
   }
@@ -281,7 +303,10 @@ class ScanRun {
       }
       st = after;
     }
-    this.problem(rel, 'file changed while it was being hashed; it will be indexed once it is still');
+    this.problem(
+      rel,
+      'file changed while it was being hashed; it will be indexed once it is still',
+    );
   }
 
   private add(path: string, seen: Observed): void {
@@ -310,7 +335,12 @@ class ScanRun {
   }
 
   result(): ScanResult {
-    return { changed: this.changed, scanned: this.scanned, hashedBytes: this.hashedBytes, problems: this.found };
+    return {
+      changed: this.changed,
+      scanned: this.scanned,
+      hashedBytes: this.hashedBytes,
+      problems: this.found,
+    };
   }
 
   /** lstat without following links; null when gone; a problem otherwise. */

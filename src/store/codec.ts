@@ -44,7 +44,10 @@ export function packChunks(chunks: readonly Chunk[]): Buffer {
 /** Unpacks {@link packChunks}; offsets are the running sum of lengths. */
 export function unpackChunks(buf: Uint8Array): Chunk[] {
   if (buf.length % CHUNK_ENTRY !== 0) {
-    throw new LockstepError('INDEX_INVALID', `Chunk list of ${buf.length} bytes is not a multiple of ${CHUNK_ENTRY}`);
+    throw new LockstepError(
+      'INDEX_INVALID',
+      `Chunk list of ${buf.length} bytes is not a multiple of ${CHUNK_ENTRY}`,
+    );
   }
   const b = Buffer.from(buf.buffer, buf.byteOffset, buf.length);
   const out: Chunk[] = [];
@@ -71,7 +74,11 @@ export function splitNs(ns: bigint): { s: number; ns: number } {
 /** Converts a row to a record, checking what a corrupt database could break. */
 export function rowToRecord(row: FileRow): FileRecord {
   const type = TYPES[row.type];
-  if (type === undefined) throw new LockstepError('INDEX_INVALID', `Index row for ${row.path} has unknown type ${row.type}`);
+  if (type === undefined)
+    throw new LockstepError(
+      'INDEX_INVALID',
+      `Index row for ${row.path} has unknown type ${row.type}`,
+    );
   return {
     path: row.path,
     type,

@@ -11,7 +11,12 @@ const DEV = 'AAAAAAA-BBBBBBB-CCCCCCC-DDDDDDD-EEEEEEE-FFFFFFF-GGGGGGG-HHHHHHH';
 const H1 = '11'.repeat(32);
 const H2 = '22'.repeat(32);
 
-function file(size: number, mtimeNs: bigint, hashes: string[], extra: Partial<Observed> = {}): Observed {
+function file(
+  size: number,
+  mtimeNs: bigint,
+  hashes: string[],
+  extra: Partial<Observed> = {},
+): Observed {
   let offset = 0;
   const chunks = hashes.map((hash) => {
     const c = { offset, length: size / hashes.length, hash };
@@ -34,7 +39,9 @@ describe('IndexStore', () => {
   });
 
   it('runs every migration and uses WAL', () => {
-    expect(store.db.pragma('user_version', { simple: true })).toBe(listMigrations().at(-1)?.version);
+    expect(store.db.pragma('user_version', { simple: true })).toBe(
+      listMigrations().at(-1)?.version,
+    );
     expect(store.db.pragma('journal_mode', { simple: true })).toBe('wal');
   });
 
@@ -57,16 +64,26 @@ describe('IndexStore', () => {
 
   it('a changed inode or read-only bit is recorded silently, the exec bit bumps', () => {
     store.commit([{ path: 'a', seen: file(10, 5n, [H1]) }]);
-    expect(store.commit([{ path: 'a', seen: file(10, 5n, [H1], { inode: 9, mode: 0o444 }) }])).toEqual([]);
+    expect(
+      store.commit([{ path: 'a', seen: file(10, 5n, [H1], { inode: 9, mode: 0o444 }) }]),
+    ).toEqual([]);
     expect(store.get('a')?.inode).toBe(9);
     expect(store.get('a')?.mode).toBe(0o444);
-    expect(store.commit([{ path: 'a', seen: file(10, 5n, [H1], { inode: 9, mode: 0o555 }) }])).toHaveLength(1);
+    expect(
+      store.commit([{ path: 'a', seen: file(10, 5n, [H1], { inode: 9, mode: 0o555 }) }]),
+    ).toHaveLength(1);
   });
 
   it('a disappeared path becomes a tombstone with a new version, once', () => {
     store.commit([{ path: 'a', seen: file(10, 5n, [H1]) }]);
     const [t] = store.commit([{ path: 'a', seen: null }]);
-    expect(t).toMatchObject({ deleted: true, size: 0, chunks: [], version: { AAAAAAA: 2 }, sequence: 2 });
+    expect(t).toMatchObject({
+      deleted: true,
+      size: 0,
+      chunks: [],
+      version: { AAAAAAA: 2 },
+      sequence: 2,
+    });
     expect(store.commit([{ path: 'a', seen: null }])).toEqual([]);
     expect(store.findChunk(H1)).toEqual([]);
     // Recreated: the tombstone's version is the base, never reset.
@@ -107,7 +124,9 @@ describe('IndexStore', () => {
     store.close();
     store = new IndexStore(join(dir, 'index.db'), DEV);
     expect(store.get('a')?.version).toEqual({ AAAAAAA: 1 });
-    expect(() => new IndexStore(join(dir, 'index.db'), DEV.replace('AAAAAAA', 'ZZZZZZZ'))).toThrow(/belongs to device/);
+    expect(() => new IndexStore(join(dir, 'index.db'), DEV.replace('AAAAAAA', 'ZZZZZZZ'))).toThrow(
+      /belongs to device/,
+    );
   });
 
   it('refuses a database from a newer schema', () => {

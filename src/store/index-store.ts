@@ -51,7 +51,8 @@ export class IndexStore {
     this.db.pragma('foreign_keys = ON');
     migrate(this.db);
     this.localShort = localDeviceId.slice(0, 7);
-    const existing = this.db.prepare('SELECT id FROM devices WHERE idx = ?').get(LOCAL) as { id: string } | undefined;
+    const existing = this.db.prepare('SELECT id FROM devices WHERE idx = ?').get(LOCAL) as
+      { id: string } | undefined;
     if (existing === undefined) {
       this.db
         .prepare('INSERT INTO devices (idx, id, short_id) VALUES (?, ?, ?)')
@@ -70,20 +71,28 @@ export class IndexStore {
           version = excluded.version, deleted = excluded.deleted, sequence = excluded.sequence
         RETURNING id`),
       deleteChunks: this.db.prepare('DELETE FROM chunks WHERE file = ?'),
-      insertChunk: this.db.prepare('INSERT INTO chunks (hash, file, offset, length) VALUES (?, ?, ?, ?)'),
+      insertChunk: this.db.prepare(
+        'INSERT INTO chunks (hash, file, offset, length) VALUES (?, ?, ?, ?)',
+      ),
       maxSeq: this.db.prepare('SELECT max_sequence AS s FROM devices WHERE idx = 1'),
       setMaxSeq: this.db.prepare('UPDATE devices SET max_sequence = ? WHERE idx = 1'),
-      statKeys: this.db.prepare('SELECT path, type, size, mtime_s, mtime_ns, inode, mode, deleted FROM files WHERE device = 1'),
+      statKeys: this.db.prepare(
+        'SELECT path, type, size, mtime_s, mtime_ns, inode, mode, deleted FROM files WHERE device = 1',
+      ),
       liveAll: this.db.prepare('SELECT path FROM files WHERE device = 1 AND deleted = 0'),
       liveWithin: this.db.prepare(
         'SELECT path FROM files WHERE device = 1 AND deleted = 0 AND (path = ? OR (path >= ? AND path < ?))',
       ),
-      since: this.db.prepare('SELECT * FROM files WHERE device = 1 AND sequence > ? ORDER BY sequence'),
+      since: this.db.prepare(
+        'SELECT * FROM files WHERE device = 1 AND sequence > ? ORDER BY sequence',
+      ),
       all: this.db.prepare('SELECT * FROM files WHERE device = 1 ORDER BY path'),
       chunk: this.db.prepare(
         'SELECT f.path, c.offset, c.length FROM chunks c JOIN files f ON f.id = c.file WHERE c.hash = ? LIMIT ?',
       ),
-      count: this.db.prepare('SELECT count(*) AS n, coalesce(sum(size), 0) AS bytes FROM files WHERE device = 1 AND deleted = 0'),
+      count: this.db.prepare(
+        'SELECT count(*) AS n, coalesce(sum(size), 0) AS bytes FROM files WHERE device = 1 AND deleted = 0',
+      ),
     };
   }
 
@@ -104,7 +113,9 @@ export class IndexStore {
    */
   statKeys(): Map<string, StatKey> {
     const out = new Map<string, StatKey>();
-    for (const r of this.stmts.statKeys.iterate() as Iterable<Omit<FileRow, 'chunks' | 'version' | 'sequence' | 'target' | 'id' | 'device'>>) {
+    for (const r of this.stmts.statKeys.iterate() as Iterable<
+      Omit<FileRow, 'chunks' | 'version' | 'sequence' | 'target' | 'id' | 'device'>
+    >) {
       out.set(r.path, {
         type: (['file', 'directory', 'symlink'] as const)[r.type] ?? 'file',
         size: r.size,
@@ -145,7 +156,8 @@ export class IndexStore {
         const { id } = this.stmts.upsert.get(recordToParams(rec)) as { id: number };
         this.stmts.deleteChunks.run(id);
         if (!rec.deleted) {
-          for (const c of rec.chunks) this.stmts.insertChunk.run(Buffer.from(c.hash, 'hex'), id, c.offset, c.length);
+          for (const c of rec.chunks)
+            this.stmts.insertChunk.run(Buffer.from(c.hash, 'hex'), id, c.offset, c.length);
         }
         if (outcome === 'bump') changed.push(rec);
       }
