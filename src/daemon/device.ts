@@ -54,6 +54,8 @@ export class Device extends EventEmitter<DeviceEvents> {
   readonly store: IndexStore;
   private readonly pool: HashPool;
   private readonly scanner: Scanner;
+  /** What started the scan that is running, for the `indexed` event. */
+  private source: 'scan' | 'watch' = 'scan';
   /** The scanner's options; `ignore` is replaced when `.lockstepignore` changes. */
   private readonly scanOpts: ScannerOptions;
   private readonly queue = new SerialQueue();
@@ -79,6 +81,14 @@ export class Device extends EventEmitter<DeviceEvents> {
       index: this.store,
       hasher: this.pool,
       ignore: IgnoreRules.fromText(''),
+      // Changes are announced batch by batch as they are committed.
+      onCommit: (records) => {
+        if (this.source === 'watch') {
+          for (const r of records)
+            this.log.debug({ path: r.path, deleted: r.deleted, seq: r.sequence }, 'indexed');
+        }
+        this.emit('indexed', records, this.source);
+      },
     };
     this.scanner = new Scanner(this.scanOpts);
   }
@@ -114,7 +124,7 @@ export class Device extends EventEmitter<DeviceEvents> {
           {
             why,
             scanned: res.scanned,
-            changed: res.changed.length,
+            changed: res.changedCount,
             hashedBytes: res.hashedBytes,
             ms: Math.round(performance.now() - started),
           },
@@ -194,15 +204,9 @@ export class Device extends EventEmitter<DeviceEvents> {
     source: 'scan' | 'watch',
   ): Promise<ScanResult | undefined> {
     try {
+      this.source = source;
       const res = await scan();
       for (const p of res.problems) this.log.warn({ path: p.path, code: p.code }, p.message);
-      if (res.changed.length > 0) {
-        if (source === 'watch' || res.changed.length <= 20) {
-          for (const r of res.changed)
-            this.log.debug({ path: r.path, deleted: r.deleted, seq: r.sequence }, 'indexed');
-        }
-        this.emit('indexed', res.changed, source);
-      }
       return res;
     } catch (err) {
       if (err instanceof LockstepError && err.code === 'FOLDER_STOPPED') {

@@ -47,6 +47,8 @@ export interface ScanTarget {
 export interface ScanResult {
   /** Records that got a new version, in commit order. */
   readonly changed: FileRecord[];
+  /** Number of records that got a new version (also when `changed` is not collected). */
+  readonly changedCount: number;
   /** Paths looked at. */
   readonly scanned: number;
   /** Bytes chunked and hashed. */
@@ -65,6 +67,12 @@ export interface ScannerOptions {
   ignore: IgnoreRules;
   /** Observations committed per transaction. @default 2000 */
   readonly batchSize?: number;
+  /**
+   * Called after each committed batch with the records that got a new
+   * version. When set, the result's `changed` stays empty, so a first scan of
+   * a big folder does not hold every record in memory.
+   */
+  readonly onCommit?: (changed: FileRecord[]) => void;
   /** Files hashed at once. @default 16 */
   readonly concurrency?: number;
 }
@@ -137,6 +145,7 @@ export async function checkFolder(root: string): Promise<void> {
 /** The state of one scan. */
 class ScanRun {
   private readonly changed: FileRecord[] = [];
+  private changedCount = 0;
   private readonly found: Problem[] = [];
   private pending: LocalChange[] = [];
   private readonly toHash: { path: string; st: BigIntStats }[] = [];
@@ -318,7 +327,13 @@ class ScanRun {
     if (this.pending.length === 0) return;
     const batch = this.pending;
     this.pending = [];
-    this.changed.push(...this.o.index.commit(batch));
+    const changed = this.o.index.commit(batch);
+    this.changedCount += changed.length;
+    if (this.o.onCommit) {
+      if (changed.length > 0) this.o.onCommit(changed);
+    } else {
+      this.changed.push(...changed);
+    }
   }
 
   /** Commits what is pending, then the tombstones. */
@@ -337,6 +352,7 @@ class ScanRun {
   result(): ScanResult {
     return {
       changed: this.changed,
+      changedCount: this.changedCount,
       scanned: this.scanned,
       hashedBytes: this.hashedBytes,
       problems: this.found,
