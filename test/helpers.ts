@@ -85,6 +85,10 @@ export function indexRow(db: string, path: string): Row | undefined {
         'SELECT path, deleted, version, size, sequence FROM files WHERE device = 1 AND path = ?',
       )
       .get(path) as Row | undefined;
+  } catch (err) {
+    // The device creates the database, then its schema: until then, nothing.
+    if (err instanceof Error && /no such table/.test(err.message)) return undefined;
+    throw err;
   } finally {
     d.close();
   }
