@@ -131,6 +131,13 @@ describe('lockstep init, id and serve', () => {
     await waitFor('the stop to be logged', () => /folder stopped/.test(s.output()));
     expect(indexRow(db, 'precious.txt')?.deleted).toBe(0);
     expect(s.child.exitCode).toBeNull();
+    // The marker returns: the device resumes and indexes what happened.
+    writeFileSync(join(folder, '.lockstep-folder'), 'back');
+    await waitFor('the device to resume', () => /folder is back/.test(s.output()), 15_000);
+    await waitFor(
+      'precious.txt tombstoned after resuming',
+      () => indexRow(db, 'precious.txt')?.deleted === 1,
+    );
   });
 
   it('safety stop: a vanished folder root stops the folder and nothing is recorded as deleted', async () => {
@@ -141,6 +148,10 @@ describe('lockstep init, id and serve', () => {
     rmSync(folder, { recursive: true });
     await waitFor('the stop to be logged', () => /folder stopped/.test(s.output()));
     expect(indexRow(db, 'precious.txt')?.deleted).toBe(0);
-    expect(await s.stop()).toBe(0);
+    // A stopped folder does not stop the device: it waits for the folder.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(s.child.exitCode, s.output()).toBeNull();
+    const code = await s.stop();
+    expect(code, `${s.child.signalCode ?? ''}\n${s.output()}`).toBe(0);
   });
 });

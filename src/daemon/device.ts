@@ -108,7 +108,6 @@ export class Device extends EventEmitter<DeviceEvents> {
     this.rescanTimer = setInterval(() => {
       if (this.stoppedReason === undefined) void this.fullScan('periodic rescan');
     }, every);
-    this.rescanTimer.unref();
   }
 
   /** Queues a full scan of the folder and resolves when it is done. */
@@ -243,7 +242,6 @@ export class Device extends EventEmitter<DeviceEvents> {
         () => undefined,
       );
     }, this.opts.stoppedCheckMs ?? 5000);
-    this.stoppedTimer.unref();
   }
 
   private reloadIgnore(): void {
