@@ -8,19 +8,7 @@ import {
   validateCdcParams,
   type CdcParams,
 } from './fastcdc.js';
-
-/** Deterministic test data: xorshift32 words (never Math.random). */
-function seededBytes(n: number, seed: number): Uint8Array {
-  const words = new Uint32Array(Math.ceil(n / 4));
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < words.length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    words[i] = x >>> 0;
-  }
-  return new Uint8Array(words.buffer, 0, n);
-}
+import { seededBytes } from '../testing/seeded.js';
 
 const SMALL: CdcParams = { min: 256, avg: 1024, max: 4096 };
 const offsetsOf = (lens: number[]) => {

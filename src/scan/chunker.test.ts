@@ -7,19 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CDC, type CdcParams } from '../core/fastcdc.js';
 import type { Chunk } from '../core/record.js';
 import { READ_SIZE, chunkBuffer, chunkFile, chunkHandle } from './chunker.js';
-
-/** Deterministic test data: xorshift32 words (never Math.random). */
-function seededBytes(n: number, seed: number): Buffer {
-  const words = new Uint32Array(Math.ceil(n / 4));
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < words.length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    words[i] = x >>> 0;
-  }
-  return Buffer.from(words.buffer, 0, n);
-}
+import { seededBytes } from '../testing/seeded.js';
 
 const SMALL: CdcParams = { min: 256, avg: 1024, max: 4096 };
 const { min, max } = DEFAULT_CDC;

@@ -5,19 +5,7 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { chunkFile } from './chunker.js';
 import { HashPool } from './hash-pool.js';
-
-/** Deterministic test data: xorshift32 words (never Math.random). */
-function seededBytes(n: number, seed: number): Buffer {
-  const words = new Uint32Array(Math.ceil(n / 4));
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < words.length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    words[i] = x >>> 0;
-  }
-  return Buffer.from(words.buffer, 0, n);
-}
+import { seededBytes } from '../testing/seeded.js';
 
 // A stand-in worker speaking the pool's protocol, so queueing, error codes,
 // crashes and close are tested without the compiled hash-worker.js. It
