@@ -19,6 +19,7 @@ const recF: FileRecord = {
   version: { AAAAAAA: 1 },
   deleted: false,
   sequence: 1,
+  modifiedBy: 'AAAAAAA',
 };
 const obsD: Observed = {
   type: 'directory',
@@ -35,6 +36,7 @@ const recD: FileRecord = {
   version: { AAAAAAA: 1 },
   deleted: false,
   sequence: 2,
+  modifiedBy: 'AAAAAAA',
 };
 const obsL: Observed = {
   type: 'symlink',
@@ -51,6 +53,7 @@ const recL: FileRecord = {
   version: { AAAAAAA: 1 },
   deleted: false,
   sequence: 3,
+  modifiedBy: 'AAAAAAA',
 };
 const tomb: FileRecord = { ...recF, deleted: true, chunks: [], size: 0 };
 

@@ -93,6 +93,7 @@ export function nextRecord(
       version,
       sequence: seq,
       inode: 0,
+      modifiedBy: outcome === 'bump' ? device : old.modifiedBy,
     };
   }
   return {
@@ -107,6 +108,7 @@ export function nextRecord(
     version,
     deleted: false,
     sequence: seq,
+    modifiedBy: outcome === 'bump' ? device : (old?.modifiedBy ?? device),
   };
 }
 

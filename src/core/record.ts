@@ -42,6 +42,8 @@ export interface FileRecord {
   readonly sequence: number;
   /** Inode number on the local disk (change detection only; 0 when unknown). */
   readonly inode: number;
+  /** Short ID of the device that made this version ('' when unknown); breaks conflict ties. */
+  readonly modifiedBy: string;
 }
 
 /** Reports whether two records describe the same content (type, data, target, mode's exec bit). */

@@ -21,6 +21,7 @@ export interface FileRow {
   version: string;
   deleted: number;
   sequence: number;
+  modified_by: string;
 }
 
 const TYPES: readonly EntryType[] = ['file', 'directory', 'symlink'];
@@ -91,6 +92,7 @@ export function rowToRecord(row: FileRow): FileRecord {
     version: checkVector(JSON.parse(row.version)),
     deleted: row.deleted !== 0,
     sequence: row.sequence,
+    modifiedBy: row.modified_by,
   };
 }
 
@@ -110,5 +112,6 @@ export function recordToParams(r: FileRecord): Record<string, unknown> {
     version: JSON.stringify(r.version),
     deleted: r.deleted ? 1 : 0,
     sequence: r.sequence,
+    modified_by: r.modifiedBy,
   };
 }

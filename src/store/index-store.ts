@@ -63,12 +63,13 @@ export class IndexStore {
     this.stmts = {
       get: this.db.prepare('SELECT * FROM files WHERE device = 1 AND path = ?'),
       upsert: this.db.prepare(`
-        INSERT INTO files (device, path, type, size, mtime_s, mtime_ns, mode, inode, target, chunks, version, deleted, sequence)
-        VALUES (1, @path, @type, @size, @mtime_s, @mtime_ns, @mode, @inode, @target, @chunks, @version, @deleted, @sequence)
+        INSERT INTO files (device, path, type, size, mtime_s, mtime_ns, mode, inode, target, chunks, version, deleted, sequence, modified_by)
+        VALUES (1, @path, @type, @size, @mtime_s, @mtime_ns, @mode, @inode, @target, @chunks, @version, @deleted, @sequence, @modified_by)
         ON CONFLICT (device, path) DO UPDATE SET
           type = excluded.type, size = excluded.size, mtime_s = excluded.mtime_s, mtime_ns = excluded.mtime_ns,
           mode = excluded.mode, inode = excluded.inode, target = excluded.target, chunks = excluded.chunks,
-          version = excluded.version, deleted = excluded.deleted, sequence = excluded.sequence
+          version = excluded.version, deleted = excluded.deleted, sequence = excluded.sequence,
+          modified_by = excluded.modified_by
         RETURNING id`),
       deleteChunks: this.db.prepare('DELETE FROM chunks WHERE file = ?'),
       insertChunk: this.db.prepare(
