@@ -14,6 +14,10 @@ export type ErrorCode =
   | 'PATH_INVALID'
   | 'IDENTITY_INVALID'
   | 'INDEX_INVALID'
+  /** A peer sent something malformed, oversized or unsafe. */
+  | 'PEER_INVALID'
+  /** A peer could not be reached or refused us. */
+  | 'PEER_UNREACHABLE'
   | 'USAGE';
 
 /** An error that users or callers are meant to catch and act upon. */
