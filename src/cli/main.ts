@@ -6,6 +6,7 @@ import { Command } from 'commander';
 import { registerId, registerInit } from './init.js';
 import { registerServe } from './serve.js';
 import { registerDemo } from './demo.js';
+import { registerPeer } from './peer.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -34,6 +35,7 @@ const program = new Command('lockstep')
 registerInit(program);
 registerId(program);
 registerServe(program);
+registerPeer(program);
 registerDemo(program);
 
 await program.parseAsync(process.argv);

@@ -2,7 +2,10 @@
  * `lockstep serve`: runs the device in the foreground until SIGINT/SIGTERM.
  */
 import type { Command } from 'commander';
-import { loadConfig } from '../config/config.js';
+import { watch } from 'node:fs';
+import { errorMessage } from '../base/errors.js';
+import { CONFIG_FILE, loadConfig, parseHostPort } from '../config/config.js';
+import { Cluster } from '../daemon/cluster.js';
 import { homePaths, readIdentity, resolveHome } from '../config/home.js';
 import { formatBytes } from '../core/human.js';
 import { Device } from '../daemon/device.js';
@@ -28,7 +31,7 @@ export function registerServe(program: Command): void {
 
 async function serve(home: string): Promise<void> {
   const config = loadConfig(home);
-  const { deviceId } = readIdentity(home);
+  const { deviceId, keyPem, certPem } = readIdentity(home);
   const paths = homePaths(home);
   const log = createLogger({ dir: paths.logs });
   const device = new Device({
@@ -39,22 +42,25 @@ async function serve(home: string): Promise<void> {
     log,
     rescanIntervalMs: config.rescanIntervalS * 1000,
   });
+  let cluster: Cluster | undefined = undefined;
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'stopping');
-    void device.close().then(
-      () => {
-        log.info('stopped cleanly');
-        log.flush();
-        setTimeout(() => process.exit(0), 50).unref();
-      },
-      (err: unknown) => {
-        log.error({ err: String(err) }, 'error while stopping');
-        process.exit(1);
-      },
-    );
+    void (cluster?.close() ?? Promise.resolve())
+      .then(() => device.close())
+      .then(
+        () => {
+          log.info('stopped cleanly');
+          log.flush();
+          setTimeout(() => process.exit(0), 50).unref();
+        },
+        (err: unknown) => {
+          log.error({ err: String(err) }, 'error while stopping');
+          process.exit(1);
+        },
+      );
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
@@ -74,6 +80,52 @@ async function serve(home: string): Promise<void> {
     `device ${config.name} (${deviceId.slice(0, 7)}) starting`,
   );
   await device.start();
+  if (stopping) return;
+  const listen = parseHostPort(config.peerListen, 'peerListen');
+  const peersNow = () => loadConfig(home).peers;
+  cluster = new Cluster({
+    device,
+    deviceId,
+    folder: config.folder,
+    identity: { keyPem, certPem },
+    listen,
+    peers: config.peers,
+    log,
+    reloadPeers: peersNow,
+  });
+  cluster.on('applied', (r, kind, copy) => {
+    if (copy !== undefined) {
+      log.warn(
+        { path: r.path, conflictCopy: copy },
+        `conflict on ${r.path}: this device's version is kept as ${copy}`,
+      );
+    }
+    log.info(
+      { path: r.path, kind, seq: r.sequence },
+      r.deleted
+        ? `synced delete of ${r.path}`
+        : `synced ${r.path} (${r.type === 'file' ? formatBytes(r.size) : r.type})`,
+    );
+  });
+  await cluster.start();
+  log.info({ port: cluster.port }, `listening for peers on ${listen.host}:${cluster.port}`);
+  // `lockstep peer add` edits the configuration; adopt its peers at once.
+  let reload: NodeJS.Timeout | undefined;
+  const watcher = watch(home, (_event, name) => {
+    if (name !== CONFIG_FILE) return;
+    clearTimeout(reload);
+    reload = setTimeout(() => {
+      try {
+        cluster?.setPeers(peersNow());
+      } catch (err) {
+        log.warn(
+          { err: errorMessage(err) },
+          'configuration changed but cannot be read; keeping the peers',
+        );
+      }
+    }, 50);
+  });
+  watcher.unref();
   const t = device.store.totals();
   if (device.stoppedReason === undefined) {
     log.info(

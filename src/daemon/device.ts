@@ -58,7 +58,8 @@ export class Device extends EventEmitter<DeviceEvents> {
   private source: 'scan' | 'watch' = 'scan';
   /** The scanner's options; `ignore` is replaced when `.lockstepignore` changes. */
   private readonly scanOpts: ScannerOptions;
-  private readonly queue = new SerialQueue();
+  /** The folder's single line of work: scans and changes from peers never interleave. */
+  readonly queue = new SerialQueue();
   private readonly log: Logger;
   private watcher: TreeWatcher | undefined;
   private rescanTimer: NodeJS.Timeout | undefined;
@@ -132,6 +133,23 @@ export class Device extends EventEmitter<DeviceEvents> {
       }
       return res;
     });
+  }
+
+  /**
+   * Scans `paths` at once, without queueing: only for callers that already
+   * run on {@link queue} (the puller re-checking a target).
+   */
+  async scanNow(paths: readonly string[]): Promise<void> {
+    if (this.closed || this.stoppedReason !== undefined) return;
+    await this.runScan(
+      () => this.scanner.scan(paths.map((path) => ({ path, subtree: true }))),
+      'watch',
+    );
+  }
+
+  /** Whether this device's ignore rules exclude `path`. */
+  ignores(path: string, isDir: boolean): boolean {
+    return this.scanOpts.ignore.ignores(path, isDir);
   }
 
   /** Resolves once all queued work is done (for tests and benchmarks). */

@@ -2,10 +2,13 @@
  * The index: a device's SQLite record of every path it has ever seen, for
  * itself and (from the peer sync issue on) for its peers.
  */
+import { randomBytes } from 'node:crypto';
 import Database from 'better-sqlite3';
 import type { FileRecord } from '../core/record.js';
 import { classify, nextRecord, type Observed } from '../core/local.js';
 import { isWithin } from '../core/path.js';
+import type { Candidate } from '../core/plan.js';
+import type { Vector } from '../core/vector.js';
 import { migrate } from './migrate.js';
 import { recordToParams, rowToRecord, type FileRow } from './codec.js';
 
@@ -71,6 +74,18 @@ export class IndexStore {
           version = excluded.version, deleted = excluded.deleted, sequence = excluded.sequence,
           modified_by = excluded.modified_by
         RETURNING id`),
+      upsertAny: this.db.prepare(`
+        INSERT INTO files (device, path, type, size, mtime_s, mtime_ns, mode, inode, target, chunks, version, deleted, sequence, modified_by)
+        VALUES (@device, @path, @type, @size, @mtime_s, @mtime_ns, @mode, @inode, @target, @chunks, @version, @deleted, @sequence, @modified_by)
+        ON CONFLICT (device, path) DO UPDATE SET
+          type = excluded.type, size = excluded.size, mtime_s = excluded.mtime_s, mtime_ns = excluded.mtime_ns,
+          mode = excluded.mode, inode = excluded.inode, target = excluded.target, chunks = excluded.chunks,
+          version = excluded.version, deleted = excluded.deleted, sequence = excluded.sequence,
+          modified_by = excluded.modified_by`),
+      byPath: this.db.prepare(
+        'SELECT f.*, d.short_id AS short FROM files f JOIN devices d ON d.idx = f.device WHERE f.path = ?',
+      ),
+      paths: this.db.prepare('SELECT DISTINCT path FROM files ORDER BY path'),
       deleteChunks: this.db.prepare('DELETE FROM chunks WHERE file = ?'),
       insertChunk: this.db.prepare(
         'INSERT INTO chunks (hash, file, offset, length) VALUES (?, ?, ?, ?)',
@@ -88,6 +103,9 @@ export class IndexStore {
         'SELECT * FROM files WHERE device = 1 AND sequence > ? ORDER BY sequence',
       ),
       all: this.db.prepare('SELECT * FROM files WHERE device = 1 ORDER BY path'),
+      sinceLimit: this.db.prepare(
+        'SELECT * FROM files WHERE device = 1 AND sequence > ? ORDER BY sequence LIMIT ?',
+      ),
       chunk: this.db.prepare(
         'SELECT f.path, c.offset, c.length FROM chunks c JOIN files f ON f.id = c.file WHERE c.hash = ? LIMIT ?',
       ),
@@ -172,6 +190,11 @@ export class IndexStore {
     for (const row of this.stmts.since.iterate(after) as Iterable<FileRow>) yield rowToRecord(row);
   }
 
+  /** At most `limit` local records changed after sequence `after`, in sequence order. */
+  changedBatch(after: number, limit: number): FileRecord[] {
+    return (this.stmts.sinceLimit.all(after, limit) as FileRow[]).map(rowToRecord);
+  }
+
   /** Every local record, sorted by path. */
   *all(): Generator<FileRecord> {
     for (const row of this.stmts.all.iterate() as Iterable<FileRow>) yield rowToRecord(row);
@@ -180,6 +203,123 @@ export class IndexStore {
   /** Where this device holds chunk `hash` (hex) on disk, at most `limit` places. */
   findChunk(hash: string, limit = 8): ChunkLocation[] {
     return this.stmts.chunk.all(Buffer.from(hash, 'hex'), limit) as ChunkLocation[];
+  }
+
+  /**
+   * This index's identity, sent to peers: a new database starts sequence
+   * numbers again, and a peer that sees a new index ID asks for everything.
+   */
+  get indexId(): string {
+    const row = this.db.prepare("SELECT value FROM meta WHERE key = 'index_id'").get() as
+      { value: string } | undefined;
+    if (row) return row.value;
+    const id = randomBytes(12).toString('base64url');
+    this.db.prepare("INSERT INTO meta (key, value) VALUES ('index_id', ?)").run(id);
+    return id;
+  }
+
+  /** What this index holds of peer `deviceId`'s index: its ID and the last sequence received. */
+  peerState(deviceId: string): { indexId: string; sequence: number } {
+    const row = this.db
+      .prepare('SELECT index_id AS indexId, max_sequence AS sequence FROM devices WHERE id = ?')
+      .get(deviceId) as { indexId: string; sequence: number } | undefined;
+    return row ?? { indexId: '', sequence: 0 };
+  }
+
+  /**
+   * Forgets everything received from `deviceId` (its index was replaced) and
+   * records its new index ID.
+   */
+  resetPeer(deviceId: string, indexId: string): void {
+    this.db.transaction(() => {
+      const idx = this.deviceIdx(deviceId);
+      this.db.prepare('DELETE FROM files WHERE device = ?').run(idx);
+      this.db
+        .prepare('UPDATE devices SET max_sequence = 0, index_id = ? WHERE idx = ?')
+        .run(indexId, idx);
+    })();
+  }
+
+  /**
+   * Stores records received from peer `deviceId` (already validated), and
+   * raises the last sequence received from it.
+   */
+  applyRemote(deviceId: string, records: readonly FileRecord[], sequence?: number): void {
+    this.db.transaction(() => {
+      const idx = this.deviceIdx(deviceId);
+      let max = (
+        this.db.prepare('SELECT max_sequence AS s FROM devices WHERE idx = ?').get(idx) as {
+          s: number;
+        }
+      ).s;
+      for (const r of records) {
+        this.stmts.upsertAny.run({ ...recordToParams({ ...r, inode: 0 }), device: idx });
+        if (r.sequence > max) max = r.sequence;
+      }
+      if (sequence !== undefined && sequence > max) max = sequence;
+      this.db.prepare('UPDATE devices SET max_sequence = ? WHERE idx = ?').run(max, idx);
+    })();
+  }
+
+  /** This device's record of `path` and every peer's, for planning. */
+  candidates(path: string): { local: FileRecord | undefined; remotes: Candidate[] } {
+    let local: FileRecord | undefined;
+    const remotes: Candidate[] = [];
+    for (const row of this.stmts.byPath.iterate(path) as Iterable<FileRow & { short: string }>) {
+      const rec = rowToRecord(row);
+      if (row.device === LOCAL) local = rec;
+      else remotes.push({ device: row.short, record: rec });
+    }
+    return { local, remotes };
+  }
+
+  /** Every path any device has a record of, in path order. */
+  *knownPaths(): Generator<string> {
+    for (const r of this.stmts.paths.iterate() as Iterable<{ path: string }>) yield r.path;
+  }
+
+  /**
+   * Records content that sync put on disk: `rec`'s content with `version`
+   * (no new version: the change was made elsewhere), the file's local stat
+   * (`seen`), and the next local sequence so peers learn this device has it.
+   */
+  commitSynced(
+    rec: FileRecord,
+    version: Vector,
+    seen: { inode: number; mtimeNs: bigint; mode: number } | null,
+  ): FileRecord {
+    let out: FileRecord | undefined;
+    this.db.transaction(() => {
+      const seq = this.sequence + 1;
+      out = {
+        ...rec,
+        version,
+        sequence: seq,
+        inode: seen?.inode ?? 0,
+        mtimeNs: seen?.mtimeNs ?? rec.mtimeNs,
+        mode: seen?.mode ?? rec.mode,
+      };
+      const { id } = this.stmts.upsert.get(recordToParams(out)) as { id: number };
+      this.stmts.deleteChunks.run(id);
+      if (!out.deleted) {
+        for (const c of out.chunks)
+          this.stmts.insertChunk.run(Buffer.from(c.hash, 'hex'), id, c.offset, c.length);
+      }
+      this.stmts.setMaxSeq.run(seq);
+    })();
+    return out as FileRecord;
+  }
+
+  /** The row index of a device in this database, adding the device if new. */
+  private deviceIdx(deviceId: string): number {
+    const row = this.db.prepare('SELECT idx FROM devices WHERE id = ?').get(deviceId) as
+      { idx: number } | undefined;
+    if (row) return row.idx;
+    return Number(
+      this.db
+        .prepare('INSERT INTO devices (id, short_id) VALUES (?, ?)')
+        .run(deviceId, deviceId.slice(0, 7)).lastInsertRowid,
+    );
   }
 
   /** Count and total size of live local records. */

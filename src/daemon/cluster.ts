@@ -1,0 +1,150 @@
+/**
+ * A device among its peers: the peer listener, one link per configured peer,
+ * the chunk fetcher and the puller, attached to a running {@link Device}.
+ */
+import { EventEmitter } from 'node:events';
+import { errorMessage } from '../base/errors.js';
+import type { Action } from '../core/plan.js';
+import type { FileRecord } from '../core/record.js';
+import { PeerLink, type PeerAddress } from '../peer/link.js';
+import { PeerServer } from '../peer/server.js';
+import type { TlsIdentity } from '../peer/tls.js';
+import { ChunkFetcher } from '../sync/fetcher.js';
+import { Puller, readLocalChunk } from '../sync/puller.js';
+import type { Device } from './device.js';
+import type { Logger } from './log.js';
+
+/** Options of a {@link Cluster}. */
+export interface ClusterOptions {
+  readonly device: Device;
+  readonly deviceId: string;
+  readonly folder: string;
+  readonly identity: TlsIdentity;
+  readonly listen: { readonly host: string; readonly port: number };
+  readonly peers: readonly PeerAddress[];
+  readonly log: Logger;
+  /** Re-reads the configured peers (e.g. after `lockstep peer add`); called for unknown devices. */
+  readonly reloadPeers?: () => readonly PeerAddress[];
+}
+
+/** Events of a {@link Cluster}. */
+export interface ClusterEvents {
+  /** A change from a peer is on disk and recorded. */
+  applied: [record: FileRecord, kind: Exclude<Action['kind'], 'none'>, conflictCopy?: string];
+  peerConnected: [peer: PeerAddress];
+  peerDisconnected: [peer: PeerAddress, reason: string];
+}
+
+/** Peer sync for one device. */
+export class Cluster extends EventEmitter<ClusterEvents> {
+  readonly server: PeerServer;
+  readonly links = new Map<string, PeerLink>();
+  readonly fetcher: ChunkFetcher;
+  readonly puller: Puller;
+  private readonly changeListeners = new Set<() => void>();
+  private readonly log: Logger;
+  private closed = false;
+  /** The bound peer port. */
+  port = 0;
+
+  constructor(private readonly opts: ClusterOptions) {
+    super();
+    this.log = opts.log;
+    const device = opts.device;
+    this.server = new PeerServer(
+      {
+        deviceId: opts.deviceId,
+        store: device.store,
+        log: opts.log,
+        isPeer: (id) => this.isPeer(id),
+        onLocalChange: (fn) => {
+          this.changeListeners.add(fn);
+          return () => this.changeListeners.delete(fn);
+        },
+        readChunk: (hash) => readLocalChunk(opts.folder, device.store, hash),
+      },
+      opts.identity,
+    );
+    this.fetcher = new ChunkFetcher((short) => {
+      for (const l of this.links.values()) if (l.short === short) return l;
+      return undefined;
+    });
+    this.puller = new Puller({
+      root: opts.folder,
+      store: device.store,
+      log: opts.log,
+      queue: device.queue,
+      fetcher: this.fetcher,
+      ignores: (p, isDir) => device.ignores(p, isDir),
+      stopped: () => device.stoppedReason !== undefined,
+      scanNow: (paths) => device.scanNow(paths),
+      applied: (rec, kind, copy) => {
+        this.localChanged();
+        this.emit('applied', rec, kind, copy);
+      },
+    });
+    device.on('indexed', (records) => {
+      this.localChanged();
+      if (this.links.size > 0) this.puller.schedule(records.map((r) => r.path));
+    });
+    device.on('folderState', (reason) => {
+      if (reason === undefined) this.puller.scheduleAll();
+    });
+  }
+
+  /** Listens for peers, dials every configured peer, and plans what is already known. */
+  async start(): Promise<void> {
+    this.port = await this.server.listen(this.opts.listen.host, this.opts.listen.port);
+    this.setPeers(this.opts.peers);
+    this.puller.scheduleAll();
+  }
+
+  /** Adopts a new list of peers: new ones are dialed, removed ones dropped. */
+  setPeers(peers: readonly PeerAddress[]): void {
+    if (this.closed) return;
+    const want = new Map(peers.map((p) => [p.id, p]));
+    for (const [id, link] of this.links) {
+      const p = want.get(id);
+      if (p === undefined || p.address !== link.peer.address) {
+        link.close();
+        this.links.delete(id);
+        this.log.info({ peer: id }, `peer ${link.name} removed from the configuration`);
+      }
+    }
+    for (const p of peers) {
+      if (this.links.has(p.id)) continue;
+      const link = new PeerLink(p, this.opts.identity, this.opts.device.store, this.log);
+      link.on('records', (records) => this.puller.schedule(records.map((r) => r.path)));
+      link.on('caughtUp', () => this.puller.scheduleAll());
+      link.on('connected', () => this.emit('peerConnected', p));
+      link.on('disconnected', (reason) => this.emit('peerDisconnected', p, reason));
+      this.links.set(p.id, link);
+      link.start();
+    }
+  }
+
+  /** Stops dialing, listening and pulling. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.puller.close();
+    for (const l of this.links.values()) l.close();
+    await this.server.close();
+  }
+
+  private isPeer(id: string): boolean {
+    if (this.links.has(id)) return true;
+    if (this.opts.reloadPeers) {
+      try {
+        this.setPeers(this.opts.reloadPeers());
+      } catch (err) {
+        this.log.warn({ err: errorMessage(err) }, 'cannot re-read the configured peers');
+      }
+    }
+    return this.links.has(id);
+  }
+
+  private localChanged(): void {
+    for (const fn of this.changeListeners) fn();
+  }
+}

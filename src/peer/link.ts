@@ -1,0 +1,276 @@
+/**
+ * The dialing side of a peer connection: connects to one configured peer,
+ * checks that it is the device it should be, follows its index (backlog,
+ * then live changes) into the local store, and fetches chunks from it.
+ * Reconnects with exponential backoff when the connection breaks.
+ */
+import { EventEmitter } from 'node:events';
+import http2 from 'node:http2';
+import type { TLSSocket } from 'node:tls';
+import { LockstepError, errorMessage } from '../base/errors.js';
+import type { FileRecord } from '../core/record.js';
+import type { Logger } from '../daemon/log.js';
+import type { IndexStore } from '../store/index-store.js';
+import { CHUNK_MISSING, CHUNK_OK } from './server.js';
+import { SESSION_WINDOW, peerDeviceId, tlsOptions, type TlsIdentity } from './tls.js';
+import { FrameDecoder, decodeIndexMessage } from './wire.js';
+
+/** A configured peer. */
+export interface PeerAddress {
+  readonly id: string;
+  readonly address: string;
+  readonly name?: string | undefined;
+}
+
+/** Events of a {@link PeerLink}. */
+export interface LinkEvents {
+  /** Records received from the peer and stored. */
+  records: [records: FileRecord[]];
+  /** The peer's backlog has been received; live updates follow. */
+  caughtUp: [];
+  connected: [];
+  disconnected: [reason: string];
+}
+
+const BACKOFF_MIN_MS = 100;
+const BACKOFF_MAX_MS = 30_000;
+const PING_EVERY_MS = 10_000;
+
+/** One peer, dialed by this device. */
+export class PeerLink extends EventEmitter<LinkEvents> {
+  private session: http2.ClientHttp2Session | undefined;
+  private backoff = BACKOFF_MIN_MS;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private pingTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+  /** True between a verified connection and its loss. */
+  connected = false;
+  /** True once the peer's backlog is in the store (per connection). */
+  caughtUp = false;
+  /** When the connection was last up. */
+  lastSeen: Date | undefined;
+  /** Why the last attempt failed, if it did. */
+  lastError: string | undefined;
+
+  constructor(
+    readonly peer: PeerAddress,
+    private readonly identity: TlsIdentity,
+    private readonly store: IndexStore,
+    private readonly log: Logger,
+  ) {
+    super();
+  }
+
+  /** The peer's short ID (its key in version vectors). */
+  get short(): string {
+    return this.peer.id.slice(0, 7);
+  }
+
+  /** Starts dialing. */
+  start(): void {
+    this.connect();
+  }
+
+  /** Closes the connection and stops reconnecting. */
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.retryTimer);
+    clearInterval(this.pingTimer);
+    this.session?.destroy();
+  }
+
+  /**
+   * Asks the peer for chunks. `onChunk` gets each chunk's bytes (unverified:
+   * the caller checks the hash) or null when the peer does not have it, in
+   * request order.
+   */
+  fetchChunks(hashes: readonly string[], onChunk: (hash: string, data: Buffer | null) => void) {
+    return new Promise<void>((resolve, reject) => {
+      const session = this.session;
+      if (session === undefined || !this.connected) {
+        reject(new LockstepError('PEER_UNREACHABLE', `Peer ${this.name} is not connected`));
+        return;
+      }
+      const req = session.request({
+        ':method': 'POST',
+        ':path': '/v1/chunks',
+        'content-type': 'application/json',
+      });
+      let i = 0;
+      let pending: Buffer | undefined;
+      let need = -1; // bytes of the current chunk still expected; -1: a header is next
+      const parts: Buffer[] = [];
+      let status = 0;
+      req.on('response', (h) => {
+        status = Number(h[':status']);
+      });
+      req.on('data', (buf: Buffer) => {
+        if (status !== 200) return;
+        let b = pending ? Buffer.concat([pending, buf]) : buf;
+        pending = undefined;
+        while (b.length > 0) {
+          if (need < 0) {
+            if (b[0] === CHUNK_MISSING) {
+              onChunk(hashes[i++] as string, null);
+              b = b.subarray(1);
+              continue;
+            }
+            if (b[0] !== CHUNK_OK) {
+              req.destroy(new LockstepError('PEER_INVALID', `Bad chunk status byte ${b[0]}`));
+              return;
+            }
+            if (b.length < 5) {
+              pending = b;
+              return;
+            }
+            need = b.readUInt32BE(1);
+            b = b.subarray(5);
+          }
+          const take = Math.min(need, b.length);
+          parts.push(b.subarray(0, take));
+          need -= take;
+          b = b.subarray(take);
+          if (need === 0) {
+            onChunk(
+              hashes[i++] as string,
+              parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts),
+            );
+            parts.length = 0;
+            need = -1;
+          }
+        }
+      });
+      req.on('end', () => {
+        if (status !== 200)
+          reject(new LockstepError('PEER_INVALID', `Peer ${this.name} answered ${status}`));
+        else if (i < hashes.length)
+          reject(new LockstepError('PEER_INVALID', `Peer ${this.name} ended a chunk reply early`));
+        else resolve();
+      });
+      req.on('error', (err) => reject(err));
+      req.end(JSON.stringify({ hashes }));
+    });
+  }
+
+  /** A name for logs: the configured name and the short ID. */
+  get name(): string {
+    return this.peer.name ? `${this.peer.name} (${this.short})` : this.short;
+  }
+
+  private connect(): void {
+    if (this.closed) return;
+    const session = http2.connect(`https://${this.peer.address}`, {
+      ...tlsOptions(this.identity),
+      checkServerIdentity: () => undefined,
+    });
+    this.session = session;
+    let failed = false;
+    const fail = (reason: string) => {
+      if (failed) return;
+      failed = true;
+      session.destroy();
+      clearInterval(this.pingTimer);
+      const was = this.connected;
+      this.connected = false;
+      this.caughtUp = false;
+      this.lastError = reason;
+      if (was) this.emit('disconnected', reason);
+      if (this.closed) return;
+      (was ? this.log.warn.bind(this.log) : this.log.debug.bind(this.log))(
+        { peer: this.peer.id, address: this.peer.address, retryMs: this.backoff },
+        `connection to peer ${this.name} lost: ${reason}`,
+      );
+      this.retryTimer = setTimeout(() => this.connect(), this.backoff);
+      this.backoff = Math.min(this.backoff * 2, BACKOFF_MAX_MS);
+    };
+    session.on('error', (err) => fail(errorMessage(err)));
+    session.on('close', () => fail('connection closed'));
+    session.on('goaway', () => fail('peer closed the connection'));
+    session.once('connect', () => {
+      const seen = peerDeviceId(session.socket as TLSSocket);
+      if (seen !== this.peer.id) {
+        this.log.error(
+          { peer: this.peer.id, presented: seen ?? 'none', address: this.peer.address },
+          `the device at ${this.peer.address} is ${seen ?? 'unidentified'}, not the configured peer ${this.name}; refusing it`,
+        );
+        fail('wrong device at that address');
+        return;
+      }
+      try {
+        session.setLocalWindowSize(SESSION_WINDOW);
+      } catch {
+        // closing
+      }
+      this.connected = true;
+      this.lastSeen = new Date();
+      this.lastError = undefined;
+      this.log.info(
+        { peer: this.peer.id, address: this.peer.address },
+        `connected to peer ${this.name}`,
+      );
+      this.emit('connected');
+      this.pingTimer = setInterval(() => {
+        session.ping((err) => {
+          if (err) fail(`no answer to ping: ${errorMessage(err)}`);
+          else this.lastSeen = new Date();
+        });
+      }, PING_EVERY_MS);
+      this.followIndex(session, fail);
+    });
+  }
+
+  /** Opens the index stream and stores what arrives. */
+  private followIndex(session: http2.ClientHttp2Session, fail: (reason: string) => void): void {
+    const known = this.store.peerState(this.peer.id);
+    const req = session.request({
+      ':path': `/v1/index?since=${known.sequence}&indexId=${encodeURIComponent(known.indexId)}`,
+    });
+    const decoder = new FrameDecoder();
+    let hello = false;
+    req.on('data', (buf: Buffer) => {
+      try {
+        for (const value of decoder.push(buf)) {
+          const msg = decodeIndexMessage(value);
+          if (msg.type === 'hello') {
+            if (msg.deviceId !== this.peer.id) {
+              throw new LockstepError('PEER_INVALID', `Peer says it is ${msg.deviceId}`);
+            }
+            if (msg.indexId !== known.indexId) {
+              if (known.indexId !== '')
+                this.log.info(
+                  { peer: this.peer.id },
+                  `peer ${this.name} has a new index; exchanging everything`,
+                );
+              this.store.resetPeer(this.peer.id, msg.indexId);
+            }
+            hello = true;
+          } else if (!hello) {
+            throw new LockstepError('PEER_INVALID', 'Index stream did not start with hello');
+          } else if (msg.type === 'records') {
+            for (const r of msg.rejected) {
+              this.log.warn(
+                { peer: this.peer.id, path: r.path, reason: r.reason },
+                `rejected a record from peer ${this.name}: ${r.reason}`,
+              );
+            }
+            this.store.applyRemote(this.peer.id, msg.records);
+            if (msg.records.length > 0) this.emit('records', msg.records);
+          } else if (msg.type === 'caughtUp') {
+            this.store.applyRemote(this.peer.id, [], msg.sequence);
+            this.caughtUp = true;
+            this.backoff = BACKOFF_MIN_MS;
+            this.emit('caughtUp');
+          }
+        }
+      } catch (err) {
+        this.log.error(
+          { peer: this.peer.id, err: errorMessage(err) },
+          `bad index data from peer ${this.name}; dropping the connection`,
+        );
+        fail(errorMessage(err));
+      }
+    });
+    req.on('error', (err) => fail(`index stream: ${errorMessage(err)}`));
+    req.on('end', () => fail('index stream ended'));
+  }
+}

@@ -1,0 +1,236 @@
+/**
+ * The peer listener: HTTP/2 over mutual TLS. Serves this device's index (a
+ * backlog from a sequence number, then live changes) and chunks by hash.
+ * Only configured devices get past the handshake.
+ */
+import http2 from 'node:http2';
+import type { TLSSocket } from 'node:tls';
+import type { AddressInfo } from 'node:net';
+import { LockstepError, errorMessage } from '../base/errors.js';
+import { HASH_ALGORITHM } from '../core/record.js';
+import type { Logger } from '../daemon/log.js';
+import type { IndexStore } from '../store/index-store.js';
+import { SESSION_WINDOW, peerDeviceId, tlsOptions, type TlsIdentity } from './tls.js';
+import { decodeChunkRequest, encodeFrame, toWire } from './wire.js';
+
+/** What the listener needs from the device. */
+export interface PeerHost {
+  readonly deviceId: string;
+  readonly store: IndexStore;
+  readonly log: Logger;
+  /** Whether `deviceId` is a configured peer (may re-read the configuration). */
+  isPeer(deviceId: string): boolean;
+  /** Calls `fn` after each local index change; returns the unsubscribe function. */
+  onLocalChange(fn: () => void): () => void;
+  /** The verified bytes of chunk `hash` from the local disk, or undefined. */
+  readChunk(hash: string): Promise<Buffer | undefined>;
+}
+
+/** Records per index frame. */
+const RECORDS_PER_FRAME = 1000;
+/** Largest accepted request body (a chunk request of 1,024 hashes is ~70 KiB). */
+const MAX_BODY = 256 * 1024;
+
+/** Chunk response status bytes. */
+export const CHUNK_OK = 0;
+export const CHUNK_MISSING = 1;
+
+/** The peer listener of one device. */
+export class PeerServer {
+  private readonly server: http2.Http2SecureServer;
+  private readonly peerOf = new WeakMap<http2.ServerHttp2Session, string>();
+  private readonly sessions = new Set<http2.ServerHttp2Session>();
+
+  constructor(
+    private readonly host: PeerHost,
+    identity: TlsIdentity,
+  ) {
+    this.server = http2.createSecureServer({
+      ...tlsOptions(identity),
+      requestCert: true,
+      allowHTTP1: false,
+    });
+    this.server.on('session', (session) => this.onSession(session));
+    this.server.on('stream', (stream, headers) => this.onStream(stream, headers));
+    this.server.on('tlsClientError', (err, socket) => {
+      host.log.warn(
+        { remote: socket.remoteAddress, err: errorMessage(err) },
+        'peer TLS handshake failed',
+      );
+    });
+  }
+
+  /** Starts listening; resolves with the bound port. */
+  listen(host: string, port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        resolve((this.server.address() as AddressInfo).port);
+      });
+    });
+  }
+
+  /** Stops listening and closes every peer session. */
+  close(): Promise<void> {
+    for (const s of this.sessions) s.destroy();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  private onSession(session: http2.ServerHttp2Session): void {
+    const socket = session.socket as TLSSocket;
+    const id = peerDeviceId(socket);
+    if (id === undefined || !this.host.isPeer(id)) {
+      this.host.log.warn(
+        { remote: `${socket.remoteAddress}:${socket.remotePort}`, device: id ?? 'none' },
+        id === undefined
+          ? 'refused a peer connection without a device certificate'
+          : `refused a peer connection from unknown device ${id}; add it with \`lockstep peer add\``,
+      );
+      session.destroy();
+      return;
+    }
+    this.peerOf.set(session, id);
+    this.sessions.add(session);
+    session.on('close', () => this.sessions.delete(session));
+    session.on('error', (err) =>
+      this.host.log.debug({ peer: id, err: errorMessage(err) }, 'peer session error'),
+    );
+    try {
+      session.setLocalWindowSize(SESSION_WINDOW);
+    } catch {
+      // The session may already be closing.
+    }
+  }
+
+  private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
+    const peer = this.peerOf.get(stream.session as http2.ServerHttp2Session);
+    stream.on('error', () => undefined);
+    if (peer === undefined) {
+      stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+      return;
+    }
+    const url = new URL(headers[':path'] ?? '/', 'https://peer');
+    const method = headers[':method'];
+    if (method === 'GET' && url.pathname === '/v1/index') {
+      this.serveIndex(stream, peer, url.searchParams);
+    } else if (method === 'POST' && url.pathname === '/v1/chunks') {
+      void this.serveChunks(stream, peer);
+    } else {
+      stream.respond({ ':status': 404, 'content-type': 'text/plain' });
+      stream.end(`No such peer endpoint: ${method ?? ''} ${url.pathname}\n`);
+    }
+  }
+
+  /**
+   * Streams this device's records after `since` (everything when the peer
+   * names another index ID), then `caughtUp`, then live changes.
+   */
+  private serveIndex(stream: http2.ServerHttp2Stream, peer: string, q: URLSearchParams): void {
+    const store = this.host.store;
+    const ownIndex = store.indexId;
+    const asked = Number(q.get('since') ?? '0');
+    let sent =
+      q.get('indexId') === ownIndex && Number.isSafeInteger(asked) && asked > 0 ? asked : 0;
+    stream.respond({ ':status': 200, 'content-type': 'application/octet-stream' });
+    stream.write(
+      encodeFrame({
+        type: 'hello',
+        protocol: 1,
+        hashAlgorithm: HASH_ALGORITHM,
+        indexId: ownIndex,
+        deviceId: this.host.deviceId,
+        sequence: store.sequence,
+      }),
+    );
+    let pumping = false;
+    let again = false;
+    let caughtUp = false;
+    const pump = async (): Promise<void> => {
+      if (pumping) {
+        again = true;
+        return;
+      }
+      pumping = true;
+      try {
+        do {
+          again = false;
+          for (;;) {
+            if (stream.destroyed) return;
+            const batch = store.changedBatch(sent, RECORDS_PER_FRAME);
+            if (batch.length === 0) break;
+            const ok = stream.write(
+              encodeFrame({ type: 'records', records: batch.map((r) => toWire(r)) }),
+            );
+            sent = (batch.at(-1) as { sequence: number }).sequence;
+            if (!ok) await new Promise<void>((r) => stream.once('drain', r));
+          }
+          if (!caughtUp) {
+            caughtUp = true;
+            stream.write(encodeFrame({ type: 'caughtUp', sequence: sent }));
+          }
+        } while (again);
+      } catch (err) {
+        this.host.log.warn({ peer, err: errorMessage(err) }, 'index stream to peer failed');
+        stream.destroy();
+      } finally {
+        pumping = false;
+      }
+    };
+    const off = this.host.onLocalChange(() => void pump());
+    stream.on('close', off);
+    void pump();
+  }
+
+  /** Answers a chunk request: per hash a status byte, then a u32 length and the bytes. */
+  private async serveChunks(stream: http2.ServerHttp2Stream, peer: string): Promise<void> {
+    let hashes: string[];
+    try {
+      hashes = decodeChunkRequest(JSON.parse((await readBody(stream, MAX_BODY)).toString('utf8')));
+    } catch (err) {
+      const message = errorMessage(err);
+      this.host.log.warn({ peer, err: message }, 'rejected a malformed chunk request');
+      if (!stream.destroyed) {
+        stream.respond({ ':status': 400, 'content-type': 'text/plain' });
+        stream.end(`${message}\n`);
+      }
+      return;
+    }
+    stream.respond({ ':status': 200, 'content-type': 'application/octet-stream' });
+    try {
+      for (const h of hashes) {
+        if (stream.destroyed) return;
+        const data = await this.host.readChunk(h);
+        const head = Buffer.allocUnsafe(data ? 5 : 1);
+        head[0] = data ? CHUNK_OK : CHUNK_MISSING;
+        if (data) head.writeUInt32BE(data.length, 1);
+        stream.write(head);
+        const ok = data ? stream.write(data) : true;
+        if (!ok) await new Promise<void>((r) => stream.once('drain', r));
+      }
+      stream.end();
+    } catch (err) {
+      this.host.log.warn({ peer, err: errorMessage(err) }, 'serving chunks failed');
+      stream.destroy();
+    }
+  }
+}
+
+/** Reads a request body of at most `max` bytes. */
+function readBody(stream: http2.ServerHttp2Stream, max: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    let size = 0;
+    stream.on('data', (b: Buffer) => {
+      size += b.length;
+      if (size > max) {
+        reject(new LockstepError('PEER_INVALID', `Request body is larger than ${max} bytes`));
+        stream.pause();
+        return;
+      }
+      parts.push(b);
+    });
+    stream.once('end', () => resolve(Buffer.concat(parts)));
+    stream.once('error', reject);
+  });
+}

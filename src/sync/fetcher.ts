@@ -1,0 +1,184 @@
+/**
+ * Fetching chunks from peers: requests from every file being pulled are
+ * batched per peer and pipelined (several batches in flight per peer),
+ * spread over the peers that have the content, and every chunk is checked
+ * against its hash before it is handed out.
+ */
+import { LockstepError, errorMessage } from '../base/errors.js';
+import { hashHex } from '../scan/chunker.js';
+
+/** A peer that chunks can be fetched from. */
+export interface ChunkSource {
+  readonly short: string;
+  readonly name: string;
+  readonly connected: boolean;
+  fetchChunks(
+    hashes: readonly string[],
+    onChunk: (hash: string, data: Buffer | null) => void,
+  ): Promise<void>;
+}
+
+/** Tuning of a {@link ChunkFetcher}. */
+export interface FetcherOptions {
+  /** Bytes per request. @default 2 MiB */
+  readonly batchBytes?: number;
+  /** Chunks per request. @default 512 */
+  readonly batchCount?: number;
+  /** Requests in flight per peer. @default 6 */
+  readonly inFlight?: number;
+}
+
+interface Want {
+  readonly hash: string;
+  readonly length: number;
+  /** Peers that may have it and have not failed it yet. */
+  readonly sources: string[];
+  readonly waiters: { resolve: (b: Buffer) => void; reject: (e: unknown) => void }[];
+}
+
+interface Lane {
+  queue: Want[];
+  queuedBytes: number;
+  inFlight: number;
+}
+
+/** Fetches verified chunks from peers. */
+export class ChunkFetcher {
+  private readonly wants = new Map<string, Want>();
+  private readonly lanes = new Map<string, Lane>();
+  private flushScheduled = false;
+  /** Bytes received from peers (for status and benchmarks). */
+  bytesReceived = 0;
+
+  constructor(
+    private readonly sourceOf: (short: string) => ChunkSource | undefined,
+    private readonly opts: FetcherOptions = {},
+  ) {}
+
+  /**
+   * Resolves with the bytes of chunk `hash` (of `length` bytes) from one of
+   * `sources` (short IDs), verified. Rejects when none of them can give it.
+   */
+  get(hash: string, length: number, sources: readonly string[]): Promise<Buffer> {
+    return new Promise((resolve, reject) => {
+      const existing = this.wants.get(hash);
+      if (existing) {
+        existing.waiters.push({ resolve, reject });
+        return;
+      }
+      const want: Want = { hash, length, sources: [...sources], waiters: [{ resolve, reject }] };
+      this.wants.set(hash, want);
+      this.enqueue(want);
+    });
+  }
+
+  /** Chooses the connected source with the least queued work. */
+  private enqueue(want: Want): void {
+    let best: { lane: Lane; short: string } | undefined;
+    for (const s of want.sources) {
+      if (this.sourceOf(s)?.connected !== true) continue;
+      const lane = this.lane(s);
+      if (best === undefined || lane.queuedBytes < best.lane.queuedBytes) best = { lane, short: s };
+    }
+    if (best === undefined) {
+      this.settle(
+        want,
+        new LockstepError(
+          'PEER_UNREACHABLE',
+          `No connected peer has chunk ${want.hash.slice(0, 12)}… (asked: ${want.sources.join(', ') || 'none'})`,
+        ),
+      );
+      return;
+    }
+    best.lane.queue.push(want);
+    best.lane.queuedBytes += want.length;
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => {
+        this.flushScheduled = false;
+        this.flush();
+      });
+    }
+  }
+
+  private lane(short: string): Lane {
+    let lane = this.lanes.get(short);
+    if (!lane) {
+      lane = { queue: [], queuedBytes: 0, inFlight: 0 };
+      this.lanes.set(short, lane);
+    }
+    return lane;
+  }
+
+  private flush(): void {
+    const maxBytes = this.opts.batchBytes ?? 2 * 1024 * 1024;
+    const maxCount = this.opts.batchCount ?? 512;
+    for (const [short, lane] of this.lanes) {
+      while (lane.queue.length > 0 && lane.inFlight < (this.opts.inFlight ?? 6)) {
+        const batch: Want[] = [];
+        let bytes = 0;
+        while (lane.queue.length > 0 && batch.length < maxCount) {
+          const w = lane.queue[0] as Want;
+          if (batch.length > 0 && bytes + w.length > maxBytes) break;
+          lane.queue.shift();
+          batch.push(w);
+          bytes += w.length;
+        }
+        lane.queuedBytes -= bytes;
+        lane.inFlight++;
+        void this.request(short, batch).finally(() => {
+          lane.inFlight--;
+          this.flush();
+        });
+      }
+    }
+  }
+
+  private async request(short: string, batch: Want[]): Promise<void> {
+    const source = this.sourceOf(short);
+    const done = new Set<Want>();
+    const retry = (w: Want, why: string) => {
+      const i = w.sources.indexOf(short);
+      if (i >= 0) w.sources.splice(i, 1);
+      if (w.sources.length === 0) {
+        this.settle(
+          w,
+          new LockstepError(
+            'PEER_UNREACHABLE',
+            `Chunk ${w.hash.slice(0, 12)}… unavailable: ${why}`,
+          ),
+        );
+      } else {
+        this.enqueue(w);
+      }
+    };
+    try {
+      if (!source) throw new LockstepError('PEER_UNREACHABLE', `Peer ${short} is gone`);
+      const byHash = new Map(batch.map((w) => [w.hash, w]));
+      await source.fetchChunks(
+        batch.map((w) => w.hash),
+        (hash, data) => {
+          const w = byHash.get(hash);
+          if (!w) return;
+          done.add(w);
+          if (data === null) return retry(w, `peer ${source.name} does not have it`);
+          if (data.length !== w.length || hashHex(data) !== hash) {
+            return retry(w, `peer ${source.name} sent data that does not match its hash`);
+          }
+          this.bytesReceived += data.length;
+          this.settle(w, data);
+        },
+      );
+    } catch (err) {
+      for (const w of batch) if (!done.has(w)) retry(w, errorMessage(err));
+    }
+  }
+
+  private settle(w: Want, result: Buffer | Error): void {
+    this.wants.delete(w.hash);
+    for (const { resolve, reject } of w.waiters) {
+      if (result instanceof Error) reject(result);
+      else resolve(result);
+    }
+  }
+}

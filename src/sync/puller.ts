@@ -1,0 +1,531 @@
+/**
+ * The puller: makes this device's folder hold the global winner of every
+ * path. Plans come from the pure core ({@link planPath}); this module does
+ * the I/O, in the order that keeps data safe:
+ *
+ * 1. directories, links, permission and version-only changes;
+ * 2. files: each assembled in a temp file in its own directory from chunks
+ *    found locally (the temp file itself, the old version, any other file)
+ *    or fetched from peers, verified by hash, fsynced;
+ * 3. deletes, last, so a rename's new path finds its data in the old one.
+ *
+ * Every change to the folder is finished on the device's serial queue, where
+ * the target is re-checked against the index first (changed meanwhile:
+ * rescan and replan) and only then renamed into place and recorded.
+ */
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import { promises as fsp, constants } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { LockstepError, errorCode, errorMessage } from '../base/errors.js';
+import type { SerialQueue } from '../base/serial-queue.js';
+import { TEMP_PREFIX } from '../core/path.js';
+import { planPath, type Action } from '../core/plan.js';
+import { sameContent, type FileRecord } from '../core/record.js';
+import type { Vector } from '../core/vector.js';
+import type { Logger } from '../daemon/log.js';
+import { hashHex } from '../scan/chunker.js';
+import type { IndexStore } from '../store/index-store.js';
+import type { ChunkFetcher } from './fetcher.js';
+
+/** What the puller needs from the device. */
+export interface PullerHost {
+  readonly root: string;
+  readonly store: IndexStore;
+  readonly log: Logger;
+  /** The device's serial queue: scans and folder changes never interleave. */
+  readonly queue: SerialQueue;
+  readonly fetcher: ChunkFetcher;
+  /** Whether local ignore rules exclude `path`. */
+  ignores(path: string, isDir: boolean): boolean;
+  /** Whether the folder is in its safety stop. */
+  stopped(): boolean;
+  /** Scans `paths` now; called only from inside a queue task. */
+  scanNow(paths: readonly string[]): Promise<void>;
+  /** Called after a change from a peer was applied and recorded. */
+  applied(record: FileRecord, kind: Exclude<Action['kind'], 'none'>, conflictCopy?: string): void;
+}
+
+type Step = Exclude<Action, { kind: 'none' }> & {
+  readonly path: string;
+  /** The local record the plan was made from. */
+  readonly local: FileRecord | undefined;
+};
+
+/** Files assembled at once. */
+const FILES_IN_FLIGHT = 32;
+/** Bytes of chunks requested but not yet written, over all files. */
+const BYTES_IN_FLIGHT = 32 * 1024 * 1024;
+const RETRY_MIN_MS = 1000;
+const RETRY_MAX_MS = 60_000;
+
+/** Pulls what peers have that this device does not. */
+export class Puller {
+  private readonly pending = new Set<string>();
+  private running = false;
+  private closed = false;
+  private readonly retries = new Map<string, { attempts: number; timer: NodeJS.Timeout }>();
+  private readonly budget = new Budget(BYTES_IN_FLIGHT);
+  /** Paths whose last attempt failed, with why. */
+  readonly problems = new Map<string, string>();
+  /** Files being assembled now: path → bytes done / total. */
+  readonly progress = new Map<string, { done: number; total: number }>();
+
+  constructor(private readonly host: PullerHost) {}
+
+  /** Plans (and then applies) `paths` soon. */
+  schedule(paths: Iterable<string>): void {
+    if (this.closed) return;
+    for (const p of paths) this.pending.add(p);
+    void this.run();
+  }
+
+  /** Plans every path any device knows. */
+  scheduleAll(): void {
+    this.schedule([...this.host.store.knownPaths()]);
+  }
+
+  /** Resolves when nothing is pending or running (for tests and benchmarks). */
+  async idle(): Promise<void> {
+    while (this.running || this.pending.size > 0) await new Promise((r) => setTimeout(r, 10));
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const r of this.retries.values()) clearTimeout(r.timer);
+    this.retries.clear();
+  }
+
+  private async run(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    try {
+      while (this.pending.size > 0 && !this.closed) {
+        if (this.host.stopped()) {
+          this.pending.clear();
+          break;
+        }
+        const paths = [...this.pending];
+        this.pending.clear();
+        await this.cycle(paths);
+      }
+    } catch (err) {
+      this.host.log.error({ err: errorMessage(err) }, 'sync cycle failed');
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private plan(paths: readonly string[]): Step[] {
+    const steps: Step[] = [];
+    for (const path of paths) {
+      const { local, remotes } = this.host.store.candidates(path);
+      const a = planPath(local, remotes);
+      if (a.kind === 'none') {
+        this.settled(path);
+        continue;
+      }
+      if (this.host.ignores(path, a.record.type === 'directory')) continue;
+      steps.push({ ...a, path, local });
+    }
+    return steps;
+  }
+
+  private async cycle(paths: readonly string[]): Promise<void> {
+    const steps = this.plan(paths);
+    if (steps.length === 0) return;
+    const quick = steps
+      .filter((s) => s.kind !== 'pull' && s.kind !== 'delete')
+      .sort((a, b) => cmp(a.path, b.path));
+    const pulls = steps.filter((s) => s.kind === 'pull');
+    const deletes = steps.filter((s) => s.kind === 'delete').sort((a, b) => cmp(b.path, a.path));
+    if (quick.length > 0) await this.finish(quick.map((s) => ({ step: s })));
+    if (pulls.length > 0) await this.pullAll(pulls);
+    if (deletes.length > 0) await this.finish(deletes.map((s) => ({ step: s })));
+  }
+
+  /** Assembles files with bounded concurrency; finishes them in batches. */
+  private async pullAll(pulls: Step[]): Promise<void> {
+    let next = 0;
+    let ready: { step: Step; tmp: string }[] = [];
+    let finishing: Promise<void> = Promise.resolve();
+    const flush = () => {
+      if (ready.length === 0) return;
+      const batch = ready;
+      ready = [];
+      finishing = finishing.then(() => this.finish(batch));
+    };
+    const worker = async () => {
+      while (next < pulls.length && !this.closed) {
+        const step = pulls[next++] as Step;
+        try {
+          const tmp = await this.assemble(step);
+          ready.push({ step, tmp });
+          if (ready.length >= 256) flush();
+        } catch (err) {
+          this.failed(step.path, err);
+        }
+      }
+    };
+    const flusher = setInterval(flush, 5);
+    try {
+      await Promise.all(Array.from({ length: Math.min(FILES_IN_FLIGHT, pulls.length) }, worker));
+    } finally {
+      clearInterval(flusher);
+    }
+    flush();
+    await finishing;
+  }
+
+  /**
+   * Builds the winner's content in a temp file beside the target and returns
+   * its path. Reuses what a temp file from an earlier attempt already holds.
+   */
+  private async assemble(step: Step): Promise<string> {
+    const rec = step.record;
+    const abs = join(this.host.root, step.path);
+    const tmp = tempPath(abs);
+    await fsp.mkdir(dirname(abs), { recursive: true });
+    const fh = await fsp.open(tmp, constants.O_RDWR | constants.O_CREAT, 0o600);
+    try {
+      const existing = (await fh.stat()).size;
+      // Where each distinct chunk goes (a file may repeat a chunk).
+      const want = new Map<string, { length: number; offsets: number[] }>();
+      for (const c of rec.chunks) {
+        const w = want.get(c.hash);
+        if (w) w.offsets.push(c.offset);
+        else want.set(c.hash, { length: c.length, offsets: [c.offset] });
+      }
+      const progress = { done: 0, total: rec.size };
+      this.progress.set(step.path, progress);
+      const put = async (hash: string, data: Buffer) => {
+        const w = want.get(hash);
+        if (!w) return;
+        want.delete(hash);
+        for (const off of w.offsets) await writeAll(fh, data, off);
+        progress.done += data.length * w.offsets.length;
+      };
+      // 1. What an earlier attempt left in the temp file.
+      if (existing > 0) {
+        for (const c of rec.chunks) {
+          if (!want.has(c.hash) || c.offset + c.length > existing) continue;
+          const buf = Buffer.allocUnsafe(c.length);
+          await readAll(fh, buf, c.offset);
+          if (hashHex(buf) === c.hash) {
+            const w = want.get(c.hash) as { length: number; offsets: number[] };
+            w.offsets = w.offsets.filter((o) => o !== c.offset);
+            progress.done += c.length;
+            if (w.offsets.length === 0) want.delete(c.hash);
+            else await put(c.hash, buf);
+          }
+        }
+      }
+      // 2. Chunks this device has in other files (the old version, a renamed file).
+      for (const [hash, w] of [...want]) {
+        const data = await readLocalChunk(this.host.root, this.host.store, hash, w.length);
+        if (data) await put(hash, data);
+      }
+      // 3. The rest from peers, pipelined, within the byte budget.
+      const fetches: Promise<void>[] = [];
+      let error: unknown;
+      for (const [hash, w] of [...want]) {
+        if (error !== undefined) break;
+        await this.budget.take(w.length);
+        fetches.push(
+          this.host.fetcher
+            .get(hash, w.length, step.sources)
+            .then((data) => put(hash, data))
+            .catch((err: unknown) => {
+              error ??= err;
+            })
+            .finally(() => this.budget.give(w.length)),
+        );
+      }
+      await Promise.all(fetches);
+      if (error !== undefined) throw error;
+      await fh.truncate(rec.size);
+      const mode = newMode(step.local, rec);
+      await fh.chmod(mode);
+      const secs = Number(rec.mtimeNs) / 1e9;
+      await fh.utimes(secs, secs);
+      await fh.sync();
+    } finally {
+      await fh.close();
+      this.progress.delete(step.path);
+    }
+    return tmp;
+  }
+
+  /**
+   * Finishes steps on the serial queue: re-check each target against the
+   * index, move a conflict loser aside, put the new content in place, record
+   * it. Targets that changed meanwhile are rescanned and planned again.
+   */
+  private finish(items: { step: Step; tmp?: string }[]): Promise<void> {
+    return this.host.queue.run(async () => {
+      if (this.host.stopped()) return;
+      const replan: string[] = [];
+      const rescan: string[] = [];
+      const applied: { rec: FileRecord; kind: Step['kind']; copy?: string }[] = [];
+      this.host.store.db.transaction(() => {
+        for (const { step, tmp } of items) {
+          try {
+            const outcome = this.apply(step, tmp);
+            if (outcome === 'rescan') {
+              rescan.push(step.path);
+              replan.push(step.path);
+            } else if (outcome === 'replan') {
+              replan.push(step.path);
+            } else {
+              applied.push({ rec: outcome.record, kind: step.kind, copy: outcome.copy });
+              if (outcome.copy !== undefined) rescan.push(outcome.copy);
+              this.settled(step.path);
+            }
+          } catch (err) {
+            this.failed(step.path, err);
+          }
+        }
+      })();
+      if (rescan.length > 0) await this.host.scanNow(rescan);
+      for (const a of applied) this.host.applied(a.rec, a.kind, a.copy);
+      if (replan.length > 0) this.schedule(replan);
+    });
+  }
+
+  /** Applies one step (synchronously, on the queue). */
+  private apply(
+    step: Step,
+    tmp: string | undefined,
+  ): 'rescan' | 'replan' | { record: FileRecord; copy?: string } {
+    const store = this.host.store;
+    const local = store.get(step.path);
+    if (!sameRecord(local, step.local)) return 'replan';
+    const abs = join(this.host.root, step.path);
+    if (!diskMatches(abs, local)) return 'rescan';
+    let copy: string | undefined;
+    if (step.conflictCopy !== undefined && local !== undefined && !local.deleted) {
+      copy = this.moveAside(step.path, step.conflictCopy, local);
+    }
+    const rec = step.record;
+    switch (step.kind) {
+      case 'pull':
+        fs.renameSync(tmp as string, abs);
+        break;
+      case 'mkdir':
+        fs.mkdirSync(abs, { recursive: true });
+        break;
+      case 'symlink': {
+        fs.mkdirSync(dirname(abs), { recursive: true });
+        const t = tempPath(abs);
+        fs.rmSync(t, { force: true });
+        fs.symlinkSync(rec.target, t);
+        fs.renameSync(t, abs);
+        break;
+      }
+      case 'chmod':
+        fs.chmodSync(abs, newMode(local, rec));
+        break;
+      case 'delete':
+        if (local !== undefined && !local.deleted) removeEntry(abs, local);
+        break;
+      case 'version':
+      case 'tombstone':
+        break;
+    }
+    const st = rec.deleted ? undefined : fs.lstatSync(abs, { bigint: true });
+    const record = store.commitSynced(
+      rec,
+      step.version,
+      st ? { inode: Number(st.ino), mtimeNs: st.mtimeNs, mode: Number(st.mode) & 0o7777 } : null,
+    );
+    return copy === undefined ? { record } : { record, copy };
+  }
+
+  /**
+   * Moves the losing local entry to its conflict name; returns the name used.
+   * If a copy of the same content is already there (another device made it
+   * and it synced here), the loser is already kept and is removed instead.
+   */
+  private moveAside(path: string, name: string, local: FileRecord): string {
+    const root = this.host.root;
+    let target = name;
+    for (let n = 1; fs.existsSync(join(root, target)); n++) {
+      const there = this.host.store.get(target);
+      if (
+        there &&
+        !there.deleted &&
+        sameContent(there, { ...local, mode: there.mode, path: target })
+      ) {
+        removeEntry(join(root, path), local);
+        return target;
+      }
+      target = `${name}.${n}`;
+    }
+    fs.renameSync(join(root, path), join(root, target));
+    return target;
+  }
+
+  private settled(path: string): void {
+    this.problems.delete(path);
+    const r = this.retries.get(path);
+    if (r) {
+      clearTimeout(r.timer);
+      this.retries.delete(path);
+    }
+  }
+
+  private failed(path: string, err: unknown): void {
+    const message = errorMessage(err);
+    const prev = this.retries.get(path);
+    const attempts = (prev?.attempts ?? 0) + 1;
+    if (prev) clearTimeout(prev.timer);
+    const delay = Math.min(RETRY_MIN_MS * 2 ** (attempts - 1), RETRY_MAX_MS);
+    if (this.problems.get(path) !== message) {
+      this.host.log.warn(
+        { path, err: message, code: errorCode(err), retryMs: delay },
+        `cannot sync ${path}: ${message}`,
+      );
+    }
+    this.problems.set(path, message);
+    const timer = setTimeout(() => this.schedule([path]), delay);
+    timer.unref();
+    this.retries.set(path, { attempts, timer });
+  }
+}
+
+/**
+ * Reads chunk `hash` from wherever this device has it on disk, verified
+ * against the hash; undefined if it is nowhere (or has changed since).
+ */
+export async function readLocalChunk(
+  root: string,
+  store: IndexStore,
+  hash: string,
+  length?: number,
+): Promise<Buffer | undefined> {
+  for (const loc of store.findChunk(hash, 4)) {
+    if (length !== undefined && loc.length !== length) continue;
+    try {
+      const fh = await fsp.open(join(root, loc.path), 'r');
+      try {
+        const buf = Buffer.allocUnsafe(loc.length);
+        const { bytesRead } = await fh.read(buf, 0, loc.length, loc.offset);
+        if (bytesRead === loc.length && hashHex(buf) === hash) return buf;
+      } finally {
+        await fh.close();
+      }
+    } catch {
+      // Gone or unreadable: try the next place.
+    }
+  }
+  return undefined;
+}
+
+/** The temp file that assembles `abs`: in its directory, a name Lockstep always ignores. */
+export function tempPath(abs: string): string {
+  const name = basename(abs);
+  const tmpName =
+    Buffer.byteLength(name) + TEMP_PREFIX.length <= 250
+      ? `${TEMP_PREFIX}${name}`
+      : `${TEMP_PREFIX}${createHash('sha256').update(name).digest('hex').slice(0, 40)}`;
+  return join(dirname(abs), tmpName);
+}
+
+/** Permission bits for the new content: local bits kept, the executable bits from the winner. */
+function newMode(local: FileRecord | undefined, rec: FileRecord): number {
+  const base = local !== undefined && !local.deleted && local.type === 'file' ? local.mode : 0o644;
+  return ((base & ~0o111) | (rec.mode & 0o111)) & 0o7777;
+}
+
+function sameRecord(a: FileRecord | undefined, b: FileRecord | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return a.sequence === b.sequence && sameVector(a.version, b.version);
+}
+
+function sameVector(a: Vector, b: Vector): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+/** Whether the disk still holds what the local record says (nothing, for no record or a tombstone). */
+function diskMatches(abs: string, local: FileRecord | undefined): boolean {
+  const st = fs.lstatSync(abs, { bigint: true, throwIfNoEntry: false });
+  if (local === undefined || local.deleted) return st === undefined;
+  if (st === undefined) return false;
+  switch (local.type) {
+    case 'file':
+      return (
+        st.isFile() &&
+        Number(st.size) === local.size &&
+        st.mtimeNs === local.mtimeNs &&
+        Number(st.ino) === local.inode
+      );
+    case 'directory':
+      return st.isDirectory();
+    case 'symlink':
+      return st.isSymbolicLink() && fs.readlinkSync(abs) === local.target;
+  }
+}
+
+/** Removes a file, link or empty directory. */
+function removeEntry(abs: string, local: FileRecord): void {
+  if (local.type === 'directory') {
+    try {
+      fs.rmdirSync(abs);
+    } catch (err) {
+      if (errorCode(err) === 'ENOTEMPTY' || errorCode(err) === 'EEXIST') {
+        throw new LockstepError(
+          'FOLDER_INVALID',
+          `Directory ${abs} was deleted elsewhere but still holds files here that are not synced (ignored or new); it was kept`,
+          { cause: err },
+        );
+      }
+      throw err;
+    }
+  } else {
+    fs.unlinkSync(abs);
+  }
+}
+
+async function writeAll(fh: fsp.FileHandle, data: Buffer, position: number): Promise<void> {
+  let done = 0;
+  while (done < data.length) {
+    const { bytesWritten } = await fh.write(data, done, data.length - done, position + done);
+    done += bytesWritten;
+  }
+}
+
+async function readAll(fh: fsp.FileHandle, buf: Buffer, position: number): Promise<void> {
+  let done = 0;
+  while (done < buf.length) {
+    const { bytesRead } = await fh.read(buf, done, buf.length - done, position + done);
+    if (bytesRead === 0) break;
+    done += bytesRead;
+  }
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** A counting semaphore over bytes. */
+class Budget {
+  private waiting: { n: number; go: () => void }[] = [];
+  constructor(private free: number) {}
+
+  async take(n: number): Promise<void> {
+    if (this.waiting.length === 0 && this.free >= n) {
+      this.free -= n;
+      return;
+    }
+    await new Promise<void>((go) => this.waiting.push({ n, go }));
+  }
+
+  give(n: number): void {
+    this.free += n;
+    while (this.waiting.length > 0 && this.free >= (this.waiting[0] as { n: number }).n) {
+      const w = this.waiting.shift() as { n: number; go: () => void };
+      this.free -= w.n;
+      w.go();
+    }
+  }
+}
