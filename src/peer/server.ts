@@ -7,7 +7,7 @@ import http2 from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { LockstepError, errorMessage } from '../base/errors.js';
-import { HASH_ALGORITHM } from '../core/record.js';
+import { HASH_ALGORITHM, type FileRecord } from '../core/record.js';
 import type { Logger } from '../daemon/log.js';
 import type { IndexStore } from '../store/index-store.js';
 import { SESSION_WINDOW, peerDeviceId, tlsOptions, type TlsIdentity } from './tls.js';
@@ -28,6 +28,8 @@ export interface PeerHost {
 
 /** Records per index frame. */
 const RECORDS_PER_FRAME = 1000;
+/** Chunk entries per index frame (a 14 GB file alone fills one). */
+const CHUNKS_PER_FRAME = 100_000;
 /** Largest accepted request body (a chunk request of 1,024 hashes is ~70 KiB). */
 const MAX_BODY = 256 * 1024;
 
@@ -157,13 +159,23 @@ export class PeerServer {
           again = false;
           for (;;) {
             if (stream.destroyed) return;
-            const batch = store.changedBatch(sent, RECORDS_PER_FRAME);
-            if (batch.length === 0) break;
-            const ok = stream.write(
-              encodeFrame({ type: 'records', records: batch.map((r) => toWire(r)) }),
-            );
-            sent = (batch.at(-1) as { sequence: number }).sequence;
-            if (!ok) await new Promise<void>((r) => stream.once('drain', r));
+            const rows = store.changedBatch(sent, RECORDS_PER_FRAME);
+            if (rows.length === 0) break;
+            // A frame holds at most ~16 MiB: split by chunk count (~75 bytes each).
+            for (let i = 0; i < rows.length;) {
+              const batch = [];
+              let chunks = 0;
+              while (i < rows.length) {
+                const r = rows[i] as FileRecord;
+                if (batch.length > 0 && chunks + r.chunks.length > CHUNKS_PER_FRAME) break;
+                batch.push(toWire(r));
+                chunks += r.chunks.length;
+                i++;
+              }
+              const ok = stream.write(encodeFrame({ type: 'records', records: batch }));
+              sent = (batch.at(-1) as { sequence: number }).sequence;
+              if (!ok) await new Promise<void>((r) => stream.once('drain', r));
+            }
           }
           if (!caughtUp) {
             caughtUp = true;

@@ -66,6 +66,8 @@ export class Puller {
   private closed = false;
   private readonly retries = new Map<string, { attempts: number; timer: NodeJS.Timeout }>();
   private readonly budget = new Budget(BYTES_IN_FLIGHT);
+  /** Paths found changed on disk at their last finish: a second time is a failure, not a loop. */
+  private readonly rescanned = new Set<string>();
   /** Paths whose last attempt failed, with why. */
   readonly problems = new Map<string, string>();
   /** Files being assembled now: path → bytes done / total. */
@@ -185,7 +187,7 @@ export class Puller {
     const rec = step.record;
     const abs = join(this.host.root, step.path);
     const tmp = tempPath(abs);
-    await fsp.mkdir(dirname(abs), { recursive: true });
+    ensureParents(this.host.root, step.path);
     const fh = await fsp.open(tmp, constants.O_RDWR | constants.O_CREAT, 0o600);
     try {
       const existing = (await fh.stat()).size;
@@ -271,7 +273,18 @@ export class Puller {
         for (const { step, tmp } of items) {
           try {
             const outcome = this.apply(step, tmp);
-            if (outcome === 'rescan') {
+            if (outcome === 'rescan' && this.rescanned.has(step.path)) {
+              this.rescanned.delete(step.path);
+              rescan.push(step.path);
+              this.failed(
+                step.path,
+                new LockstepError(
+                  'FOLDER_INVALID',
+                  `${step.path} keeps changing on disk while it is synced; will retry`,
+                ),
+              );
+            } else if (outcome === 'rescan') {
+              this.rescanned.add(step.path);
               rescan.push(step.path);
               replan.push(step.path);
             } else if (outcome === 'replan') {
@@ -301,12 +314,19 @@ export class Puller {
     const local = store.get(step.path);
     if (!sameRecord(local, step.local)) return 'replan';
     const abs = join(this.host.root, step.path);
+    ensureParents(this.host.root, step.path);
     if (!diskMatches(abs, local)) return 'rescan';
     let copy: string | undefined;
     if (step.conflictCopy !== undefined && local !== undefined && !local.deleted) {
       copy = this.moveAside(step.path, step.conflictCopy, local);
     }
     const rec = step.record;
+    // A superseded entry of another type (a file where a directory now is)
+    // makes way first; a directory only if it is empty.
+    const there = copy === undefined ? local : undefined;
+    if (there !== undefined && !there.deleted && there.type !== rec.type && !rec.deleted) {
+      removeEntry(abs, there);
+    }
     switch (step.kind) {
       case 'pull':
         fs.renameSync(tmp as string, abs);
@@ -315,7 +335,6 @@ export class Puller {
         fs.mkdirSync(abs, { recursive: true });
         break;
       case 'symlink': {
-        fs.mkdirSync(dirname(abs), { recursive: true });
         const t = tempPath(abs);
         fs.rmSync(t, { force: true });
         fs.symlinkSync(rec.target, t);
@@ -367,6 +386,7 @@ export class Puller {
 
   private settled(path: string): void {
     this.problems.delete(path);
+    this.rescanned.delete(path);
     const r = this.retries.get(path);
     if (r) {
       clearTimeout(r.timer);
@@ -429,6 +449,30 @@ export function tempPath(abs: string): string {
       ? `${TEMP_PREFIX}${name}`
       : `${TEMP_PREFIX}${createHash('sha256').update(name).digest('hex').slice(0, 40)}`;
   return join(dirname(abs), tmpName);
+}
+
+/**
+ * Makes sure every directory above `rel` is a real directory inside the
+ * folder, creating missing ones: a parent that is a symlink or a file would
+ * lead a write or delete elsewhere, possibly outside the folder.
+ *
+ * @throws LockstepError `PATH_INVALID` naming the parent that is in the way
+ */
+export function ensureParents(root: string, rel: string): void {
+  const parts = rel.split('/');
+  let at = root;
+  for (let i = 0; i < parts.length - 1; i++) {
+    at = join(at, parts[i] as string);
+    const st = fs.lstatSync(at, { throwIfNoEntry: false });
+    if (st === undefined) {
+      fs.mkdirSync(at);
+    } else if (!st.isDirectory()) {
+      throw new LockstepError(
+        'PATH_INVALID',
+        `Cannot write ${rel}: ${parts.slice(0, i + 1).join('/')} is ${st.isSymbolicLink() ? 'a symlink' : 'not a directory'} here`,
+      );
+    }
+  }
 }
 
 /** Permission bits for the new content: local bits kept, the executable bits from the winner. */
