@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
+import { loadConfig, saveConfig } from '../config/config.js';
 import { initHome } from '../config/home.js';
 import { fail } from './output.js';
 
@@ -20,7 +21,9 @@ const BIN = fileURLToPath(new URL('../../bin/lockstep.js', import.meta.url));
 export function registerDemo(program: Command): void {
   program
     .command('demo')
-    .description('Start devices A and B on this machine with sample files; Ctrl-C stops them')
+    .description(
+      'Start devices A and B on this machine with sample files, peered and syncing; Ctrl-C stops them',
+    )
     .option('--dir <dir>', 'where to create the devices (default: a new temporary directory)')
     .action(async (opts: { dir?: string }) => {
       try {
@@ -54,6 +57,7 @@ async function demo(dir: string): Promise<void> {
     { name: 'B', peer: 22711, api: 22712 },
   ];
   const children: ChildProcess[] = [];
+  const made: { name: string; home: string; id: string; peer: number }[] = [];
   for (const d of devices) {
     const home = join(dir, d.name, 'home');
     const folder = join(dir, d.name, 'folder');
@@ -65,7 +69,19 @@ async function demo(dir: string): Promise<void> {
       apiListen: `127.0.0.1:${d.api}`,
     });
     samples(folder, d.name);
+    made.push({ name: d.name, home, id: deviceId, peer: d.peer });
     console.log(`Device ${d.name}: ${deviceId}\n  folder ${folder}\n  home   ${home}`);
+  }
+  // Peer every device with every other, as `lockstep peer add` does.
+  for (const d of made) {
+    const config = loadConfig(d.home);
+    const peers = made
+      .filter((o) => o !== d)
+      .map((o) => ({ id: o.id, address: `127.0.0.1:${o.peer}`, name: o.name }));
+    saveConfig(d.home, { ...config, peers });
+  }
+  for (const { name, home } of made) {
+    const d = { name };
     const child = spawn(process.execPath, [BIN, 'serve', '--home', home], {
       stdio: ['ignore', 'pipe', 'inherit'],
       env: { ...process.env, LOCKSTEP_LOG_LEVEL: process.env.LOCKSTEP_LOG_LEVEL ?? 'info' },
@@ -78,9 +94,10 @@ async function demo(dir: string): Promise<void> {
   console.log(
     [
       '',
-      'Both devices are indexing and watching their folders. In a second terminal, change files',
-      `in ${join(dir, 'A', 'folder')} or ${join(dir, 'B', 'folder')} and watch each device index them here.`,
-      'Peer sync, the client commands and the web page arrive with the next issues.',
+      'A and B are peered on 127.0.0.1 and keep their folders identical. In a second terminal, add,',
+      `edit, rename or delete files in ${join(dir, 'A', 'folder')} or ${join(dir, 'B', 'folder')}`,
+      'and watch the other device sync them here within milliseconds.',
+      'The client commands (ls, lock, watch) and the web page arrive with the next issues.',
       'Press Ctrl-C to stop.',
       '',
     ].join('\n'),

@@ -100,7 +100,9 @@ async function serve(home: string): Promise<void> {
         `conflict on ${r.path}: this device's version is kept as ${copy}`,
       );
     }
-    log.info(
+    // Version-only merges (the same content on both sides) change nothing on disk.
+    const quiet = kind === 'version' || kind === 'tombstone';
+    (quiet ? log.debug.bind(log) : log.info.bind(log))(
       { path: r.path, kind, seq: r.sequence },
       r.deleted
         ? `synced delete of ${r.path}`
