@@ -65,10 +65,19 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       },
       opts.identity,
     );
-    this.fetcher = new ChunkFetcher((short) => {
-      for (const l of this.links.values()) if (l.short === short) return l;
-      return undefined;
-    });
+    this.fetcher = new ChunkFetcher(
+      (short) => {
+        for (const l of this.links.values()) if (l.short === short) return l;
+        return undefined;
+      },
+      {
+        onRejected: (peer, hash, reason) =>
+          this.log.warn(
+            { peer, hash },
+            `rejected chunk ${hash.slice(0, 12)}… from peer ${peer}: ${reason}`,
+          ),
+      },
+    );
     this.puller = new Puller({
       root: opts.folder,
       store: device.store,

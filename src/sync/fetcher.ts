@@ -26,6 +26,8 @@ export interface FetcherOptions {
   readonly batchCount?: number;
   /** Requests in flight per peer. @default 6 */
   readonly inFlight?: number;
+  /** Told about each chunk a peer sent that failed verification (bad input to log). */
+  readonly onRejected?: (peer: string, hash: string, reason: string) => void;
 }
 
 interface Want {
@@ -163,6 +165,7 @@ export class ChunkFetcher {
           done.add(w);
           if (data === null) return retry(w, `peer ${source.name} does not have it`);
           if (data.length !== w.length || hashHex(data) !== hash) {
+            this.opts.onRejected?.(source.name, hash, 'sent data that does not match its hash');
             return retry(w, `peer ${source.name} sent data that does not match its hash`);
           }
           this.bytesReceived += data.length;
