@@ -123,6 +123,15 @@ export class Puller {
     for (const path of paths) {
       const { local, remotes } = this.host.store.candidates(path);
       const a = planPath(local, remotes);
+      if (a.kind === 'none' || a.kind === 'delete' || a.kind === 'tombstone') {
+        // A temp file left by an interrupted pull that is no longer wanted
+        // (no pull runs between cycles, so none is in use).
+        try {
+          fs.rmSync(tempPath(join(this.host.root, path)), { force: true });
+        } catch {
+          // A parent that is not a directory holds no temp file.
+        }
+      }
       if (a.kind === 'none') {
         this.settled(path);
         continue;
