@@ -10,6 +10,7 @@ import { PeerLink, type PeerAddress } from '../peer/link.js';
 import { PeerServer } from '../peer/server.js';
 import type { TlsIdentity } from '../peer/tls.js';
 import { ChunkFetcher } from '../sync/fetcher.js';
+import { FdCache } from '../sync/fd-cache.js';
 import { Puller, readLocalChunk } from '../sync/puller.js';
 import type { Device } from './device.js';
 import type { Logger } from './log.js';
@@ -41,6 +42,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   readonly links = new Map<string, PeerLink>();
   readonly fetcher: ChunkFetcher;
   readonly puller: Puller;
+  /** Descriptors for reading chunks, shared by serving peers and local copies. */
+  readonly fds = new FdCache();
   private readonly changeListeners = new Set<() => void>();
   private readonly log: Logger;
   private closed = false;
@@ -61,7 +64,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
           this.changeListeners.add(fn);
           return () => this.changeListeners.delete(fn);
         },
-        readChunk: (hash) => readLocalChunk(opts.folder, device.store, hash),
+        readChunk: (hash) =>
+          Promise.resolve(readLocalChunk(opts.folder, device.store, this.fds, hash)),
       },
       opts.identity,
     );
@@ -84,6 +88,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       log: opts.log,
       queue: device.queue,
       fetcher: this.fetcher,
+      fds: this.fds,
       ignores: (p, isDir) => device.ignores(p, isDir),
       stopped: () => device.stoppedReason !== undefined,
       scanNow: (paths) => device.scanNow(paths),
@@ -139,6 +144,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     this.puller.close();
     for (const l of this.links.values()) l.close();
     await this.server.close();
+    this.fds.close();
   }
 
   private isPeer(id: string): boolean {

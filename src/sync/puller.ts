@@ -15,7 +15,7 @@
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
-import { promises as fsp, constants } from 'node:fs';
+import { constants } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { LockstepError, errorCode, errorMessage } from '../base/errors.js';
 import type { SerialQueue } from '../base/serial-queue.js';
@@ -27,6 +27,7 @@ import type { Logger } from '../daemon/log.js';
 import { hashHex } from '../scan/chunker.js';
 import type { IndexStore } from '../store/index-store.js';
 import type { ChunkFetcher } from './fetcher.js';
+import type { FdCache } from './fd-cache.js';
 
 /** What the puller needs from the device. */
 export interface PullerHost {
@@ -36,6 +37,8 @@ export interface PullerHost {
   /** The device's serial queue: scans and folder changes never interleave. */
   readonly queue: SerialQueue;
   readonly fetcher: ChunkFetcher;
+  /** Open descriptors for reading local chunks. */
+  readonly fds: FdCache;
   /** Whether local ignore rules exclude `path`. */
   ignores(path: string, isDir: boolean): boolean;
   /** Whether the folder is in its safety stop. */
@@ -197,9 +200,11 @@ export class Puller {
     const abs = join(this.host.root, step.path);
     const tmp = tempPath(abs);
     ensureParents(this.host.root, step.path);
-    const fh = await fsp.open(tmp, constants.O_RDWR | constants.O_CREAT, 0o600);
+    // Writes and reads go to the page cache synchronously: a thread hop per
+    // chunk would cost more than the copy. Only the fsync waits on a thread.
+    const fd = fs.openSync(tmp, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
     try {
-      const existing = (await fh.stat()).size;
+      const existing = fs.fstatSync(fd).size;
       // Where each distinct chunk goes (a file may repeat a chunk).
       const want = new Map<string, { length: number; offsets: number[] }>();
       for (const c of rec.chunks) {
@@ -209,11 +214,11 @@ export class Puller {
       }
       const progress = { done: 0, total: rec.size };
       this.progress.set(step.path, progress);
-      const put = async (hash: string, data: Buffer) => {
+      const put = (hash: string, data: Buffer) => {
         const w = want.get(hash);
         if (!w) return;
         want.delete(hash);
-        for (const off of w.offsets) await writeAll(fh, data, off);
+        for (const off of w.offsets) writeAll(fd, data, off);
         progress.done += data.length * w.offsets.length;
       };
       // 1. What an earlier attempt left in the temp file.
@@ -221,20 +226,20 @@ export class Puller {
         for (const c of rec.chunks) {
           if (!want.has(c.hash) || c.offset + c.length > existing) continue;
           const buf = Buffer.allocUnsafe(c.length);
-          await readAll(fh, buf, c.offset);
+          if (fs.readSync(fd, buf, 0, c.length, c.offset) !== c.length) continue;
           if (hashHex(buf) === c.hash) {
             const w = want.get(c.hash) as { length: number; offsets: number[] };
             w.offsets = w.offsets.filter((o) => o !== c.offset);
             progress.done += c.length;
             if (w.offsets.length === 0) want.delete(c.hash);
-            else await put(c.hash, buf);
+            else put(c.hash, buf);
           }
         }
       }
       // 2. Chunks this device has in other files (the old version, a renamed file).
       for (const [hash, w] of [...want]) {
-        const data = await readLocalChunk(this.host.root, this.host.store, hash, w.length);
-        if (data) await put(hash, data);
+        const data = readLocalChunk(this.host.root, this.host.store, this.host.fds, hash, w.length);
+        if (data) put(hash, data);
       }
       // 3. The rest from peers, pipelined, within the byte budget.
       const fetches: Promise<void>[] = [];
@@ -254,14 +259,15 @@ export class Puller {
       }
       await Promise.all(fetches);
       if (error !== undefined) throw error;
-      await fh.truncate(rec.size);
-      const mode = newMode(step.local, rec);
-      await fh.chmod(mode);
+      fs.ftruncateSync(fd, rec.size);
+      fs.fchmodSync(fd, newMode(step.local, rec));
       const secs = Number(rec.mtimeNs) / 1e9;
-      await fh.utimes(secs, secs);
-      await fh.sync();
+      fs.futimesSync(fd, secs, secs);
+      await new Promise<void>((resolve, reject) =>
+        fs.fsync(fd, (err) => (err ? reject(err) : resolve())),
+      );
     } finally {
-      await fh.close();
+      fs.closeSync(fd);
       this.progress.delete(step.path);
     }
     return tmp;
@@ -426,25 +432,21 @@ export class Puller {
  * Reads chunk `hash` from wherever this device has it on disk, verified
  * against the hash; undefined if it is nowhere (or has changed since).
  */
-export async function readLocalChunk(
+export function readLocalChunk(
   root: string,
   store: IndexStore,
+  fds: FdCache,
   hash: string,
   length?: number,
-): Promise<Buffer | undefined> {
+): Buffer | undefined {
   for (const loc of store.findChunk(hash, 4)) {
     if (length !== undefined && loc.length !== length) continue;
-    try {
-      const fh = await fsp.open(join(root, loc.path), 'r');
-      try {
-        const buf = Buffer.allocUnsafe(loc.length);
-        const { bytesRead } = await fh.read(buf, 0, loc.length, loc.offset);
-        if (bytesRead === loc.length && hashHex(buf) === hash) return buf;
-      } finally {
-        await fh.close();
-      }
-    } catch {
-      // Gone or unreadable: try the next place.
+    const file = join(root, loc.path);
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const buf = fds.read(file, loc.offset, loc.length);
+      if (buf !== undefined && hashHex(buf) === hash) return buf;
+      // The cached descriptor may be of a file since replaced: reopen once.
+      fds.forget(file);
     }
   }
   return undefined;
@@ -539,20 +541,10 @@ function removeEntry(abs: string, local: FileRecord): void {
   }
 }
 
-async function writeAll(fh: fsp.FileHandle, data: Buffer, position: number): Promise<void> {
+function writeAll(fd: number, data: Buffer, position: number): void {
   let done = 0;
   while (done < data.length) {
-    const { bytesWritten } = await fh.write(data, done, data.length - done, position + done);
-    done += bytesWritten;
-  }
-}
-
-async function readAll(fh: fsp.FileHandle, buf: Buffer, position: number): Promise<void> {
-  let done = 0;
-  while (done < buf.length) {
-    const { bytesRead } = await fh.read(buf, done, buf.length - done, position + done);
-    if (bytesRead === 0) break;
-    done += bytesRead;
+    done += fs.writeSync(fd, data, done, data.length - done, position + done);
   }
 }
 

@@ -1,0 +1,94 @@
+/**
+ * Open file descriptors kept for reading chunks: serving a file means
+ * thousands of reads from it, and an open and a close per chunk cost more
+ * than the read. Descriptors close after a short idle time, the least
+ * recently used first when too many are open.
+ */
+import * as fs from 'node:fs';
+
+/** A small cache of read-only file descriptors, by absolute path. */
+export class FdCache {
+  private readonly fds = new Map<string, { fd: number; used: number }>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly max = 64,
+    private readonly idleMs = 2000,
+  ) {}
+
+  /**
+   * Reads `length` bytes at `offset` of `file` synchronously (the page cache
+   * usually answers at once; a thread hop would cost more than the read).
+   * Returns undefined when the file is gone or shorter than that.
+   */
+  read(file: string, offset: number, length: number): Buffer | undefined {
+    let entry = this.fds.get(file);
+    if (entry === undefined) {
+      let fd: number;
+      try {
+        fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+      } catch {
+        return undefined;
+      }
+      entry = { fd, used: 0 };
+      this.fds.set(file, entry);
+      this.trim();
+    } else {
+      // Most recently used last: trim() closes from the front.
+      this.fds.delete(file);
+      this.fds.set(file, entry);
+    }
+    entry.used = Date.now();
+    const buf = Buffer.allocUnsafe(length);
+    let done = 0;
+    try {
+      while (done < length) {
+        const n = fs.readSync(entry.fd, buf, done, length - done, offset + done);
+        if (n === 0) break;
+        done += n;
+      }
+    } catch {
+      this.forget(file);
+      return undefined;
+    }
+    this.arm();
+    return done === length ? buf : undefined;
+  }
+
+  /** Closes the descriptor of `file` (it changed or is gone). */
+  forget(file: string): void {
+    const e = this.fds.get(file);
+    if (e === undefined) return;
+    this.fds.delete(file);
+    try {
+      fs.closeSync(e.fd);
+    } catch {
+      // already closed
+    }
+  }
+
+  /** Closes everything. */
+  close(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    for (const f of [...this.fds.keys()]) this.forget(f);
+  }
+
+  private trim(): void {
+    while (this.fds.size > this.max) {
+      const oldest = this.fds.keys().next().value as string;
+      this.forget(oldest);
+    }
+  }
+
+  private arm(): void {
+    if (this.timer !== undefined) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      const cutoff = Date.now() - this.idleMs;
+      for (const [f, e] of [...this.fds]) if (e.used < cutoff) this.forget(f);
+      if (this.fds.size > 0) this.arm();
+    }, this.idleMs);
+    this.timer.unref();
+  }
+}
