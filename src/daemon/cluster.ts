@@ -60,6 +60,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
         store: device.store,
         log: opts.log,
         isPeer: (id) => this.isPeer(id),
+        peerConnected: (id) => this.links.get(id)?.redial(),
         onLocalChange: (fn) => {
           this.changeListeners.add(fn);
           return () => this.changeListeners.delete(fn);

@@ -71,6 +71,18 @@ export class PeerLink extends EventEmitter<LinkEvents> {
     this.connect();
   }
 
+  /**
+   * Dials again now instead of at the end of the backoff: the peer just
+   * showed it is up (it connected to us, or its address was configured).
+   */
+  redial(): void {
+    if (this.closed || this.connected || this.retryTimer === undefined) return;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    this.backoff = BACKOFF_MIN_MS;
+    this.connect();
+  }
+
   /** Closes the connection and stops reconnecting. */
   close(): void {
     this.closed = true;
@@ -180,7 +192,10 @@ export class PeerLink extends EventEmitter<LinkEvents> {
         { peer: this.peer.id, address: this.peer.address, retryMs: this.backoff },
         `connection to peer ${this.name} lost: ${reason}`,
       );
-      this.retryTimer = setTimeout(() => this.connect(), this.backoff);
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = undefined;
+        this.connect();
+      }, this.backoff);
       this.backoff = Math.min(this.backoff * 2, BACKOFF_MAX_MS);
     };
     session.on('error', (err) => fail(errorMessage(err)));

@@ -20,6 +20,8 @@ export interface PeerHost {
   readonly log: Logger;
   /** Whether `deviceId` is a configured peer (may re-read the configuration). */
   isPeer(deviceId: string): boolean;
+  /** A configured peer connected to this device (so it is up: dial it back now). */
+  peerConnected?(deviceId: string): void;
   /** Calls `fn` after each local index change; returns the unsubscribe function. */
   onLocalChange(fn: () => void): () => void;
   /** The verified bytes of chunk `hash` from the local disk, or undefined. */
@@ -93,6 +95,7 @@ export class PeerServer {
       return;
     }
     this.peerOf.set(session, id);
+    this.host.peerConnected?.(id);
     this.sessions.add(session);
     session.on('close', () => this.sessions.delete(session));
     session.on('error', (err) =>

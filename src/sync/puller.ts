@@ -60,6 +60,9 @@ const FILES_IN_FLIGHT = 32;
 /** Bytes of chunks requested but not yet written, over all files. */
 const BYTES_IN_FLIGHT = 32 * 1024 * 1024;
 const RETRY_MIN_MS = 1000;
+/** A directory that must make way for a file is waited for this often, this long, before it is a problem. */
+const DEFER_TRIES = 40;
+const DEFER_MS = 50;
 const RETRY_MAX_MS = 60_000;
 
 /** Pulls what peers have that this device does not. */
@@ -71,6 +74,9 @@ export class Puller {
   private readonly budget = new Budget(BYTES_IN_FLIGHT);
   /** Paths found changed on disk at their last finish: a second time is a failure, not a loop. */
   private readonly rescanned = new Set<string>();
+  /** Type changes waiting for a directory to empty: tried again after the cycle's deletes. */
+  private readonly deferred = new Map<string, number>();
+  private later: string[] = [];
   /** Paths whose last attempt failed, with why. */
   readonly problems = new Map<string, string>();
   /** Files being assembled now: path → bytes done / total. */
@@ -156,6 +162,12 @@ export class Puller {
     if (quick.length > 0) await this.finish(quick.map((s) => ({ step: s })));
     if (pulls.length > 0) await this.pullAll(pulls);
     if (deletes.length > 0) await this.finish(deletes.map((s) => ({ step: s })));
+    if (this.later.length > 0) {
+      // The deletes of its entries may still be on their way from the peer.
+      const again = this.later;
+      this.later = [];
+      setTimeout(() => this.schedule(again), DEFER_MS).unref();
+    }
   }
 
   /** Assembles files with bounded concurrency; finishes them in batches. */
@@ -304,6 +316,8 @@ export class Puller {
               replan.push(step.path);
             } else if (outcome === 'replan') {
               replan.push(step.path);
+            } else if (outcome === 'later') {
+              this.later.push(step.path);
             } else {
               applied.push({ rec: outcome.record, kind: step.kind, copy: outcome.copy });
               if (outcome.copy !== undefined) rescan.push(outcome.copy);
@@ -324,12 +338,15 @@ export class Puller {
   private apply(
     step: Step,
     tmp: string | undefined,
-  ): 'rescan' | 'replan' | { record: FileRecord; copy?: string } {
+  ): 'rescan' | 'replan' | 'later' | { record: FileRecord; copy?: string } {
     const store = this.host.store;
     const local = store.get(step.path);
     if (!sameRecord(local, step.local)) return 'replan';
     const abs = join(this.host.root, step.path);
-    ensureParents(this.host.root, step.path);
+    // Only a step that creates something makes missing parents; a recorded
+    // tombstone must not bring a deleted directory back.
+    const creates = step.kind === 'pull' || step.kind === 'mkdir' || step.kind === 'symlink';
+    ensureParents(this.host.root, step.path, creates);
     if (!diskMatches(abs, local)) return 'rescan';
     let copy: string | undefined;
     if (step.conflictCopy !== undefined && local !== undefined && !local.deleted) {
@@ -340,6 +357,13 @@ export class Puller {
     // makes way first; a directory only if it is empty.
     const there = copy === undefined ? local : undefined;
     if (there !== undefined && !there.deleted && there.type !== rec.type && !rec.deleted) {
+      // Its entries' deletes usually come in the same batch and run last in
+      // the cycle: try again after them before calling it a problem.
+      const waited = this.deferred.get(step.path) ?? 0;
+      if (there.type === 'directory' && waited < DEFER_TRIES && !isEmptyDir(abs)) {
+        this.deferred.set(step.path, waited + 1);
+        return 'later';
+      }
       removeEntry(abs, there);
     }
     switch (step.kind) {
@@ -402,6 +426,7 @@ export class Puller {
   private settled(path: string): void {
     this.problems.delete(path);
     this.rescanned.delete(path);
+    this.deferred.delete(path);
     const r = this.retries.get(path);
     if (r) {
       clearTimeout(r.timer);
@@ -467,15 +492,18 @@ export function tempPath(abs: string): string {
  * folder, creating missing ones: a parent that is a symlink or a file would
  * lead a write or delete elsewhere, possibly outside the folder.
  *
+ * @param create - make missing parents; without it, report them missing
+ * @returns whether every parent exists (always true with `create`)
  * @throws LockstepError `PATH_INVALID` naming the parent that is in the way
  */
-export function ensureParents(root: string, rel: string): void {
+export function ensureParents(root: string, rel: string, create = true): boolean {
   const parts = rel.split('/');
   let at = root;
   for (let i = 0; i < parts.length - 1; i++) {
     at = join(at, parts[i] as string);
     const st = fs.lstatSync(at, { throwIfNoEntry: false });
     if (st === undefined) {
+      if (!create) return false;
       fs.mkdirSync(at);
     } else if (!st.isDirectory()) {
       throw new LockstepError(
@@ -484,6 +512,7 @@ export function ensureParents(root: string, rel: string): void {
       );
     }
   }
+  return true;
 }
 
 /** Permission bits for the new content: local bits kept, the executable bits from the winner. */
@@ -518,6 +547,14 @@ function diskMatches(abs: string, local: FileRecord | undefined): boolean {
       return st.isDirectory();
     case 'symlink':
       return st.isSymbolicLink() && fs.readlinkSync(abs) === local.target;
+  }
+}
+
+function isEmptyDir(abs: string): boolean {
+  try {
+    return fs.readdirSync(abs).length === 0;
+  } catch {
+    return true;
   }
 }
 
