@@ -2,6 +2,8 @@
  * Helpers for end-to-end tests that run the built `lockstep` binary.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 
@@ -92,4 +94,75 @@ export function indexRow(db: string, path: string): Row | undefined {
   } finally {
     d.close();
   }
+}
+
+/** Polls the async `cond` every `everyMs` until it holds or `ms` pass; throws with `what` on timeout. */
+export async function waitUntil<T>(
+  what: string,
+  cond: () => Promise<T | undefined | false> | T | undefined | false,
+  ms = 10_000,
+  everyMs = 50,
+): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await cond();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/** Ports handed out by {@link freePort} in this process. */
+const handedOut = new Set<number>();
+
+/** Whether `port` can be listened on at 127.0.0.1 right now. */
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+  });
+}
+
+/**
+ * A TCP port that was free a moment ago on 127.0.0.1, chosen below the
+ * kernel's ephemeral range: a port from that range could be taken by an
+ * outgoing connection (another device dialing) before the device listens.
+ */
+export async function freePort(): Promise<number> {
+  let low = 32768;
+  try {
+    low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').split(/\s+/)[0]);
+  } catch {
+    // not Linux: keep the usual bound
+  }
+  const from = Math.max(10_000, low - 12_000);
+  const span = Math.max(1, low - from);
+  for (let i = 0; i < 200; i++) {
+    const port = from + Math.floor(Math.random() * span);
+    if (handedOut.has(port) || !(await canListen(port))) continue;
+    handedOut.add(port);
+    return port;
+  }
+  throw new Error('no free port found');
+}
+
+/** Runs `lockstep ARGS` to completion without blocking the event loop (so several can run at once). */
+export function lockstepAsync(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...env },
+      timeout: 30_000,
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
 }
