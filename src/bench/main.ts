@@ -8,6 +8,7 @@ import { tmpdir, cpus, totalmem } from 'node:os';
 import { benchChunk } from './chunk.js';
 import { benchHome, benchWriteToIndexed, makeTree, serveOnce } from './index-tree.js';
 import { median, quantile } from './stats.js';
+import { benchMain } from './sync.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const FILES = Number(process.env.BENCH_FILES ?? 100_000);
@@ -57,4 +58,5 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+// Then the peer-sync scenarios (src/bench/sync.ts); BENCH_ONLY=S1,S4 runs only those.
+await benchMain(main);
