@@ -129,8 +129,9 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     for (const p of peers) {
       if (this.links.has(p.id)) continue;
       const link = new PeerLink(p, this.opts.identity, this.opts.device.store, this.log);
-      link.on('records', (records) => this.puller.schedule(records.map((r) => r.path)));
-      link.on('caughtUp', () => this.puller.scheduleAll());
+      link.on('records', (paths) => this.puller.schedule(paths));
+      // What waited for a peer to be reachable is tried again now.
+      link.on('caughtUp', () => this.puller.retryNow());
       link.on('connected', () => this.emit('peerConnected', p));
       link.on('disconnected', (reason) => this.emit('peerDisconnected', p, reason));
       this.links.set(p.id, link);

@@ -8,7 +8,6 @@ import { EventEmitter } from 'node:events';
 import http2 from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import { LockstepError, errorMessage } from '../base/errors.js';
-import type { FileRecord } from '../core/record.js';
 import type { Logger } from '../daemon/log.js';
 import type { IndexStore } from '../store/index-store.js';
 import { CHUNK_MISSING, CHUNK_OK } from './server.js';
@@ -24,8 +23,8 @@ export interface PeerAddress {
 
 /** Events of a {@link PeerLink}. */
 export interface LinkEvents {
-  /** Records received from the peer and stored. */
-  records: [records: FileRecord[]];
+  /** Records received from the peer and stored: the paths whose version differs from ours. */
+  records: [paths: string[]];
   /** The peer's backlog has been received; live updates follow. */
   caughtUp: [];
   connected: [];
@@ -268,8 +267,8 @@ export class PeerLink extends EventEmitter<LinkEvents> {
                 `rejected a record from peer ${this.name}: ${r.reason}`,
               );
             }
-            this.store.applyRemote(this.peer.id, msg.records);
-            if (msg.records.length > 0) this.emit('records', msg.records);
+            const differ = this.store.applyRemote(this.peer.id, msg.records);
+            if (differ.length > 0) this.emit('records', differ);
           } else if (msg.type === 'caughtUp') {
             this.store.applyRemote(this.peer.id, [], msg.sequence);
             this.caughtUp = true;

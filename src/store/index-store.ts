@@ -82,6 +82,7 @@ export class IndexStore {
           mode = excluded.mode, inode = excluded.inode, target = excluded.target, chunks = excluded.chunks,
           version = excluded.version, deleted = excluded.deleted, sequence = excluded.sequence,
           modified_by = excluded.modified_by`),
+      localVersion: this.db.prepare('SELECT version FROM files WHERE device = 1 AND path = ?'),
       byPath: this.db.prepare(
         'SELECT f.*, d.short_id AS short FROM files f JOIN devices d ON d.idx = f.device WHERE f.path = ?',
       ),
@@ -243,8 +244,12 @@ export class IndexStore {
   /**
    * Stores records received from peer `deviceId` (already validated), and
    * raises the last sequence received from it.
+   *
+   * @returns the paths whose received version differs from this device's
+   *   (the only ones that can need planning)
    */
-  applyRemote(deviceId: string, records: readonly FileRecord[], sequence?: number): void {
+  applyRemote(deviceId: string, records: readonly FileRecord[], sequence?: number): string[] {
+    const differ: string[] = [];
     this.db.transaction(() => {
       const idx = this.deviceIdx(deviceId);
       let max = (
@@ -253,12 +258,16 @@ export class IndexStore {
         }
       ).s;
       for (const r of records) {
-        this.stmts.upsertAny.run({ ...recordToParams({ ...r, inode: 0 }), device: idx });
+        const params = { ...recordToParams({ ...r, inode: 0 }), device: idx };
+        this.stmts.upsertAny.run(params);
         if (r.sequence > max) max = r.sequence;
+        const mine = this.stmts.localVersion.get(r.path) as { version: string } | undefined;
+        if (mine?.version !== JSON.stringify(r.version)) differ.push(r.path);
       }
       if (sequence !== undefined && sequence > max) max = sequence;
       this.db.prepare('UPDATE devices SET max_sequence = ? WHERE idx = ?').run(max, idx);
     })();
+    return differ;
   }
 
   /** This device's record of `path` and every peer's, for planning. */

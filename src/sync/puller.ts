@@ -77,6 +77,8 @@ export class Puller {
   /** Type changes waiting for a directory to empty: tried again after the cycle's deletes. */
   private readonly deferred = new Map<string, number>();
   private later: string[] = [];
+  /** Paths whose leftover temp file is removed if their plan needs none. */
+  private readonly sweep = new Set<string>();
   /** Paths whose last attempt failed, with why. */
   readonly problems = new Map<string, string>();
   /** Files being assembled now: path → bytes done / total. */
@@ -91,9 +93,24 @@ export class Puller {
     void this.run();
   }
 
-  /** Plans every path any device knows. */
+  /**
+   * Plans every path any device knows, and removes temp files that no
+   * longer serve a pull (left by a crash or an abandoned pull).
+   */
   scheduleAll(): void {
-    this.schedule([...this.host.store.knownPaths()]);
+    const paths = [...this.host.store.knownPaths()];
+    for (const p of paths) this.sweep.add(p);
+    this.schedule(paths);
+  }
+
+  /** Tries every path that failed again now (a peer became reachable). */
+  retryNow(): void {
+    const paths = [...this.retries.keys()];
+    for (const p of paths) {
+      clearTimeout(this.retries.get(p)?.timer);
+      this.sweep.add(p);
+    }
+    this.schedule(paths);
   }
 
   /** Resolves when nothing is pending or running (for tests and benchmarks). */
@@ -132,7 +149,10 @@ export class Puller {
     for (const path of paths) {
       const { local, remotes } = this.host.store.candidates(path);
       const a = planPath(local, remotes);
-      if (a.kind === 'none' || a.kind === 'delete' || a.kind === 'tombstone') {
+      if (
+        this.sweep.delete(path) &&
+        (a.kind === 'none' || a.kind === 'delete' || a.kind === 'tombstone')
+      ) {
         // A temp file left by an interrupted pull that is no longer wanted
         // (no pull runs between cycles, so none is in use).
         try {
