@@ -3,12 +3,14 @@
  * the chunk fetcher and the puller, attached to a running {@link Device}.
  */
 import { EventEmitter } from 'node:events';
+import { join } from 'node:path';
 import { errorMessage } from '../base/errors.js';
 import type { Action } from '../core/plan.js';
 import type { FileRecord } from '../core/record.js';
 import { PeerLink, type PeerAddress } from '../peer/link.js';
 import { PeerServer } from '../peer/server.js';
 import type { TlsIdentity } from '../peer/tls.js';
+import type { ChunkHint } from '../peer/wire.js';
 import { ChunkFetcher } from '../sync/fetcher.js';
 import { FdCache } from '../sync/fd-cache.js';
 import { Puller, readLocalChunk } from '../sync/puller.js';
@@ -44,6 +46,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   readonly puller: Puller;
   /** Descriptors for reading chunks, shared by serving peers and local copies. */
   readonly fds = new FdCache();
+  /** Paths recently checked to be live local files, for serving chunk hints. */
+  private readonly hintOk = new Map<string, boolean>();
   private readonly changeListeners = new Set<() => void>();
   private readonly log: Logger;
   private closed = false;
@@ -65,8 +69,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
           this.changeListeners.add(fn);
           return () => this.changeListeners.delete(fn);
         },
-        readChunk: (hash) =>
-          Promise.resolve(readLocalChunk(opts.folder, device.store, this.fds, hash)),
+        readChunk: (hash, hint) => this.readChunk(hash, hint),
       },
       opts.identity,
     );
@@ -159,6 +162,30 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       }
     }
     return this.links.has(id);
+  }
+
+  /**
+   * Serves a chunk: from where the asking peer expects it when that is a
+   * live local file (no lookup, and no re-hash: the asker verifies), else
+   * from wherever the chunk table says, verified.
+   */
+  private readChunk(hash: string, hint: ChunkHint | null): Buffer | undefined {
+    if (hint !== null) {
+      const [path, offset, length] = hint;
+      let ok = this.hintOk.get(path);
+      if (ok === undefined) {
+        const rec = this.opts.device.store.get(path);
+        ok = rec !== undefined && !rec.deleted && rec.type === 'file';
+        if (this.hintOk.size >= 1024) this.hintOk.clear();
+        this.hintOk.set(path, ok);
+        setTimeout(() => this.hintOk.delete(path), 1000).unref();
+      }
+      if (ok) {
+        const data = this.fds.read(join(this.opts.folder, path), offset, length);
+        if (data !== undefined) return data;
+      }
+    }
+    return readLocalChunk(this.opts.folder, this.opts.device.store, this.fds, hash);
   }
 
   private localChanged(): void {

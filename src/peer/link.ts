@@ -12,7 +12,7 @@ import type { Logger } from '../daemon/log.js';
 import type { IndexStore } from '../store/index-store.js';
 import { CHUNK_MISSING, CHUNK_OK } from './server.js';
 import { SESSION_WINDOW, peerDeviceId, tlsOptions, type TlsIdentity } from './tls.js';
-import { FrameDecoder, decodeIndexMessage } from './wire.js';
+import { FrameDecoder, decodeIndexMessage, type ChunkHint } from './wire.js';
 
 /** A configured peer. */
 export interface PeerAddress {
@@ -95,7 +95,11 @@ export class PeerLink extends EventEmitter<LinkEvents> {
    * the caller checks the hash) or null when the peer does not have it, in
    * request order.
    */
-  fetchChunks(hashes: readonly string[], onChunk: (hash: string, data: Buffer | null) => void) {
+  fetchChunks(
+    hashes: readonly string[],
+    at: readonly (ChunkHint | null)[],
+    onChunk: (hash: string, data: Buffer | null) => void,
+  ) {
     return new Promise<void>((resolve, reject) => {
       const session = this.session;
       if (session === undefined || !this.connected) {
@@ -159,7 +163,7 @@ export class PeerLink extends EventEmitter<LinkEvents> {
         else resolve();
       });
       req.on('error', (err) => reject(err));
-      req.end(JSON.stringify({ hashes }));
+      req.end(JSON.stringify(at.some((h) => h !== null) ? { hashes, at } : { hashes }));
     });
   }
 

@@ -11,7 +11,7 @@ import { HASH_ALGORITHM, type FileRecord } from '../core/record.js';
 import type { Logger } from '../daemon/log.js';
 import type { IndexStore } from '../store/index-store.js';
 import { SESSION_WINDOW, peerDeviceId, tlsOptions, type TlsIdentity } from './tls.js';
-import { decodeChunkRequest, encodeFrame, toWire } from './wire.js';
+import { decodeChunkFetch, encodeFrame, toWire, type ChunkHint } from './wire.js';
 
 /** What the listener needs from the device. */
 export interface PeerHost {
@@ -24,8 +24,12 @@ export interface PeerHost {
   peerConnected?(deviceId: string): void;
   /** Calls `fn` after each local index change; returns the unsubscribe function. */
   onLocalChange(fn: () => void): () => void;
-  /** The verified bytes of chunk `hash` from the local disk, or undefined. */
-  readChunk(hash: string): Promise<Buffer | undefined>;
+  /**
+   * The bytes of chunk `hash` from the local disk, or undefined if this
+   * device does not have it. `hint` says where the asking device expects it;
+   * the asker verifies every chunk against its hash.
+   */
+  readChunk(hash: string, hint: ChunkHint | null): Buffer | undefined;
 }
 
 /** Records per index frame. */
@@ -199,9 +203,9 @@ export class PeerServer {
 
   /** Answers a chunk request: per hash a status byte, then a u32 length and the bytes. */
   private async serveChunks(stream: http2.ServerHttp2Stream, peer: string): Promise<void> {
-    let hashes: string[];
+    let req: { hashes: string[]; at: (ChunkHint | null)[] };
     try {
-      hashes = decodeChunkRequest(JSON.parse((await readBody(stream, MAX_BODY)).toString('utf8')));
+      req = decodeChunkFetch(JSON.parse((await readBody(stream, MAX_BODY)).toString('utf8')));
     } catch (err) {
       const message = errorMessage(err);
       this.host.log.warn({ peer, err: message }, 'rejected a malformed chunk request');
@@ -213,9 +217,9 @@ export class PeerServer {
     }
     stream.respond({ ':status': 200, 'content-type': 'application/octet-stream' });
     try {
-      for (const h of hashes) {
+      for (let i = 0; i < req.hashes.length; i++) {
         if (stream.destroyed) return;
-        const data = await this.host.readChunk(h);
+        const data = this.host.readChunk(req.hashes[i] as string, req.at[i] ?? null);
         const head = Buffer.allocUnsafe(data ? 5 : 1);
         head[0] = data ? CHUNK_OK : CHUNK_MISSING;
         if (data) head.writeUInt32BE(data.length, 1);

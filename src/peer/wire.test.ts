@@ -9,6 +9,7 @@ import {
   MAX_FRAME_BYTES,
   MAX_RECORDS_PER_MESSAGE,
   decodeChunkRequest,
+  decodeChunkFetch,
   decodeIndexMessage,
   encodeFrame,
   encodeIndexMessage,
@@ -917,5 +918,29 @@ describe('fuzz', () => {
         tolerate(() => decodeChunkRequest(v));
       }
     }
+  });
+});
+
+describe('decodeChunkFetch()', () => {
+  const h = 'ab'.repeat(32);
+  it('takes hints per hash and drops hints with unsafe paths', () => {
+    expect(decodeChunkFetch({ hashes: [h] })).toEqual({ hashes: [h], at: [null] });
+    expect(
+      decodeChunkFetch({
+        hashes: [h, h, h],
+        at: [['a/b.bin', 65536, 1000], null, ['../etc/passwd', 0, 10]],
+      }),
+    ).toEqual({ hashes: [h, h, h], at: [['a/b.bin', 65536, 1000], null, null] });
+  });
+  it.each([
+    [{ hashes: [h], at: [] }, /one entry per hash/],
+    [{ hashes: [h], at: [['a', -1, 5]] }, /at\[0\] must be null or \[path, offset, length\]/],
+    [{ hashes: [h], at: [['a', 0, 0]] }, /at\[0\]/],
+    [{ hashes: [h], at: [['a', 0, 300000]] }, /at\[0\]/],
+    [{ hashes: [h], at: [[1, 0, 5]] }, /at\[0\]/],
+    [{ hashes: [h], at: 'x' }, /one entry per hash/],
+    [{ hashes: [h], at: [null], more: 1 }, /more/],
+  ])('rejects %j', (value, want) => {
+    expect(() => decodeChunkFetch(value)).toThrow(want);
   });
 });

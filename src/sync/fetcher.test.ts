@@ -16,7 +16,7 @@ function source(
     name: short,
     connected: opts.connected ?? true,
     requests,
-    fetchChunks(hashes, onChunk) {
+    fetchChunks(hashes, _at, onChunk) {
       requests.push([...hashes]);
       if (opts.fail) return Promise.reject(new Error('connection reset'));
       for (const h of hashes) {

@@ -5,6 +5,7 @@
  * against its hash before it is handed out.
  */
 import { LockstepError, errorMessage } from '../base/errors.js';
+import type { ChunkHint } from '../peer/wire.js';
 import { hashHex } from '../scan/chunker.js';
 
 /** A peer that chunks can be fetched from. */
@@ -14,6 +15,7 @@ export interface ChunkSource {
   readonly connected: boolean;
   fetchChunks(
     hashes: readonly string[],
+    at: readonly (ChunkHint | null)[],
     onChunk: (hash: string, data: Buffer | null) => void,
   ): Promise<void>;
 }
@@ -33,6 +35,8 @@ export interface FetcherOptions {
 interface Want {
   readonly hash: string;
   readonly length: number;
+  /** Where the sources hold it (the same content has the same offsets everywhere). */
+  readonly hint: ChunkHint | null;
   /** Peers that may have it and have not failed it yet. */
   readonly sources: string[];
   readonly waiters: { resolve: (b: Buffer) => void; reject: (e: unknown) => void }[];
@@ -61,14 +65,25 @@ export class ChunkFetcher {
    * Resolves with the bytes of chunk `hash` (of `length` bytes) from one of
    * `sources` (short IDs), verified. Rejects when none of them can give it.
    */
-  get(hash: string, length: number, sources: readonly string[]): Promise<Buffer> {
+  get(
+    hash: string,
+    length: number,
+    sources: readonly string[],
+    hint: ChunkHint | null = null,
+  ): Promise<Buffer> {
     return new Promise((resolve, reject) => {
       const existing = this.wants.get(hash);
       if (existing) {
         existing.waiters.push({ resolve, reject });
         return;
       }
-      const want: Want = { hash, length, sources: [...sources], waiters: [{ resolve, reject }] };
+      const want: Want = {
+        hash,
+        length,
+        hint,
+        sources: [...sources],
+        waiters: [{ resolve, reject }],
+      };
       this.wants.set(hash, want);
       this.enqueue(want);
     });
@@ -159,6 +174,7 @@ export class ChunkFetcher {
       const byHash = new Map(batch.map((w) => [w.hash, w]));
       await source.fetchChunks(
         batch.map((w) => w.hash),
+        batch.map((w) => w.hint),
         (hash, data) => {
           const w = byHash.get(hash);
           if (!w) return;

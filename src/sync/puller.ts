@@ -279,9 +279,10 @@ export class Puller {
       for (const [hash, w] of [...want]) {
         if (error !== undefined) break;
         await this.budget.take(w.length);
+        const hint = [step.path, w.offsets[0] as number, w.length] as const;
         fetches.push(
           this.host.fetcher
-            .get(hash, w.length, step.sources)
+            .get(hash, w.length, step.sources, hint)
             .then((data) => put(hash, data))
             .catch((err: unknown) => {
               error ??= err;
