@@ -39,6 +39,9 @@ const CHUNKS_PER_FRAME = 100_000;
 /** Largest accepted request body (a chunk request of 1,024 hashes is ~70 KiB). */
 const MAX_BODY = 256 * 1024;
 
+/** Bytes a chunk reply may queue before it waits for the peer to take them. */
+const SEND_BUFFER = 4 * 1024 * 1024;
+
 /** Chunk response status bytes. */
 export const CHUNK_OK = 0;
 export const CHUNK_MISSING = 1;
@@ -224,8 +227,13 @@ export class PeerServer {
         head[0] = data ? CHUNK_OK : CHUNK_MISSING;
         if (data) head.writeUInt32BE(data.length, 1);
         stream.write(head);
-        const ok = data ? stream.write(data) : true;
-        if (!ok) await new Promise<void>((r) => stream.once('drain', r));
+        if (data) stream.write(data);
+        // A stream buffers only 16 KiB before it asks to wait: waiting after
+        // every chunk would serialize reads with sending. Keep up to a few
+        // MiB queued (HTTP/2 flow control still paces the peer).
+        if (stream.writableLength > SEND_BUFFER) {
+          await new Promise<void>((r) => stream.once('drain', r));
+        }
       }
       stream.end();
     } catch (err) {
