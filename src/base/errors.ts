@@ -18,6 +18,22 @@ export type ErrorCode =
   | 'PEER_INVALID'
   /** A peer could not be reached or refused us. */
   | 'PEER_UNREACHABLE'
+  /** No such path in the global view, or no such lock. */
+  | 'NOT_FOUND'
+  /** A lock on a directory or a symlink. */
+  | 'NOT_A_FILE'
+  /** The file is locked by someone else (the message names the holder). */
+  | 'LOCKED'
+  /** Unlock by someone who is not the lock's owner (an administrator may force). */
+  | 'NOT_LOCK_OWNER'
+  /** The lock authority cannot be reached. */
+  | 'AUTHORITY_UNREACHABLE'
+  /** Devices disagree on which device is the lock authority. */
+  | 'AUTHORITY_DISAGREE'
+  /** A client without a valid token. */
+  | 'UNAUTHORIZED'
+  /** The device a client command tried to reach did not answer. */
+  | 'UNREACHABLE'
   | 'USAGE';
 
 /** An error that users or callers are meant to catch and act upon. */

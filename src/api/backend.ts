@@ -1,0 +1,165 @@
+/**
+ * The contract between the client API (HTTP, the CLI, the web page) and the
+ * running device: what a client can ask and what it gets back, as plain
+ * JSON-ready data. The device implements {@link ClientBackend}; the API
+ * server only translates HTTP to these calls.
+ */
+import type { EventEmitter } from 'node:events';
+import type { EntryType } from '../core/record.js';
+
+/** A device of the cluster, as clients see it. */
+export interface DeviceRef {
+  /** Full device ID. */
+  readonly id: string;
+  /** First 7 characters of the ID. */
+  readonly short: string;
+  /** Human name ("A"). */
+  readonly name: string;
+}
+
+/** A lock, as clients see it. */
+export interface LockInfo {
+  /** Lock ID (an opaque token). */
+  readonly id: string;
+  readonly path: string;
+  /** The user who holds it. */
+  readonly owner: string;
+  /** The device the owner's client was connected to. */
+  readonly device: DeviceRef;
+  /** ISO 8601 time it was granted. */
+  readonly created: string;
+  /** ISO 8601 expiry, or null for none. */
+  readonly expires: string | null;
+  /** Why, as the owner said; '' for none. */
+  readonly reason: string;
+}
+
+/** One entry of the merged listing (the global view of one path). */
+export interface ListEntry {
+  /** Last path segment. */
+  readonly name: string;
+  /** Folder-relative path. */
+  readonly path: string;
+  readonly type: EntryType;
+  /** Bytes (0 for directories). */
+  readonly size: number;
+  /** ISO 8601 modification time of the winning version. */
+  readonly modified: string;
+  /** The lock on this path, if any. */
+  readonly lock: LockInfo | null;
+  /** Devices that hold the winning version. */
+  readonly devices: readonly DeviceRef[];
+  /** This device's progress towards the winning version, when it does not hold it yet. */
+  readonly syncing: { readonly done: number; readonly total: number } | null;
+  /** True for a conflict copy (`NAME.conflict-YYYYMMDD-HHMMSS-ID.EXT`). */
+  readonly conflict: boolean;
+}
+
+/** How to list. */
+export interface ListQuery {
+  /** Directory to list ('' for the folder root); only its direct entries. */
+  readonly dir: string;
+  readonly sort: 'name' | 'size' | 'modified';
+  readonly order: 'asc' | 'desc';
+  readonly offset: number;
+  readonly limit: number;
+}
+
+/** One page of the listing. */
+export interface ListPage {
+  readonly dir: string;
+  /** Entries in the directory (not deleted) in all. */
+  readonly total: number;
+  readonly entries: readonly ListEntry[];
+}
+
+/** A peer's connection state. */
+export interface PeerStatus extends DeviceRef {
+  readonly address: string;
+  readonly connected: boolean;
+  /** ISO 8601, or null if never. */
+  readonly lastSeen: string | null;
+  /** Why the last connection attempt failed, if it did. */
+  readonly error: string | null;
+}
+
+/** The device and the cluster, for `lockstep status`. */
+export interface Status {
+  readonly device: DeviceRef & { readonly folder: string; readonly version: string };
+  readonly peers: readonly PeerStatus[];
+  /** The lock authority this device uses, or null when devices disagree. */
+  readonly lockAuthority: DeviceRef | null;
+  /** Files and bytes this device still needs. */
+  readonly toSync: { readonly files: number; readonly bytes: number };
+  /** Local totals. */
+  readonly local: { readonly files: number; readonly bytes: number };
+  /** Why the folder is stopped, or null. */
+  readonly stopped: string | null;
+  /** Per-path problems (unreadable, cannot sync, …). */
+  readonly problems: readonly { readonly path: string; readonly message: string }[];
+}
+
+/** Live notifications (Server-Sent Events, `lockstep watch`). */
+export type ClientEvent =
+  | {
+      readonly type: 'added' | 'modified' | 'deleted';
+      readonly path: string;
+      readonly device: DeviceRef;
+      readonly size: number;
+      /** Size before a modification. */
+      readonly oldSize?: number;
+      readonly time: string;
+    }
+  | {
+      readonly type: 'synced';
+      readonly path: string;
+      /** The device that now holds it (this one). */
+      readonly device: DeviceRef;
+      readonly deleted: boolean;
+      readonly time: string;
+    }
+  | {
+      readonly type: 'conflict';
+      readonly path: string;
+      /** Where the losing version is kept. */
+      readonly copy: string;
+      readonly device: DeviceRef;
+      readonly time: string;
+    }
+  | {
+      readonly type: 'locked' | 'unlocked' | 'expired' | 'forced';
+      readonly lock: LockInfo;
+      /** Who forced an unlock. */
+      readonly by?: string;
+      readonly time: string;
+    }
+  | {
+      readonly type: 'connected' | 'disconnected';
+      readonly device: DeviceRef;
+      readonly reason?: string;
+      readonly time: string;
+    };
+
+/** A client user, known by a bearer token. */
+export interface User {
+  readonly name: string;
+  readonly admin: boolean;
+}
+
+/**
+ * What the device offers clients. Failures are `LockstepError`s whose codes
+ * the API maps to HTTP statuses: NOT_FOUND 404, NOT_A_FILE 409, LOCKED 423
+ * (message names the holder and since when), NOT_LOCK_OWNER 403,
+ * AUTHORITY_UNREACHABLE 503, AUTHORITY_DISAGREE 503, USAGE 400.
+ */
+export interface ClientBackend {
+  list(q: ListQuery): ListPage;
+  /** The global view of one path, or undefined. */
+  file(path: string): ListEntry | undefined;
+  status(): Status;
+  locks(): readonly LockInfo[];
+  lock(path: string, user: User, opts: { ttlMs?: number; reason?: string }): Promise<LockInfo>;
+  unlock(path: string, user: User, opts: { force?: boolean }): Promise<LockInfo>;
+  /** Emits 'event' for every {@link ClientEvent}. */
+  readonly events: EventEmitter<{ event: [ClientEvent] }>;
+}
