@@ -94,6 +94,7 @@ class FakePeer {
             indexId: `fake-${identity.short}`,
             deviceId: identity.id,
             sequence: this.seq,
+            lockAuthority: identity.id,
           }),
         );
         for (const b of this.script(n)) stream.write(b);

@@ -92,6 +92,8 @@ async function serve(home: string): Promise<void> {
     peers: config.peers,
     log,
     reloadPeers: peersNow,
+    name: config.name,
+    lockAuthority: config.lockAuthority,
   });
   cluster.on('applied', (r, kind, copy) => {
     if (copy !== undefined) {

@@ -4,8 +4,11 @@
  */
 import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
-import { errorMessage } from '../base/errors.js';
-import type { Action } from '../core/plan.js';
+import { LockstepError, errorMessage } from '../base/errors.js';
+import { winner, type Action } from '../core/plan.js';
+import { LockService } from '../locks/lock-service.js';
+import { LockTable } from '../locks/lock-table.js';
+import { decodeLockRequest, decodeLockStream } from '../locks/lock-wire.js';
 import type { FileRecord } from '../core/record.js';
 import { PeerLink, type PeerAddress } from '../peer/link.js';
 import { PeerServer } from '../peer/server.js';
@@ -28,6 +31,10 @@ export interface ClusterOptions {
   readonly log: Logger;
   /** Re-reads the configured peers (e.g. after `lockstep peer add`); called for unknown devices. */
   readonly reloadPeers?: () => readonly PeerAddress[];
+  /** This device's human name. */
+  readonly name: string;
+  /** The configured lock authority, if any (else the smallest device ID). */
+  readonly lockAuthority?: string | undefined;
 }
 
 /** Events of a {@link Cluster}. */
@@ -44,6 +51,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   readonly links = new Map<string, PeerLink>();
   readonly fetcher: ChunkFetcher;
   readonly puller: Puller;
+  readonly locks: LockService;
   /** Descriptors for reading chunks, shared by serving peers and local copies. */
   readonly fds = new FdCache();
   /** Paths recently checked to be live local files, for serving chunk hints. */
@@ -70,9 +78,42 @@ export class Cluster extends EventEmitter<ClusterEvents> {
           return () => this.changeListeners.delete(fn);
         },
         readChunk: (hash, hint) => this.readChunk(hash, hint),
+        lockAuthority: () => this.authority(),
+        locks: {
+          snapshot: () => this.locks.all(),
+          subscribe: (fn) => {
+            this.locks.on('change', fn);
+            return () => this.locks.off('change', fn);
+          },
+          handle: (body) => this.locks.handle(decodeLockRequest(body)),
+        },
       },
       opts.identity,
     );
+    this.locks = new LockService({
+      table: new LockTable(device.store.db),
+      self: opts.deviceId,
+      log: opts.log,
+      authority: () => this.authority(),
+      disagreements: () =>
+        [...this.links.values()]
+          .filter(
+            (l) =>
+              l.connected && l.peerAuthority !== undefined && l.peerAuthority !== this.authority(),
+          )
+          .map((l) => ({ peer: l.peer.id, choice: l.peerAuthority as string })),
+      forward: (auth, req, timeoutMs) => {
+        const link = this.links.get(auth);
+        if (link === undefined) {
+          return Promise.reject(
+            new LockstepError('PEER_UNREACHABLE', 'it is not a configured peer'),
+          );
+        }
+        return link.request('/v1/locks', req, timeoutMs);
+      },
+      checkFile: (path) => this.checkLockable(path),
+      deviceName: (id) => this.deviceName(id),
+    });
     this.fetcher = new ChunkFetcher(
       (short) => {
         for (const l of this.links.values()) if (l.short === short) return l;
@@ -112,6 +153,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
 
   /** Listens for peers, dials every configured peer, and plans what is already known. */
   async start(): Promise<void> {
+    this.locks.start();
     this.port = await this.server.listen(this.opts.listen.host, this.opts.listen.port);
     this.setPeers(this.opts.peers);
     this.puller.scheduleAll();
@@ -136,6 +178,27 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       // What waited for a peer to be reachable is tried again now.
       link.on('caughtUp', () => this.puller.retryNow());
       link.on('connected', () => this.emit('peerConnected', p));
+      link.followLocks = () => link.peer.id === this.authority();
+      link.on('hello', (choice) => {
+        if (choice !== this.authority()) {
+          this.log.warn(
+            { peer: p.id, theirs: choice, ours: this.authority() },
+            `peer ${link.name} takes ${this.deviceName(choice)} as lock authority, this device takes ${this.deviceName(this.authority())}: locking is refused until they agree`,
+          );
+        }
+      });
+      link.on('lockMessage', (value) => {
+        try {
+          const msg = decodeLockStream(value);
+          if (msg.type === 'locks') this.locks.applySnapshot(msg.locks);
+          else this.locks.applyChange(msg.change);
+        } catch (err) {
+          this.log.warn(
+            { peer: p.id, err: errorMessage(err) },
+            `rejected lock data from ${link.name}`,
+          );
+        }
+      });
       link.on('disconnected', (reason) => this.emit('peerDisconnected', p, reason));
       this.links.set(p.id, link);
       link.start();
@@ -146,6 +209,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.locks.close();
     this.puller.close();
     for (const l of this.links.values()) l.close();
     await this.server.close();
@@ -162,6 +226,32 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       }
     }
     return this.links.has(id);
+  }
+
+  /** The lock authority: the configured one, else the member with the smallest device ID. */
+  authority(): string {
+    if (this.opts.lockAuthority !== undefined) return this.opts.lockAuthority;
+    let min = this.opts.deviceId;
+    for (const id of this.links.keys()) if (id < min) min = id;
+    return min;
+  }
+
+  /** A device's human name: its configured name, else its short ID. */
+  deviceName(id: string): string {
+    if (id === this.opts.deviceId) return this.opts.name;
+    return this.links.get(id)?.peer.name ?? id.slice(0, 7);
+  }
+
+  /** Throws unless `path` is a live file in the global view. */
+  private checkLockable(path: string): void {
+    const { local, remotes } = this.opts.device.store.candidates(path);
+    const w = winner([...(local ? [local] : []), ...remotes.map((c) => c.record)]);
+    if (w === undefined || w.deleted) {
+      throw new LockstepError('NOT_FOUND', `${path} does not exist in the folder`);
+    }
+    if (w.type !== 'file') {
+      throw new LockstepError('NOT_A_FILE', `${path} is a ${w.type}; only files can be locked`);
+    }
   }
 
   /**

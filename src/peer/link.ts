@@ -29,6 +29,10 @@ export interface LinkEvents {
   caughtUp: [];
   connected: [];
   disconnected: [reason: string];
+  /** The peer's hello: its choice of lock authority. */
+  hello: [lockAuthority: string];
+  /** A message of the peer's lock stream (unchecked: the caller decodes it). */
+  lockMessage: [message: unknown];
 }
 
 const BACKOFF_MIN_MS = 100;
@@ -50,6 +54,10 @@ export class PeerLink extends EventEmitter<LinkEvents> {
   lastSeen: Date | undefined;
   /** Why the last attempt failed, if it did. */
   lastError: string | undefined;
+  /** The peer's choice of lock authority, from its hello on this connection. */
+  peerAuthority: string | undefined;
+  /** Whether to follow this peer's lock stream (it is the lock authority). */
+  followLocks: () => boolean = () => false;
 
   constructor(
     readonly peer: PeerAddress,
@@ -188,6 +196,7 @@ export class PeerLink extends EventEmitter<LinkEvents> {
       const was = this.connected;
       this.connected = false;
       this.caughtUp = false;
+      this.peerAuthority = undefined;
       this.lastError = reason;
       if (was) this.emit('disconnected', reason);
       if (this.closed) return;
@@ -237,6 +246,91 @@ export class PeerLink extends EventEmitter<LinkEvents> {
     });
   }
 
+  /** Sends a JSON request and resolves with the JSON reply (rejecting with its error). */
+  request(path: string, body: unknown, timeoutMs: number): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const session = this.session;
+      if (session === undefined || !this.connected) {
+        reject(new LockstepError('PEER_UNREACHABLE', `peer ${this.name} is not connected`));
+        return;
+      }
+      const req = session.request({
+        ':method': 'POST',
+        ':path': path,
+        'content-type': 'application/json',
+      });
+      const timer = setTimeout(() => {
+        req.close(http2.constants.NGHTTP2_CANCEL);
+        reject(
+          new LockstepError(
+            'PEER_UNREACHABLE',
+            `peer ${this.name} did not answer within ${timeoutMs} ms`,
+          ),
+        );
+      }, timeoutMs);
+      const parts: Buffer[] = [];
+      let status = 0;
+      req.on('response', (h) => (status = Number(h[':status'])));
+      req.on('data', (b: Buffer) => parts.push(b));
+      req.on('end', () => {
+        clearTimeout(timer);
+        let reply: unknown;
+        try {
+          reply = JSON.parse(Buffer.concat(parts).toString('utf8'));
+        } catch {
+          reject(
+            new LockstepError('PEER_INVALID', `peer ${this.name} answered ${status} without JSON`),
+          );
+          return;
+        }
+        if (status === 200) {
+          resolve(reply);
+          return;
+        }
+        const e = (reply as { error?: { code?: unknown; message?: unknown } }).error;
+        const known = [
+          'NOT_FOUND',
+          'NOT_A_FILE',
+          'LOCKED',
+          'NOT_LOCK_OWNER',
+          'AUTHORITY_DISAGREE',
+          'USAGE',
+        ];
+        const code =
+          typeof e?.code === 'string' && known.includes(e.code) ? e.code : 'PEER_INVALID';
+        const message =
+          typeof e?.message === 'string' ? e.message.slice(0, 2000) : `peer answered ${status}`;
+        reject(new LockstepError(code as 'LOCKED', message));
+      });
+      req.on('error', (err) => {
+        clearTimeout(timer);
+        reject(new LockstepError('PEER_UNREACHABLE', errorMessage(err)));
+      });
+      req.end(JSON.stringify(body));
+    });
+  }
+
+  /** Follows the peer's lock stream (the peer is the lock authority). */
+  private followLockStream(
+    session: http2.ClientHttp2Session,
+    fail: (reason: string) => void,
+  ): void {
+    const req = session.request({ ':path': '/v1/locks' });
+    const decoder = new FrameDecoder();
+    req.on('data', (buf: Buffer) => {
+      try {
+        for (const value of decoder.push(buf)) this.emit('lockMessage', value);
+      } catch (err) {
+        this.log.error(
+          { peer: this.peer.id, err: errorMessage(err) },
+          `bad lock data from peer ${this.name}`,
+        );
+        fail(errorMessage(err));
+      }
+    });
+    req.on('error', (err) => fail(`lock stream: ${errorMessage(err)}`));
+  }
+
   /** Opens the index stream and stores what arrives. */
   private followIndex(session: http2.ClientHttp2Session, fail: (reason: string) => void): void {
     const known = this.store.peerState(this.peer.id);
@@ -262,6 +356,9 @@ export class PeerLink extends EventEmitter<LinkEvents> {
               this.store.resetPeer(this.peer.id, msg.indexId);
             }
             hello = true;
+            this.peerAuthority = msg.lockAuthority;
+            this.emit('hello', msg.lockAuthority);
+            if (this.followLocks()) this.followLockStream(session, fail);
           } else if (!hello) {
             throw new LockstepError('PEER_INVALID', 'Index stream did not start with hello');
           } else if (msg.type === 'records') {

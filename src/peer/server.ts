@@ -9,6 +9,8 @@ import type { AddressInfo } from 'node:net';
 import { LockstepError, errorMessage } from '../base/errors.js';
 import { HASH_ALGORITHM, type FileRecord } from '../core/record.js';
 import type { Logger } from '../daemon/log.js';
+import type { LockRow } from '../locks/lock-table.js';
+import type { LockChange } from '../locks/lock-wire.js';
 import type { IndexStore } from '../store/index-store.js';
 import { SESSION_WINDOW, peerDeviceId, tlsOptions, type TlsIdentity } from './tls.js';
 import { decodeChunkFetch, encodeFrame, toWire, type ChunkHint } from './wire.js';
@@ -22,6 +24,15 @@ export interface PeerHost {
   isPeer(deviceId: string): boolean;
   /** A configured peer connected to this device (so it is up: dial it back now). */
   peerConnected?(deviceId: string): void;
+  /** The device this one takes as lock authority (sent in hello). */
+  lockAuthority(): string;
+  /** Locks, served to peers: the table, its changes, and forwarded requests. */
+  readonly locks: {
+    snapshot(): readonly LockRow[];
+    subscribe(fn: (change: LockChange) => void): () => void;
+    /** Executes a forwarded request; throws LockstepError with the code to return. */
+    handle(body: unknown): LockRow;
+  };
   /** Calls `fn` after each local index change; returns the unsubscribe function. */
   onLocalChange(fn: () => void): () => void;
   /**
@@ -128,6 +139,10 @@ export class PeerServer {
       this.serveIndex(stream, peer, url.searchParams);
     } else if (method === 'POST' && url.pathname === '/v1/chunks') {
       void this.serveChunks(stream, peer);
+    } else if (method === 'GET' && url.pathname === '/v1/locks') {
+      this.serveLocks(stream);
+    } else if (method === 'POST' && url.pathname === '/v1/locks') {
+      void this.serveLockRequest(stream, peer);
     } else {
       stream.respond({ ':status': 404, 'content-type': 'text/plain' });
       stream.end(`No such peer endpoint: ${method ?? ''} ${url.pathname}\n`);
@@ -153,6 +168,7 @@ export class PeerServer {
         indexId: ownIndex,
         deviceId: this.host.deviceId,
         sequence: store.sequence,
+        lockAuthority: this.host.lockAuthority(),
       }),
     );
     let pumping = false;
@@ -202,6 +218,38 @@ export class PeerServer {
     const off = this.host.onLocalChange(() => void pump());
     stream.on('close', off);
     void pump();
+  }
+
+  /** Streams the lock table: a snapshot, then every change. */
+  private serveLocks(stream: http2.ServerHttp2Stream): void {
+    stream.respond({ ':status': 200, 'content-type': 'application/octet-stream' });
+    stream.write(encodeFrame({ type: 'locks', locks: this.host.locks.snapshot() }));
+    const off = this.host.locks.subscribe((change) => {
+      if (!stream.destroyed) stream.write(encodeFrame({ type: 'change', change }));
+    });
+    stream.on('close', off);
+  }
+
+  /** Executes a lock or unlock forwarded by a peer (this device is the authority). */
+  private async serveLockRequest(stream: http2.ServerHttp2Stream, peer: string): Promise<void> {
+    let status = 200;
+    let reply: unknown;
+    try {
+      const body = JSON.parse((await readBody(stream, MAX_BODY)).toString('utf8')) as unknown;
+      reply = this.host.locks.handle(body);
+    } catch (err) {
+      const code = err instanceof LockstepError ? err.code : 'INTERNAL';
+      status = code === 'PEER_INVALID' ? 400 : 409;
+      if (code === 'PEER_INVALID') {
+        this.host.log.warn({ peer, err: errorMessage(err) }, 'rejected a malformed lock request');
+      }
+      reply = {
+        error: { code, message: err instanceof LockstepError ? err.message : 'internal error' },
+      };
+    }
+    if (stream.destroyed) return;
+    stream.respond({ ':status': status, 'content-type': 'application/json' });
+    stream.end(JSON.stringify(reply));
   }
 
   /** Answers a chunk request: per hash a status byte, then a u32 length and the bytes. */

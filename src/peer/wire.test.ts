@@ -601,6 +601,7 @@ const hello: HelloMessage = {
   indexId: 'idx_2024-01',
   deviceId: DEVICE_ID,
   sequence: 17,
+  lockAuthority: DEVICE_ID,
 };
 
 /** Encodes a message and decodes its frame back to a value. */

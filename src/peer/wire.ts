@@ -55,6 +55,8 @@ export interface HelloMessage {
   readonly deviceId: string;
   /** The last sequence number the sender issued. */
   readonly sequence: number;
+  /** The device the sender takes as lock authority; devices compare choices. */
+  readonly lockAuthority: string;
 }
 
 /** The backlog has been sent; live updates follow as more `records` messages. */
@@ -341,10 +343,10 @@ export function decodeIndexMessage(value: unknown): IndexMessage {
     case 'hello': {
       checkFields(
         value,
-        ['type', 'protocol', 'hashAlgorithm', 'indexId', 'deviceId', 'sequence'],
+        ['type', 'protocol', 'hashAlgorithm', 'indexId', 'deviceId', 'sequence', 'lockAuthority'],
         messageError,
       );
-      const { protocol, hashAlgorithm, indexId, deviceId, sequence } = value;
+      const { protocol, hashAlgorithm, indexId, deviceId, sequence, lockAuthority } = value;
       if (protocol !== PROTOCOL_VERSION) {
         throw messageError(
           `hello: protocol ${show(protocol)} is not supported (this device speaks ${PROTOCOL_VERSION})`,
@@ -363,6 +365,9 @@ export function decodeIndexMessage(value: unknown): IndexMessage {
       if (typeof deviceId !== 'string' || !isCanonicalDeviceId(deviceId)) {
         throw messageError(`hello: deviceId must be a device ID, got ${show(deviceId)}`);
       }
+      if (typeof lockAuthority !== 'string' || !isCanonicalDeviceId(lockAuthority)) {
+        throw messageError(`hello: lockAuthority must be a device ID, got ${show(lockAuthority)}`);
+      }
       return {
         type: 'hello',
         protocol,
@@ -370,6 +375,7 @@ export function decodeIndexMessage(value: unknown): IndexMessage {
         indexId,
         deviceId,
         sequence: checkSequence(sequence, 'hello'),
+        lockAuthority,
       };
     }
     case 'caughtUp':
