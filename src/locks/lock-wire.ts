@@ -82,7 +82,7 @@ function time(v: unknown, what: string): number {
 }
 
 function reason(v: unknown): string {
-  if (typeof v !== 'string' || v.length > MAX_REASON || /[\u0000-\u001f]/.test(v)) {
+  if (typeof v !== 'string' || v.length > MAX_REASON || /\p{Cc}/u.test(v)) {
     throw bad(`reason must be text of at most ${MAX_REASON} characters`);
   }
   return v;
