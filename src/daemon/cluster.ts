@@ -3,9 +3,10 @@
  * the chunk fetcher and the puller, attached to a running {@link Device}.
  */
 import { EventEmitter } from 'node:events';
+import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { LockstepError, errorMessage } from '../base/errors.js';
-import { winner, type Action } from '../core/plan.js';
+import { conflictName, winner, type Action } from '../core/plan.js';
 import { LockService } from '../locks/lock-service.js';
 import { LockTable } from '../locks/lock-table.js';
 import { decodeLockRequest, decodeLockStream } from '../locks/lock-wire.js';
@@ -43,6 +44,8 @@ export interface ClusterEvents {
   applied: [record: FileRecord, kind: Exclude<Action['kind'], 'none'>, conflictCopy?: string];
   peerConnected: [peer: PeerAddress];
   peerDisconnected: [peer: PeerAddress, reason: string];
+  /** A change to a file locked elsewhere was undone here; `copy` keeps it (none for a delete). */
+  lockedChange: [path: string, copy: string | undefined];
 }
 
 /** Peer sync for one device. */
@@ -154,6 +157,20 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   /** Listens for peers, dials every configured peer, and plans what is already known. */
   async start(): Promise<void> {
     this.locks.start();
+    // Enforcement: a file locked by a user on another device is read-only
+    // here, and a change to it anyway is kept as a conflict copy while the
+    // holder's version comes back.
+    const store = this.opts.device.store;
+    store.guard = (path) => {
+      const l = this.locks.get(path);
+      return l !== undefined && l.device !== this.opts.deviceId;
+    };
+    store.onVeto = (paths) => this.restoreLocked(paths);
+    this.locks.on('change', (c) => this.enforce(c.lock.path));
+    this.on('applied', (r) => {
+      if (this.locks.get(r.path) !== undefined) this.enforce(r.path);
+    });
+    for (const l of this.locks.all()) this.enforce(l.path);
     this.port = await this.server.listen(this.opts.listen.host, this.opts.listen.port);
     this.setPeers(this.opts.peers);
     this.puller.scheduleAll();
@@ -226,6 +243,62 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       }
     }
     return this.links.has(id);
+  }
+
+  /** Makes a file read-only while a user on another device holds its lock; writable after. */
+  private enforce(path: string): void {
+    const lock = this.locks.get(path);
+    const abs = join(this.opts.folder, path);
+    try {
+      const st = fs.lstatSync(abs, { throwIfNoEntry: false });
+      if (st === undefined || !st.isFile()) return;
+      const mode = st.mode & 0o7777;
+      const want =
+        lock !== undefined && lock.device !== this.opts.deviceId ? mode & ~0o222 : mode | 0o200;
+      if (want !== mode) fs.chmodSync(abs, want);
+    } catch (err) {
+      this.log.warn(
+        { path, err: errorMessage(err) },
+        `cannot set the lock's permissions on ${path}`,
+      );
+    }
+  }
+
+  /**
+   * A locked file changed here although a user on another device holds the
+   * lock: keep the change as a conflict copy, and bring the holder's version
+   * back (forgetting the local record makes the puller fetch it).
+   */
+  private restoreLocked(paths: readonly string[]): void {
+    const device = this.opts.device;
+    void device.queue.run(async () => {
+      const copies: string[] = [];
+      for (const path of paths) {
+        const abs = join(this.opts.folder, path);
+        try {
+          const st = fs.lstatSync(abs, { throwIfNoEntry: false });
+          if (st !== undefined) {
+            let copy = conflictName(path, BigInt(Date.now()) * 1_000_000n, device.store.localShort);
+            for (let n = 1; fs.existsSync(join(this.opts.folder, copy)); n++) copy = `${copy}.${n}`;
+            fs.renameSync(abs, join(this.opts.folder, copy));
+            copies.push(copy);
+            this.emit('lockedChange', path, copy);
+          } else {
+            this.emit('lockedChange', path, undefined);
+          }
+          device.store.forgetLocal(path);
+          const lock = this.locks.get(path);
+          this.log.warn(
+            { path, copy: copies.at(-1), holder: lock?.owner },
+            `${path} is locked by ${lock ? `${lock.owner}@${this.deviceName(lock.device)}` : 'another user'}: the change made here is kept${st ? ` as ${copies.at(-1)}` : ''} and the holder's version is restored`,
+          );
+        } catch (err) {
+          this.log.error({ path, err: errorMessage(err) }, `cannot restore locked file ${path}`);
+        }
+      }
+      if (copies.length > 0) await device.scanNow(copies);
+      this.puller.schedule(paths);
+    });
   }
 
   /** The lock authority: the configured one, else the member with the smallest device ID. */

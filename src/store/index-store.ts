@@ -43,6 +43,13 @@ export class IndexStore {
   readonly db: Database.Database;
   /** This device's short ID: its key in version vectors. */
   readonly localShort: string;
+  /**
+   * Paths whose local changes must not become versions (a file locked by a
+   * user on another device); such changes are left out of the commit and
+   * handed to {@link onVeto} after it.
+   */
+  guard: ((path: string) => boolean) | undefined;
+  onVeto: ((paths: string[]) => void) | undefined;
   private readonly stmts;
 
   constructor(file: string, localDeviceId: string) {
@@ -165,12 +172,17 @@ export class IndexStore {
    */
   commit(changes: readonly LocalChange[]): FileRecord[] {
     const changed: FileRecord[] = [];
+    const vetoed: string[] = [];
     this.db.transaction(() => {
       let seq = this.sequence;
       for (const { path, seen } of changes) {
         const old = this.get(path);
         const outcome = classify(old, seen);
         if (outcome === 'none') continue;
+        if (outcome === 'bump' && this.guard?.(path) === true) {
+          vetoed.push(path);
+          continue;
+        }
         if (outcome === 'bump') seq++;
         const rec = nextRecord(path, old, seen, outcome, this.localShort, seq);
         const { id } = this.stmts.upsert.get(recordToParams(rec)) as { id: number };
@@ -183,7 +195,13 @@ export class IndexStore {
       }
       this.stmts.setMaxSeq.run(seq);
     })();
+    if (vetoed.length > 0) this.onVeto?.(vetoed);
     return changed;
+  }
+
+  /** Drops this device's record of `path` (its content is to be fetched again). */
+  forgetLocal(path: string): void {
+    this.db.prepare('DELETE FROM files WHERE device = 1 AND path = ?').run(path);
   }
 
   /** Local records changed after sequence `after`, in sequence order. */

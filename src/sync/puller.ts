@@ -113,6 +113,11 @@ export class Puller {
     this.schedule(paths);
   }
 
+  /** Paths waiting to be planned or being worked on, and failed ones waiting to retry. */
+  pendingCount(): number {
+    return this.pending.size + this.progress.size + this.retries.size;
+  }
+
   /** Resolves when nothing is pending or running (for tests and benchmarks). */
   async idle(): Promise<void> {
     while (this.running || this.pending.size > 0) await new Promise((r) => setTimeout(r, 10));

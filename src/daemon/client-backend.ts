@@ -1,0 +1,250 @@
+/**
+ * The device's answers to clients (the API, the CLI, the web page): the
+ * global view as a listing, status, locks and live events, built from the
+ * index, the cluster and the lock service.
+ */
+import { EventEmitter } from 'node:events';
+import type {
+  ClientBackend,
+  ClientEvent,
+  DeviceRef,
+  ListEntry,
+  ListPage,
+  ListQuery,
+  LockInfo,
+  Status,
+  User,
+} from '../api/backend.js';
+import type { LockRow } from '../locks/lock-table.js';
+import { winner } from '../core/plan.js';
+import type { FileRecord } from '../core/record.js';
+import { compare } from '../core/vector.js';
+import { checkVector } from '../core/vector.js';
+import type { Cluster } from './cluster.js';
+import type { Device } from './device.js';
+
+const TYPES = ['file', 'directory', 'symlink'] as const;
+/** A conflict copy's name: `NAME.conflict-YYYYMMDD-HHMMSS-ID[.EXT]`. */
+const CONFLICT_RE = /\.conflict-\d{8}-\d{6}-[A-Z2-7]{7}(\.[^./]*)?$/;
+
+interface ViewRow {
+  path: string;
+  short: string;
+  id: string;
+  type: number;
+  size: number;
+  mtime_s: number;
+  mtime_ns: number;
+  version: string;
+  deleted: number;
+  modified_by: string;
+}
+
+/** Options of {@link createClientBackend}. */
+export interface ClientBackendOptions {
+  readonly device: Device;
+  readonly cluster: Cluster;
+  readonly deviceId: string;
+  readonly name: string;
+  readonly folder: string;
+  readonly version: string;
+}
+
+/** Builds the client backend of a running device. */
+export function createClientBackend(o: ClientBackendOptions): ClientBackend {
+  const { device, cluster } = o;
+  const store = device.store;
+  const events = new EventEmitter<{ event: [ClientEvent] }>();
+  const now = () => new Date().toISOString();
+  const ref = (id: string): DeviceRef => ({
+    id,
+    short: id.slice(0, 7),
+    name: cluster.deviceName(id),
+  });
+  const self = ref(o.deviceId);
+  const lockInfo = (l: LockRow): LockInfo => ({
+    id: l.id,
+    path: l.path,
+    owner: l.owner,
+    device: ref(l.device),
+    created: new Date(l.createdMs).toISOString(),
+    expires: l.expiresMs === null ? null : new Date(l.expiresMs).toISOString(),
+    reason: l.reason,
+  });
+
+  const rowsOf = store.db.prepare(`
+    SELECT f.path, d.short_id AS short, d.id, f.type, f.size, f.mtime_s, f.mtime_ns, f.version,
+           f.deleted, f.modified_by
+    FROM files f JOIN devices d ON d.idx = f.device
+    WHERE f.path >= @from AND f.path < @to AND instr(substr(f.path, @skip), '/') = 0
+    ORDER BY f.path`);
+  const rowsOfPath = store.db.prepare(`
+    SELECT f.path, d.short_id AS short, d.id, f.type, f.size, f.mtime_s, f.mtime_ns, f.version,
+           f.deleted, f.modified_by
+    FROM files f JOIN devices d ON d.idx = f.device WHERE f.path = ?`);
+
+  /** The global view of one path from all devices' rows of it. */
+  const entryOf = (rows: ViewRow[]): ListEntry | undefined => {
+    const recs = rows.map((r) => {
+      const rec: FileRecord = {
+        path: r.path,
+        type: TYPES[r.type] ?? 'file',
+        size: r.size,
+        mtimeNs: BigInt(r.mtime_s) * 1_000_000_000n + BigInt(r.mtime_ns),
+        mode: 0,
+        chunks: [],
+        target: '',
+        version: checkVector(JSON.parse(r.version)),
+        deleted: r.deleted !== 0,
+        sequence: 0,
+        inode: 0,
+        modifiedBy: r.modified_by,
+      };
+      return { row: r, rec };
+    });
+    const w = winner(recs.map((x) => x.rec));
+    if (w === undefined || w.deleted) return undefined;
+    const holders = recs.filter(
+      (x) =>
+        !x.rec.deleted &&
+        compare(x.rec.version, w.version) !== 'lesser' &&
+        compare(x.rec.version, w.version) !== 'concurrent',
+    );
+    const path = w.path;
+    const lock = cluster.locks.get(path);
+    const p = cluster.puller.progress.get(path);
+    return {
+      name: path.slice(path.lastIndexOf('/') + 1),
+      path,
+      type: w.type,
+      size: w.type === 'directory' ? 0 : w.size,
+      modified: new Date(Number(w.mtimeNs / 1_000_000n)).toISOString(),
+      lock: lock ? lockInfo(lock) : null,
+      devices: holders.map((x) => ref(x.row.id)),
+      syncing: p ? { done: p.done, total: p.total } : null,
+      conflict: CONFLICT_RE.test(path),
+    };
+  };
+
+  const list = (q: ListQuery): ListPage => {
+    const dir = q.dir.replace(/\/+$/, '');
+    const prefix = dir === '' ? '' : `${dir}/`;
+    const rows = rowsOf.all({
+      from: prefix,
+      to: dir === '' ? '\u{10ffff}' : `${dir}0`,
+      skip: prefix.length + 1,
+    }) as ViewRow[];
+    const entries: ListEntry[] = [];
+    for (let i = 0; i < rows.length;) {
+      let j = i;
+      while (j < rows.length && (rows[j] as ViewRow).path === (rows[i] as ViewRow).path) j++;
+      const e = entryOf(rows.slice(i, j));
+      if (e) entries.push(e);
+      i = j;
+    }
+    const dirFirst = (a: ListEntry, b: ListEntry) =>
+      Number(b.type === 'directory') - Number(a.type === 'directory');
+    const key = {
+      name: (a: ListEntry, b: ListEntry) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0),
+      size: (a: ListEntry, b: ListEntry) => a.size - b.size,
+      modified: (a: ListEntry, b: ListEntry) =>
+        a.modified < b.modified ? -1 : a.modified > b.modified ? 1 : 0,
+    }[q.sort];
+    const sign = q.order === 'desc' ? -1 : 1;
+    entries.sort((a, b) => dirFirst(a, b) || sign * key(a, b) || (a.path < b.path ? -1 : 1));
+    return { dir, total: entries.length, entries: entries.slice(q.offset, q.offset + q.limit) };
+  };
+
+  // Live events.
+  device.on('indexed', (records) => {
+    for (const r of records) {
+      const counters = Object.values(r.version).reduce((a, b) => a + b, 0);
+      events.emit('event', {
+        type: r.deleted ? 'deleted' : counters === 1 ? 'added' : 'modified',
+        path: r.path,
+        device: self,
+        size: r.size,
+        time: now(),
+      });
+    }
+  });
+  cluster.on('applied', (r, kind, copy) => {
+    if (kind === 'version' || kind === 'tombstone') return;
+    if (copy !== undefined) {
+      events.emit('event', { type: 'conflict', path: r.path, copy, device: self, time: now() });
+    }
+    events.emit('event', {
+      type: 'synced',
+      path: r.path,
+      device: self,
+      deleted: r.deleted,
+      time: now(),
+    });
+  });
+  cluster.on('lockedChange', (path, copy) => {
+    if (copy !== undefined) {
+      events.emit('event', { type: 'conflict', path, copy, device: self, time: now() });
+    }
+  });
+  cluster.locks.on('change', (c) => {
+    events.emit('event', {
+      type: c.type,
+      lock: lockInfo(c.lock),
+      ...(c.by === undefined ? {} : { by: c.by }),
+      time: now(),
+    });
+  });
+  cluster.on('peerConnected', (p) =>
+    events.emit('event', { type: 'connected', device: ref(p.id), time: now() }),
+  );
+  cluster.on('peerDisconnected', (p, reason) =>
+    events.emit('event', { type: 'disconnected', device: ref(p.id), reason, time: now() }),
+  );
+
+  return {
+    events,
+    list,
+    file(path) {
+      return entryOf(rowsOfPath.all(path) as ViewRow[]);
+    },
+    status(): Status {
+      const peers = [...cluster.links.values()].map((l) => ({
+        ...ref(l.peer.id),
+        address: l.peer.address,
+        connected: l.connected,
+        lastSeen: l.lastSeen?.toISOString() ?? null,
+        error: l.lastError ?? null,
+      }));
+      const differ = [...cluster.links.values()].some(
+        (l) =>
+          l.connected && l.peerAuthority !== undefined && l.peerAuthority !== cluster.authority(),
+      );
+      let bytes = 0;
+      for (const p of cluster.puller.progress.values()) bytes += p.total - p.done;
+      const t = store.totals();
+      return {
+        device: { ...self, folder: o.folder, version: o.version },
+        peers,
+        lockAuthority: differ ? null : ref(cluster.authority()),
+        toSync: { files: cluster.puller.pendingCount(), bytes },
+        local: { files: t.files, bytes: t.bytes },
+        stopped: device.stoppedReason ?? null,
+        problems: [
+          ...[...device.problems.values()].map((p) => ({ path: p.path, message: p.message })),
+          ...[...cluster.puller.problems].map(([path, message]) => ({ path, message })),
+        ],
+      };
+    },
+    locks() {
+      return cluster.locks.all().map(lockInfo);
+    },
+    async lock(path: string, user: User, opts) {
+      const { lock } = await cluster.locks.lock(path, user.name, opts);
+      return lockInfo(lock);
+    },
+    async unlock(path: string, user: User, opts) {
+      const { lock } = await cluster.locks.unlock(path, user, opts.force === true);
+      return lockInfo(lock);
+    },
+  };
+}
