@@ -48,15 +48,21 @@ export function serveOnce(home: string): Promise<ServeScan> {
     }, 300_000);
     let result: ServeScan | undefined;
     createInterface({ input: child.stdout }).on('line', (line) => {
-      let o: { msg?: string; ms?: number; scanned?: number };
+      let o: { msg?: string; ms?: number; scanned?: number; maxRssKb?: number };
       try {
         o = JSON.parse(line) as typeof o;
       } catch {
         return;
       }
       if (o.msg === 'full scan done' && result === undefined) {
-        const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
-        const hwm = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0);
+        // The peak as the process saw it when the scan ended: read from
+        // outside once the line arrives, VmHWM would also count whatever
+        // serve went on to do meanwhile.
+        let hwm = o.maxRssKb;
+        if (hwm === undefined) {
+          const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
+          hwm = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0);
+        }
         result = { scanMs: o.ms ?? 0, scanned: o.scanned ?? 0, peakRssMb: hwm / 1024 };
         child.kill('SIGTERM');
       }

@@ -127,6 +127,7 @@ export class Device extends EventEmitter<DeviceEvents> {
             changed: res.changedCount,
             hashedBytes: res.hashedBytes,
             ms: Math.round(performance.now() - started),
+            maxRssKb: process.resourceUsage().maxRSS,
           },
           'full scan done',
         );

@@ -6,7 +6,7 @@ import { blake3 } from '@napi-rs/blake-hash';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CDC, type CdcParams } from '../core/fastcdc.js';
 import type { Chunk } from '../core/record.js';
-import { READ_SIZE, chunkBuffer, chunkFile, chunkHandle } from './chunker.js';
+import { READ_SIZE, chunkBuffer, chunkFile, chunkHandle, chunkSmallFile } from './chunker.js';
 import { seededBytes } from '../testing/seeded.js';
 
 const SMALL: CdcParams = { min: 256, avg: 1024, max: 4096 };
@@ -111,6 +111,24 @@ describe('chunker', () => {
     } finally {
       await fh.close();
     }
+  });
+
+  it('chunkSmallFile gives what chunkFile gives, or undefined for a file bigger than hinted', async () => {
+    for (const n of [0, 1, 5000, min + 1, 700_000, 2 ** 20 - 1]) {
+      const p = file(`small${n}`, seededBytes(n, n + 3));
+      expect(await chunkSmallFile(p, n)).toEqual(await chunkFile(p));
+      expect(await chunkSmallFile(p, n, SMALL)).toEqual(await chunkFile(p, { params: SMALL }));
+      // A file that shrank since it was seen.
+      if (n + 100 < 2 ** 20) expect(await chunkSmallFile(p, n + 100)).toEqual(await chunkFile(p));
+    }
+    const p = file('grew', seededBytes(5000, 9));
+    expect(await chunkSmallFile(p, 4999)).toBeUndefined();
+    expect(await chunkSmallFile(p, 0)).toBeUndefined();
+    expect(await chunkSmallFile(p, 2 ** 20)).toBeUndefined();
+    await expect(chunkSmallFile(join(tmp, 'missing'), 10)).rejects.toMatchObject({
+      code: 'ENOENT',
+    });
+    await expect(chunkSmallFile(tmp, 10)).rejects.toMatchObject({ code: 'EISDIR' });
   });
 
   it('keeps the file system error code', async () => {

@@ -6,7 +6,7 @@
  * so the disk (or page-cache copy) overlaps with the CPU work and memory
  * stays constant whatever the file size.
  */
-import { promises as fsp } from 'node:fs';
+import { close, open, promises as fsp, read } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { blake3 } from '@napi-rs/blake-hash';
 import { DEFAULT_CDC, nextBoundary, validateCdcParams, type CdcParams } from '../core/fastcdc.js';
@@ -104,6 +104,47 @@ export async function chunkFile(
   } finally {
     await fh.close();
   }
+}
+
+/**
+ * {@link chunkFile} for a file expected to hold at most `sizeHint` bytes:
+ * opened, read whole into one buffer and closed with plain fs calls, which
+ * cost a small file far less than a FileHandle does. Gives exactly what
+ * {@link chunkFile} gives, or undefined when the file holds more than
+ * `sizeHint` bytes (or `sizeHint` is 1 MiB or more): the caller decides how
+ * to hash a bigger file.
+ *
+ * @throws the file system's error, with its `code`.
+ */
+export async function chunkSmallFile(
+  absPath: string,
+  sizeHint: number,
+  params: CdcParams = DEFAULT_CDC,
+): Promise<ChunkedFile | undefined> {
+  validateCdcParams(params);
+  if (!(sizeHint >= 0 && sizeHint < SMALL_FILE)) return undefined;
+  const fd = await new Promise<number>((resolve, reject) =>
+    open(absPath, 'r', (err, fd) => (err ? reject(err) : resolve(fd))),
+  );
+  // One byte extra tells whether the file grew past `sizeHint`. A short
+  // read that brings at least `sizeHint` bytes is the end of the file, so the
+  // usual file takes a single read; a shorter one reads on until 0.
+  const buf = Buffer.allocUnsafe(sizeHint + 1);
+  let n = 0;
+  try {
+    for (let want = buf.length; n < buf.length; want = buf.length - n) {
+      const r = await new Promise<number>((resolve, reject) =>
+        read(fd, buf, n, want, n, (err, bytes) => (err ? reject(err) : resolve(bytes))),
+      );
+      n += r;
+      if (r === 0 || (r < want && n >= sizeHint)) break;
+    }
+  } finally {
+    await new Promise<void>((resolve, reject) =>
+      close(fd, (err) => (err ? reject(err) : resolve())),
+    );
+  }
+  return n <= sizeHint ? { size: n, chunks: chunkBuffer(buf.subarray(0, n), params) } : undefined;
 }
 
 /**

@@ -50,6 +50,8 @@ describe('HashPool', () => {
     for (const n of [0, 1, 100_000, 3 * 2 ** 20 + 5]) {
       const p = file(`inline${n}`, seededBytes(n, n + 1));
       expect(await pool.hashFile(p)).toEqual(await chunkFile(p));
+      expect(await pool.hashFile(p, n)).toEqual(await chunkFile(p));
+      expect(await pool.hashFile(p, 0)).toEqual(await chunkFile(p));
     }
     await expect(pool.hashFile(join(tmp, 'missing'))).rejects.toMatchObject({ code: 'ENOENT' });
   });
@@ -77,6 +79,30 @@ describe('HashPool', () => {
     expect(await pool.hashFile(small)).toEqual(await chunkFile(small));
     const big = await pool.hashFile(file('big', seededBytes(1000, 3)));
     expect(big.chunks[0]!.hash).toBe(''); // the fake worker's answer
+  });
+
+  it('with a size hint: inline below the limit, a worker above it; results as chunkFile', async () => {
+    pool = new HashPool({
+      workers: 1,
+      inlineBelow: 1000,
+      workerUrl: pathToFileURL(join(tmp, 'fake-worker.mjs')),
+    });
+    const small = file('hinted', seededBytes(999, 4));
+    const want = await chunkFile(small);
+    expect(await pool.hashFile(small, 999)).toEqual(want);
+    expect(await pool.hashFile(small, 10)).toEqual(want); // grew since it was seen
+    expect(await pool.hashFile(small, 998)).toEqual(want);
+    expect((await pool.hashFile(small, 1000)).chunks[0]!.hash).toBe(''); // the fake worker
+    // Grown past the limit since it was seen: a worker hashes it.
+    const grown = await pool.hashFile(file('grown', seededBytes(5000, 5)), 10);
+    expect(grown).toMatchObject({ size: 5000, chunks: [{ hash: '' }] });
+    await expect(pool.hashFile(join(tmp, 'missing'), 10)).rejects.toMatchObject({
+      code: 'ENOENT',
+    });
+    await pool.close();
+    await expect(pool.hashFile(small, 999)).rejects.toMatchObject({
+      code: 'ERR_HASH_POOL_CLOSED',
+    });
   });
 
   it("passes on a worker's error with its code, and a missing file's ENOENT", async () => {
@@ -132,7 +158,26 @@ describe('HashPool', () => {
     await expect(pool.hashFile(p)).rejects.toMatchObject({ code: 'ERR_HASH_POOL_CLOSED' });
   });
 
+  it('ends a worker left idle, and starts one again for the next file', async () => {
+    pool = new HashPool({
+      workers: 2,
+      inlineBelow: 0,
+      idleMs: 200,
+      workerUrl: pathToFileURL(join(tmp, 'fake-worker.mjs')),
+    });
+    const p = file('idle', new Uint8Array(3));
+    expect(pool.workers).toBe(0); // none until a file needs one
+    await Promise.all([pool.hashFile(p), pool.hashFile(p)]);
+    expect(pool.workers).toBe(2);
+    for (const until = Date.now() + 5000; pool.workers > 0 && Date.now() < until;)
+      await new Promise((r) => setTimeout(r, 10));
+    expect(pool.workers).toBe(0);
+    expect((await pool.hashFile(p)).size).toBe(3);
+    expect(pool.workers).toBe(1);
+  });
+
   it('rejects bad options', () => {
+    expect(() => new HashPool({ idleMs: -1 })).toThrow(/idleMs/);
     expect(() => new HashPool({ workers: -1 })).toThrow(/workers.*-1/);
     expect(() => new HashPool({ inlineBelow: Number.NaN })).toThrow(/inlineBelow/);
     expect(() => new HashPool({ params: { min: 1, avg: 3, max: 2 } })).toThrow(RangeError);
@@ -145,11 +190,12 @@ describe('HashPool', () => {
     async () => {
       pool = new HashPool({ workers: 2, inlineBelow: 0, workerUrl: built });
       expect(pool.usesWorkers).toBe(true);
-      const paths = [0, 1, 70_000, 5 * 2 ** 20 + 3].map((n) =>
-        file(`real${n}`, seededBytes(n, n + 9)),
-      );
+      const sizes = [0, 1, 70_000, 5 * 2 ** 20 + 3];
+      const paths = sizes.map((n) => file(`real${n}`, seededBytes(n, n + 9)));
       const got = await Promise.all(paths.map((p) => pool!.hashFile(p)));
       for (const [i, p] of paths.entries()) expect(got[i]).toEqual(await chunkFile(p));
+      const hinted = await Promise.all(paths.map((p, i) => pool!.hashFile(p, sizes[i])));
+      expect(hinted).toEqual(got);
       await expect(pool.hashFile(join(tmp, 'missing'))).rejects.toMatchObject({ code: 'ENOENT' });
     },
   );

@@ -14,7 +14,7 @@ import { Worker } from 'node:worker_threads';
 import { errorCode } from '../base/errors.js';
 import { DEFAULT_CDC, validateCdcParams, type CdcParams } from '../core/fastcdc.js';
 import type { Chunk } from '../core/record.js';
-import { chunkHandle, type ChunkedFile } from './chunker.js';
+import { chunkHandle, chunkSmallFile, type ChunkedFile } from './chunker.js';
 
 /** A request to a worker: hash the file at `path`. */
 export interface HashJob {
@@ -85,6 +85,11 @@ export interface HashPoolOptions {
   params?: CdcParams;
   /** The worker script. @default ./hash-worker.js next to this module, when it exists */
   workerUrl?: URL;
+  /**
+   * A worker left idle this long (ms) exits, giving back its memory; the next
+   * large file starts one again. @default 10 s
+   */
+  idleMs?: number;
 }
 
 interface Job {
@@ -97,6 +102,8 @@ interface Job {
 interface Slot {
   readonly worker: Worker;
   job: Job | undefined;
+  /** Ends the worker once it has been idle for `idleMs`. */
+  idle?: NodeJS.Timeout;
 }
 
 /** A pool of hashing threads; implements the scanner's `FileHasher`. */
@@ -107,6 +114,7 @@ export class HashPool {
   private readonly inlineBelow: number;
   private readonly params: CdcParams;
   private readonly workerUrl: URL;
+  private readonly idleMs: number;
   private readonly slots: Slot[] = [];
   private readonly queue: Job[] = [];
   private nextId = 1;
@@ -123,17 +131,34 @@ export class HashPool {
     this.inlineBelow = inlineBelow;
     this.params = validateCdcParams(opts.params ?? DEFAULT_CDC);
     this.workerUrl = opts.workerUrl ?? new URL('./hash-worker.js', import.meta.url);
+    this.idleMs = opts.idleMs ?? 10_000;
+    if (!(this.idleMs >= 0))
+      throw new RangeError(`HashPool idleMs must be >= 0, got ${this.idleMs}`);
     this.usesWorkers = workers > 0 && existsSync(fileURLToPath(this.workerUrl));
   }
 
   /**
-   * Chunks and hashes the file at `absPath` (see `chunkFile`).
+   * Chunks and hashes the file at `absPath` (see `chunkFile`). `sizeHint`,
+   * the size the caller saw, saves a stat: it only picks where the file is
+   * hashed (inline or in a worker); the file is read to its end whatever it
+   * says.
    *
    * @throws an Error with the file system's `code` (ENOENT, EACCES, EISDIR, …);
    *   `ERR_HASH_POOL_CLOSED` after {@link close}; `ERR_HASH_WORKER_EXIT` if a worker died.
    */
-  async hashFile(absPath: string): Promise<ChunkedFile> {
+  async hashFile(absPath: string, sizeHint?: number): Promise<ChunkedFile> {
     if (this.closed) throw codedError('hash pool is closed', 'ERR_HASH_POOL_CLOSED');
+    if (sizeHint !== undefined && (!this.usesWorkers || sizeHint < this.inlineBelow)) {
+      // The common case, many small files: no stat, no FileHandle.
+      const r = await chunkSmallFile(absPath, sizeHint, this.params);
+      if (r) return r;
+    } else if (sizeHint !== undefined) {
+      return this.enqueue(absPath);
+    }
+    return this.hashUnsized(absPath);
+  }
+
+  private async hashUnsized(absPath: string): Promise<ChunkedFile> {
     // Open and stat here: it decides inline vs worker, and a missing or
     // unreadable file fails fast without a round trip.
     const fh = await fsp.open(absPath, 'r');
@@ -144,6 +169,11 @@ export class HashPool {
     } finally {
       await fh.close();
     }
+    return this.enqueue(absPath);
+  }
+
+  /** Hands the file to a worker thread. */
+  private enqueue(absPath: string): Promise<ChunkedFile> {
     return new Promise<ChunkedFile>((resolve, reject) => {
       if (this.closed) return reject(codedError('hash pool is closed', 'ERR_HASH_POOL_CLOSED'));
       this.queue.push({ id: this.nextId++, path: absPath, resolve, reject });
@@ -151,9 +181,15 @@ export class HashPool {
     });
   }
 
+  /** Worker threads running now. */
+  get workers(): number {
+    return this.slots.length;
+  }
+
   /** Rejects queued and running jobs and terminates the workers. Idempotent. */
   async close(): Promise<void> {
     this.closed = true;
+    for (const s of this.slots) clearTimeout(s.idle);
     for (const job of this.queue.splice(0))
       job.reject(codedError('hash pool is closed', 'ERR_HASH_POOL_CLOSED'));
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
@@ -166,6 +202,7 @@ export class HashPool {
       if (!slot && this.slots.length < this.size) slot = this.spawn();
       if (!slot) return;
       const job = this.queue.shift()!;
+      clearTimeout(slot.idle);
       slot.job = job;
       slot.worker.ref(); // a busy worker keeps the process alive until it answers
       slot.worker.postMessage({ id: job.id, path: job.path } satisfies HashJob);
@@ -186,6 +223,7 @@ export class HashPool {
       if (r.ok) job.resolve({ size: r.size, chunks: r.chunks });
       else job.reject(replyError(r));
       this.pump();
+      if (slot.job === undefined) this.retireLater(slot);
     });
     worker.on('error', (err) => {
       // A crash in the worker itself (not a file error): fail its job; 'exit' follows.
@@ -193,6 +231,7 @@ export class HashPool {
       slot.job = undefined;
     });
     worker.on('exit', (code) => {
+      clearTimeout(slot.idle);
       const i = this.slots.indexOf(slot);
       if (i >= 0) this.slots.splice(i, 1);
       slot.job?.reject(
@@ -205,5 +244,18 @@ export class HashPool {
     });
     this.slots.push(slot);
     return slot;
+  }
+
+  /** Ends `slot`'s worker if it stays idle for `idleMs`. */
+  private retireLater(slot: Slot): void {
+    clearTimeout(slot.idle);
+    slot.idle = setTimeout(() => {
+      if (slot.job !== undefined || this.closed) return;
+      // Out of the pool at once, so no job is handed to it; 'exit' follows.
+      const i = this.slots.indexOf(slot);
+      if (i >= 0) this.slots.splice(i, 1);
+      void slot.worker.terminate();
+    }, this.idleMs);
+    slot.idle.unref();
   }
 }

@@ -8,15 +8,26 @@ import ignore, { type Ignore } from 'ignore';
 import { IGNORE_FILE, isInternalPath } from '../core/path.js';
 import { errorCode } from '../base/errors.js';
 
+/**
+ * Lookups after which the matcher is compiled afresh: it caches the answer
+ * for every path it is asked about, which for a scan of a big folder would
+ * be every path of it, kept until the rules are next reloaded.
+ */
+const LOOKUPS_PER_MATCHER = 8192;
+
 /** A compiled set of ignore rules for one folder. */
 export class IgnoreRules {
-  private matcher: Ignore;
+  /** Undefined when the text holds no rules (blank and comment lines only). */
+  private matcher: Ignore | undefined;
+  private lookups = 0;
   /** The text the rules were compiled from ('' when there is no file). */
   text: string;
 
   private constructor(text: string) {
     this.text = text;
-    this.matcher = ignore({ allowRelativePaths: false }).add(text);
+    // As the matcher reads it: a line is a rule unless blank or a comment.
+    const rules = text.split(/\r?\n/).some((l) => l.trim() !== '' && !l.startsWith('#'));
+    this.matcher = rules ? compile(text) : undefined;
   }
 
   /** Rules from a text in gitignore syntax. */
@@ -40,6 +51,15 @@ export class IgnoreRules {
    */
   ignores(relPath: string, isDir: boolean): boolean {
     if (isInternalPath(relPath)) return true;
+    if (this.matcher === undefined) return false;
+    if (++this.lookups > LOOKUPS_PER_MATCHER) {
+      this.matcher = compile(this.text);
+      this.lookups = 1;
+    }
     return this.matcher.ignores(isDir ? `${relPath}/` : relPath);
   }
+}
+
+function compile(text: string): Ignore {
+  return ignore({ allowRelativePaths: false }).add(text);
 }

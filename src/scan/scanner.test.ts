@@ -278,6 +278,72 @@ describe('Scanner', () => {
     expect(rec('d/x.txt')?.deleted).toBe(true);
   });
 
+  it('a full scan tombstones what was inside a directory now a file or a symlink, and nothing beside it', async () => {
+    for (const p of ['d/x.txt', 'd/e/y.txt', 'l/z.txt', 'd-1.txt', 'd.txt', 'd0/w.txt', 'e/v.txt'])
+      w(p, p);
+    await scanner.scanAll();
+    rmSync(join(root, 'd'), { recursive: true });
+    rmSync(join(root, 'l'), { recursive: true });
+    w('d', 'now a file');
+    symlinkSync('e', join(root, 'l'));
+    const res = await scanner.scanAll();
+    expect(res.changed.map((r) => `${r.path}:${r.deleted}`).sort()).toEqual([
+      'd/e/y.txt:true',
+      'd/e:true',
+      'd/x.txt:true',
+      'd:false',
+      'l/z.txt:true',
+      'l:false',
+    ]);
+    expect(rec('d')).toMatchObject({ type: 'file' });
+    expect(rec('l')).toMatchObject({ type: 'symlink', target: 'e' });
+  });
+
+  it('paths that become ignored are left alone: no tombstones', async () => {
+    w('build/out.o', 'x');
+    w('build/sub/more.o', 'x');
+    w('a.tmp', 'x');
+    w('src/a.c', 'x');
+    await scanner.scanAll();
+    w('.lockstepignore', '*.tmp\nbuild/\n');
+    scanner = make();
+    const res = await scanner.scanAll();
+    expect(res.changed.map((r) => r.path)).toEqual(['.lockstepignore']);
+    for (const p of ['build', 'build/out.o', 'build/sub/more.o', 'a.tmp'])
+      expect(rec(p)?.deleted).toBe(false);
+  });
+
+  it('compares a directory of many entries, and finds what went from it', async () => {
+    for (let i = 0; i < 700; i++) w(`big/f${i}.txt`, `file ${i}`);
+    w('big/sub/deep.txt', 'deep');
+    expect((await scanner.scanAll()).changed).toHaveLength(703);
+    expect((await scanner.scanAll()).changed).toEqual([]);
+    for (let i = 0; i < 700; i += 2) unlinkSync(join(root, `big/f${i}.txt`));
+    rmSync(join(root, 'big/sub'), { recursive: true });
+    w('big/f1.txt', 'edited');
+    const res = await scanner.scanAll();
+    const deleted = res.changed.filter((r) => r.deleted).map((r) => r.path);
+    expect(deleted).toHaveLength(352);
+    expect(deleted).toContain('big/sub/deep.txt');
+    expect(res.changed.filter((r) => !r.deleted).map((r) => r.path)).toEqual(['big/f1.txt']);
+    expect(rec('big/f3.txt')?.deleted).toBe(false);
+  });
+
+  it('a subtree scan finds what went from below it, and leaves the rest alone', async () => {
+    w('d/a/x.txt', 'x');
+    w('d/b.txt', 'b');
+    w('e/c.txt', 'c');
+    await scanner.scanAll();
+    rmSync(join(root, 'd/a'), { recursive: true });
+    unlinkSync(join(root, 'e/c.txt'));
+    const res = await scanner.scan([{ path: 'd', subtree: true }]);
+    expect(res.changed.map((r) => `${r.path}:${r.deleted}`).sort()).toEqual([
+      'd/a/x.txt:true',
+      'd/a:true',
+    ]);
+    expect(rec('e/c.txt')?.deleted).toBe(false);
+  });
+
   describe('safety stop', () => {
     it('a missing folder marker stops the scan and records no deletions', async () => {
       w('a.txt', 'x');

@@ -5,6 +5,7 @@
  * a problem and the scan goes on.
  */
 import { constants, lstatSync, promises as fsp } from 'node:fs';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { BigIntStats } from 'node:fs';
 import { join } from 'node:path';
 import { LockstepError, errorCode, errorMessage } from '../base/errors.js';
@@ -16,7 +17,8 @@ import type { IgnoreRules } from './ignore-rules.js';
 
 /** What the scanner needs of the index. */
 export interface ScanIndex {
-  statKeys(): Map<string, StatKey>;
+  /** Keys of the records directly inside `dir`, and the children with records below them. */
+  childKeys(dir: string): { keys: Map<string, StatKey>; nested: string[] };
   get(
     path: string,
   ): Pick<FileRecord, 'type' | 'size' | 'mtimeNs' | 'inode' | 'mode' | 'deleted'> | undefined;
@@ -26,7 +28,8 @@ export interface ScanIndex {
 
 /** What the scanner needs to chunk and hash a file. */
 export interface FileHasher {
-  hashFile(absPath: string): Promise<{ size: number; chunks: Chunk[] }>;
+  /** `sizeHint`: the size the scanner saw; the file is read to its end whatever it says. */
+  hashFile(absPath: string, sizeHint?: number): Promise<{ size: number; chunks: Chunk[] }>;
 }
 
 /** One path the scanner could not index, and why. */
@@ -80,6 +83,9 @@ export interface ScannerOptions {
 /** How often a file that keeps changing while hashed is retried in one scan. */
 const HASH_ATTEMPTS = 3;
 
+/** The walk lets other events run after this many entries of one directory. */
+const YIELD_EVERY = 256;
+
 /** Walks, compares, hashes and commits. Not re-entrant: run one scan at a time. */
 export class Scanner {
   /** Problems still standing, by path; a path that scans cleanly is removed. */
@@ -99,11 +105,7 @@ export class Scanner {
    */
   async scan(targets: readonly ScanTarget[]): Promise<ScanResult> {
     await checkFolder(this.opts.root);
-    const run = new ScanRun(
-      this.opts,
-      this.problems,
-      targets.some((t) => t.path === '' && t.subtree),
-    );
+    const run = new ScanRun(this.opts, this.problems);
     for (const t of targets) await run.target(t);
     await run.drain();
     // Re-check before the deletions: if the folder vanished during the walk,
@@ -153,22 +155,13 @@ class ScanRun {
   private readonly gone = new Set<string>();
   /** Directories that could not be read: nothing below them may be called deleted. */
   private readonly unreadable: string[] = [];
-  private readonly keys: Map<string, StatKey> | undefined;
   private scanned = 0;
   private hashedBytes = 0;
 
   constructor(
     private readonly o: ScannerOptions,
     private readonly problems: Map<string, Problem>,
-    full: boolean,
-  ) {
-    // A full scan compares against every key at once; small scans ask per path.
-    this.keys = full ? o.index.statKeys() : undefined;
-  }
-
-  private known(path: string): StatKey | undefined {
-    return this.keys ? this.keys.get(path) : this.o.index.get(path);
-  }
+  ) {}
 
   async target(t: ScanTarget): Promise<void> {
     if (t.path === '') return this.walkBelow('');
@@ -184,9 +177,9 @@ class ScanRun {
     }
     const isDir = st.isDirectory();
     if (this.o.ignore.ignores(t.path, isDir)) return;
-    const old = this.known(t.path);
+    const old = this.o.index.get(t.path);
     const wasDir = old !== undefined && !old.deleted && old.type === 'directory';
-    await this.entry(t.path, st);
+    await this.entry(t.path, st, old);
     if (isDir && (t.subtree || !wasDir)) return this.walkBelow(t.path);
     if (!isDir && wasDir) {
       // A directory replaced by a file or link: what was inside is gone.
@@ -194,23 +187,16 @@ class ScanRun {
     }
   }
 
-  /** Walks below `dir`; everything live below it that the walk misses is gone. */
-  private async walkBelow(dir: string): Promise<void> {
-    const below = this.keys
-      ? [...this.keys]
-          .filter(([p, k]) => !k.deleted && p !== dir && isWithin(p, dir))
-          .map(([p]) => p)
-      : this.o.index.livePathsWithin(dir).filter((p) => p !== dir);
-    const seen = new Set<string>();
-    await this.walk(dir, seen);
-    for (const p of below) if (!seen.has(p)) this.gone.add(p);
-  }
-
   private ignoredEitherWay(p: string): boolean {
     return this.o.ignore.ignores(p, false) || this.o.ignore.ignores(p, true);
   }
 
-  private async walk(dir: string, seen: Set<string>): Promise<void> {
+  /**
+   * Walks below `dir`; everything live below it that the walk misses is gone.
+   * The index is compared one directory at a time, so memory stays small
+   * whatever the size of the folder.
+   */
+  private async walkBelow(dir: string): Promise<void> {
     const stack = [dir];
     while (stack.length > 0) {
       const d = stack.pop() as string;
@@ -222,37 +208,49 @@ class ScanRun {
         this.problem(d, `cannot read directory: ${errorMessage(err)}`, errorCode(err));
         continue;
       }
-      // One directory's entries are stat'ed synchronously: an lstat is a
-      // couple of microseconds, far less than a promise round trip through
-      // the thread pool, and one directory blocks the event loop only briefly.
-      const stats = names.map((name) => {
+      // What the index holds directly inside `d`; an entry the walk reaches
+      // is taken out, so what is left was not found.
+      const { keys, nested } = this.o.index.childKeys(d);
+      const subdirs = new Set<string>();
+      let n = 0;
+      for (const name of names) {
+        if (++n % YIELD_EVERY === 0) await nextTurn();
         const rel = joinRel(d, name);
         const bad = pathProblem(rel);
         if (bad) {
           this.problem(rel, `not synced: ${bad}`);
-          return undefined;
+          continue;
         }
+        // Entries are stat'ed synchronously: an lstat is a couple of
+        // microseconds, far less than a promise round trip through the
+        // thread pool. Each is compared at once, so no stats pile up.
         const st = this.lstatSync(rel);
-        return st ? { rel, st } : undefined;
-      });
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      for (const e of stats) {
-        if (e === undefined) continue;
-        const isDir = e.st.isDirectory();
-        if (this.o.ignore.ignores(e.rel, isDir)) continue;
-        seen.add(e.rel);
-        await this.entry(e.rel, e.st);
-        if (isDir) stack.push(e.rel);
+        if (!st) continue;
+        const isDir = st.isDirectory();
+        if (this.o.ignore.ignores(rel, isDir)) continue;
+        const old = keys.get(rel);
+        keys.delete(rel);
+        await this.entry(rel, st, old);
+        if (isDir) {
+          stack.push(rel);
+          subdirs.add(rel);
+        }
+      }
+      for (const [p, k] of keys) if (!k.deleted) this.gone.add(p);
+      // Below a child that is not walked as a directory, everything is gone
+      // (the child itself was handled above).
+      for (const c of nested) {
+        if (subdirs.has(c)) continue;
+        for (const p of this.o.index.livePathsWithin(c)) if (p !== c) this.gone.add(p);
       }
     }
   }
 
   /** Compares one on-disk entry with the index; queues a hash or an observation. */
-  private async entry(rel: string, st: BigIntStats): Promise<void> {
+  private async entry(rel: string, st: BigIntStats, old: StatKey | undefined): Promise<void> {
     this.scanned++;
     const type = typeOf(st);
     if (type === undefined) return; // sockets, FIFOs, devices: not synced
-    const old = this.known(rel);
     if (type === 'file') {
       const unchanged =
         old !== undefined &&
@@ -297,12 +295,13 @@ class ScanRun {
     for (let attempt = 1; attempt <= HASH_ATTEMPTS; attempt++) {
       let res;
       try {
-        res = await this.o.hasher.hashFile(abs);
+        res = await this.o.hasher.hashFile(abs, Number(st.size));
       } catch (err) {
         if (errorCode(err) === 'ENOENT') return void this.gone.add(rel);
         return this.problem(rel, `cannot read file: ${errorMessage(err)}`, errorCode(err));
       }
-      const after = await this.lstat(rel);
+      // Synchronous, as in the walk: the file was just opened, its inode is cached.
+      const after = this.lstatSync(rel);
       if (after === null) return void this.gone.add(rel);
       if (after === undefined) return; // recorded as a problem
       // Only a file that stayed still while it was read is indexed: anything
@@ -373,7 +372,7 @@ class ScanRun {
     }
   }
 
-  /** The synchronous twin of {@link lstat}, for walking. */
+  /** The synchronous twin of {@link lstat}, for walking and for the re-check after hashing. */
   private lstatSync(rel: string): BigIntStats | null | undefined {
     try {
       return lstatSync(join(this.o.root, rel), { bigint: true });

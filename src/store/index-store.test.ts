@@ -113,6 +113,73 @@ describe('IndexStore', () => {
     expect(store.livePathsWithin('d').sort()).toEqual(['d', 'd/a']);
   });
 
+  it('lists the keys of the records directly inside a directory, and which have records below', () => {
+    const dir: Observed = { ...file(0, 1n, []), type: 'directory' };
+    const dirs = ['d', 'd/sub', 'd/sub/y', 'e'];
+    const files = ['d/a', 'd/a-b', 'd/sub.txt', 'd/sub/x', 'd/sub/y/z', 'd/t', 'd-x', 'd0', 'e/f'];
+    store.commit([
+      ...dirs.map((path) => ({ path, seen: dir })),
+      ...files.map((path) => ({ path, seen: file(10, 1n, [H1]) })),
+    ]);
+    store.commit([{ path: 'd/t', seen: null }]);
+    const d = store.childKeys('d');
+    expect([...d.keys.keys()].sort()).toEqual(['d/a', 'd/a-b', 'd/sub', 'd/sub.txt', 'd/t']);
+    expect(d.keys.get('d/a')).toEqual({
+      type: 'file',
+      size: 10,
+      mtimeNs: 1n,
+      inode: 7,
+      mode: 0o644,
+      deleted: false,
+    });
+    expect(d.keys.get('d/sub')).toMatchObject({ type: 'directory', deleted: false });
+    expect(d.keys.get('d/t')).toMatchObject({ deleted: true });
+    expect(d.nested).toEqual(['d/sub']);
+    const root = store.childKeys('');
+    expect([...root.keys.keys()].sort()).toEqual(['d', 'd-x', 'd0', 'e']);
+    expect(root.nested).toEqual(['d', 'e']);
+    const sub = store.childKeys('d/sub');
+    expect([...sub.keys.keys()].sort()).toEqual(['d/sub/x', 'd/sub/y']);
+    expect(sub.nested).toEqual(['d/sub/y']);
+    expect(store.childKeys('d/a')).toEqual({ keys: new Map(), nested: [] });
+    expect(store.childKeys('none')).toEqual({ keys: new Map(), nested: [] });
+  });
+
+  it('childKeys of every directory together give exactly statKeys', () => {
+    // Names that sort around '/' and '0', and beyond ASCII.
+    const names = ['a', 'a b', 'a-', 'a.x', 'a0', 'a~', 'é', '\u{1F600}', 'z'];
+    const paths: string[] = [];
+    for (const x of names) {
+      paths.push(x);
+      for (const y of names.slice(0, 5)) {
+        paths.push(`${x}/${y}`);
+        paths.push(`${x}/${y}/${names[(x.length + y.length) % names.length]}`);
+      }
+    }
+    store.commit(paths.map((path, i) => ({ path, seen: file(i, BigInt(i), [H1]) })));
+    store.commit(paths.filter((_, i) => i % 7 === 0).map((path) => ({ path, seen: null })));
+    const all = store.statKeys();
+    const dirs = ['', ...paths];
+    const got = new Map<string, unknown>();
+    for (const dir of dirs) {
+      const { keys, nested } = store.childKeys(dir);
+      for (const [p, k] of keys) {
+        expect(p.slice(0, p.lastIndexOf('/') + 1)).toBe(dir === '' ? '' : `${dir}/`);
+        expect(got.has(p)).toBe(false);
+        got.set(p, k);
+      }
+      const prefix = dir === '' ? '' : `${dir}/`;
+      const expected = new Set<string>();
+      for (const p of paths) {
+        const slash = p.indexOf('/', prefix.length);
+        if (p.startsWith(prefix) && slash >= 0) expected.add(p.slice(0, slash));
+      }
+      expect(nested).toHaveLength(expected.size);
+      expect(new Set(nested)).toEqual(expected);
+    }
+    expect(got).toEqual(all);
+  });
+
   it('keeps mtime nanoseconds exactly', () => {
     const ns = 1_732_459_200_123_456_789n;
     store.commit([{ path: 'a', seen: file(10, ns, [H1]) }]);
