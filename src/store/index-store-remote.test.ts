@@ -53,6 +53,9 @@ describe('IndexStore, peer records', () => {
     expect(c.local).toBeUndefined();
     expect(c.remotes).toEqual([{ device: 'BBBBBBB', record: rec('a', 3) }]);
     expect([...store.knownPaths()]).toEqual(['a', 'b']);
+    expect(store.pathsToPlan()).toEqual(['a', 'b']);
+    store.commitSynced(rec('a', 3), { BBBBBBB: 3 }, null);
+    expect(store.pathsToPlan()).toEqual(['b']);
     // A newer record of the same path replaces the old one.
     store.applyRemote(PEER, [rec('a', 10, { deleted: true, size: 0, chunks: [] })]);
     expect(store.candidates('a').remotes[0]?.record.deleted).toBe(true);

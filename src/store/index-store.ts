@@ -305,6 +305,23 @@ export class IndexStore {
     return { local, remotes };
   }
 
+  /**
+   * Paths where some peer's record has another version than this device's
+   * (or this device has none): the only ones planning can act on.
+   */
+  pathsToPlan(): string[] {
+    return (
+      this.db
+        .prepare(
+          `SELECT DISTINCT r.path FROM files r
+           LEFT JOIN files l ON l.device = 1 AND l.path = r.path
+           WHERE r.device != 1 AND (l.version IS NULL OR l.version != r.version)
+           ORDER BY r.path`,
+        )
+        .all() as { path: string }[]
+    ).map((r) => r.path);
+  }
+
   /** Every path any device has a record of, in path order. */
   *knownPaths(): Generator<string> {
     for (const r of this.stmts.paths.iterate() as Iterable<{ path: string }>) yield r.path;

@@ -94,11 +94,12 @@ export class Puller {
   }
 
   /**
-   * Plans every path any device knows, and removes temp files that no
-   * longer serve a pull (left by a crash or an abandoned pull).
+   * Plans every path where a peer's version differs from this device's, and
+   * removes their temp files that no longer serve a pull (left by a crash or
+   * an abandoned pull).
    */
   scheduleAll(): void {
-    const paths = [...this.host.store.knownPaths()];
+    const paths = this.host.store.pathsToPlan();
     for (const p of paths) this.sweep.add(p);
     this.schedule(paths);
   }
