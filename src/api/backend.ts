@@ -116,6 +116,8 @@ export type ClientEvent =
       /** The device that now holds it (this one). */
       readonly device: DeviceRef;
       readonly deleted: boolean;
+      /** Milliseconds from noticing the change to holding it, when known. */
+      readonly durationMs?: number;
       readonly time: string;
     }
   | {

@@ -32,6 +32,10 @@ export type ErrorCode =
   | 'AUTHORITY_DISAGREE'
   /** A client without a valid token. */
   | 'UNAUTHORIZED'
+  /** A user of that name exists already. */
+  | 'USER_EXISTS'
+  /** A device refused or failed a client request for a reason not listed here. */
+  | 'REQUEST_FAILED'
   /** The device a client command tried to reach did not answer. */
   | 'UNREACHABLE'
   | 'USAGE';

@@ -7,6 +7,10 @@ import { registerId, registerInit } from './init.js';
 import { registerServe } from './serve.js';
 import { registerDemo } from './demo.js';
 import { registerPeer } from './peer.js';
+import { registerClientCommands } from './client-commands.js';
+import { fail } from './output.js';
+import { registerShell } from './shell.js';
+import { registerUser } from './user.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -37,5 +41,17 @@ registerId(program);
 registerServe(program);
 registerPeer(program);
 registerDemo(program);
+registerUser(program);
+registerClientCommands(program, {
+  fail,
+  interrupt: () => {
+    const ctl = new AbortController();
+    const stop = () => ctl.abort();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    return ctl.signal;
+  },
+});
+registerShell(program);
 
 await program.parseAsync(process.argv);

@@ -2,12 +2,14 @@
  * `lockstep serve`: runs the device in the foreground until SIGINT/SIGTERM.
  */
 import type { Command } from 'commander';
-import { watch } from 'node:fs';
+import { readFileSync, watch } from 'node:fs';
+import { startApi, type RunningApi } from '../api/start.js';
 import { errorMessage } from '../base/errors.js';
 import { CONFIG_FILE, loadConfig, parseHostPort } from '../config/config.js';
 import { Cluster } from '../daemon/cluster.js';
 import { homePaths, readIdentity, resolveHome } from '../config/home.js';
 import { formatBytes } from '../core/human.js';
+import { createClientBackend } from '../daemon/client-backend.js';
 import { Device } from '../daemon/device.js';
 import { createLogger } from '../daemon/log.js';
 import { fail } from './output.js';
@@ -43,12 +45,14 @@ async function serve(home: string): Promise<void> {
     rescanIntervalMs: config.rescanIntervalS * 1000,
   });
   let cluster: Cluster | undefined = undefined;
+  let api: RunningApi | undefined = undefined;
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'stopping');
-    void (cluster?.close() ?? Promise.resolve())
+    void (api?.close() ?? Promise.resolve())
+      .then(() => cluster?.close())
       .then(() => device.close())
       .then(
         () => {
@@ -112,6 +116,22 @@ async function serve(home: string): Promise<void> {
     );
   });
   await cluster.start();
+  // --- The client API (src/api): its one call site. It listens before the
+  // line below, which tests and scripts take as "the device is up".
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
+  const backend = createClientBackend({
+    device,
+    cluster,
+    deviceId,
+    name: config.name,
+    folder: config.folder,
+    version: pkg.version,
+  });
+  api = await startApi({ backend, home, config, log });
+  if (stopping) await api.close();
+  // ---
   log.info({ port: cluster.port }, `listening for peers on ${listen.host}:${cluster.port}`);
   // `lockstep peer add` edits the configuration; adopt its peers at once.
   let reload: NodeJS.Timeout | undefined;

@@ -1,0 +1,303 @@
+/**
+ * JSON schemas of the client API: every request's body, query and params,
+ * and every reply. The server validates requests with them and serializes
+ * replies through them (so a field the contract does not name never leaves
+ * the device); tests check the CLI's `--json` output against them.
+ */
+
+/** Longest path a client may send, in characters. */
+export const MAX_PATH_CHARS = 4096;
+/** Entries in one page of the listing unless asked. */
+export const DEFAULT_PAGE = 1000;
+/** Most entries in one page of the listing. */
+export const MAX_PAGE = 10_000;
+/** Longest lock TTL, in seconds: a year. */
+export const MAX_TTL_S = 366 * 24 * 3600;
+/** Longest lock reason, in characters. */
+export const MAX_REASON_CHARS = 1000;
+
+const str = { type: 'string' } as const;
+const time = { type: 'string', description: 'ISO 8601' } as const;
+const count = { type: 'integer', minimum: 0 } as const;
+
+export const deviceRefSchema = {
+  type: 'object',
+  required: ['id', 'short', 'name'],
+  additionalProperties: false,
+  properties: { id: str, short: str, name: str },
+} as const;
+
+const deviceRefProps = deviceRefSchema.properties;
+
+export const lockInfoSchema = {
+  type: 'object',
+  required: ['id', 'path', 'owner', 'device', 'created', 'expires', 'reason'],
+  additionalProperties: false,
+  properties: {
+    id: str,
+    path: str,
+    owner: str,
+    device: deviceRefSchema,
+    created: time,
+    expires: { type: ['string', 'null'] },
+    reason: str,
+  },
+} as const;
+
+const nullableLock = {
+  ...lockInfoSchema,
+  type: ['object', 'null'],
+} as const;
+
+export const listEntrySchema = {
+  type: 'object',
+  required: ['name', 'path', 'type', 'size', 'modified', 'lock', 'devices', 'syncing', 'conflict'],
+  additionalProperties: false,
+  properties: {
+    name: str,
+    path: str,
+    type: { type: 'string', enum: ['file', 'directory', 'symlink'] },
+    size: count,
+    modified: time,
+    lock: nullableLock,
+    devices: { type: 'array', items: deviceRefSchema },
+    syncing: {
+      type: ['object', 'null'],
+      required: ['done', 'total'],
+      additionalProperties: false,
+      properties: { done: count, total: count },
+    },
+    conflict: { type: 'boolean' },
+  },
+} as const;
+
+export const listPageSchema = {
+  type: 'object',
+  required: ['dir', 'total', 'entries'],
+  additionalProperties: false,
+  properties: { dir: str, total: count, entries: { type: 'array', items: listEntrySchema } },
+} as const;
+
+export const locksSchema = {
+  type: 'object',
+  required: ['locks'],
+  additionalProperties: false,
+  properties: { locks: { type: 'array', items: lockInfoSchema } },
+} as const;
+
+export const statusSchema = {
+  type: 'object',
+  required: ['device', 'peers', 'lockAuthority', 'toSync', 'local', 'stopped', 'problems'],
+  additionalProperties: false,
+  properties: {
+    device: {
+      type: 'object',
+      required: ['id', 'short', 'name', 'folder', 'version'],
+      additionalProperties: false,
+      properties: { ...deviceRefProps, folder: str, version: str },
+    },
+    peers: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['id', 'short', 'name', 'address', 'connected', 'lastSeen', 'error'],
+        additionalProperties: false,
+        properties: {
+          ...deviceRefProps,
+          address: str,
+          connected: { type: 'boolean' },
+          lastSeen: { type: ['string', 'null'] },
+          error: { type: ['string', 'null'] },
+        },
+      },
+    },
+    lockAuthority: { ...deviceRefSchema, type: ['object', 'null'] },
+    toSync: {
+      type: 'object',
+      required: ['files', 'bytes'],
+      additionalProperties: false,
+      properties: { files: count, bytes: count },
+    },
+    local: {
+      type: 'object',
+      required: ['files', 'bytes'],
+      additionalProperties: false,
+      properties: { files: count, bytes: count },
+    },
+    stopped: { type: ['string', 'null'] },
+    problems: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['path', 'message'],
+        additionalProperties: false,
+        properties: { path: str, message: str },
+      },
+    },
+  },
+} as const;
+
+export const userSchema = {
+  type: 'object',
+  required: ['name', 'admin'],
+  additionalProperties: false,
+  properties: { name: str, admin: { type: 'boolean' } },
+} as const;
+
+export const errorSchema = {
+  type: 'object',
+  required: ['error'],
+  additionalProperties: false,
+  properties: {
+    error: {
+      type: 'object',
+      required: ['code', 'message'],
+      additionalProperties: false,
+      properties: { code: str, message: str },
+    },
+  },
+} as const;
+
+/** One Server-Sent Event's data: a `ClientEvent`. */
+export const clientEventSchema = {
+  type: 'object',
+  required: ['type', 'time'],
+  properties: {
+    type: {
+      type: 'string',
+      enum: [
+        'added',
+        'modified',
+        'deleted',
+        'synced',
+        'conflict',
+        'locked',
+        'unlocked',
+        'expired',
+        'forced',
+        'connected',
+        'disconnected',
+      ],
+    },
+    time: time,
+    path: str,
+    device: deviceRefSchema,
+    size: count,
+    oldSize: count,
+    deleted: { type: 'boolean' },
+    durationMs: { type: 'number', minimum: 0 },
+    copy: str,
+    lock: lockInfoSchema,
+    by: str,
+    reason: str,
+  },
+  allOf: [
+    {
+      if: { properties: { type: { enum: ['added', 'modified', 'deleted'] } } },
+      then: { required: ['path', 'device', 'size'] },
+    },
+    {
+      if: { properties: { type: { const: 'synced' } } },
+      then: { required: ['path', 'device', 'deleted'] },
+    },
+    {
+      if: { properties: { type: { const: 'conflict' } } },
+      then: { required: ['path', 'copy', 'device'] },
+    },
+    {
+      if: { properties: { type: { enum: ['locked', 'unlocked', 'expired', 'forced'] } } },
+      then: { required: ['lock'] },
+    },
+    {
+      if: { properties: { type: { enum: ['connected', 'disconnected'] } } },
+      then: { required: ['device'] },
+    },
+  ],
+} as const;
+
+/** The replies of a route whose success is `ok` (status `okStatus`). */
+function replies(ok: object, okStatus = 200): Record<string, object> {
+  return {
+    [okStatus]: ok,
+    400: errorSchema,
+    401: errorSchema,
+    403: errorSchema,
+    404: errorSchema,
+    409: errorSchema,
+    423: errorSchema,
+    500: errorSchema,
+    503: errorSchema,
+  };
+}
+
+const pathParam = {
+  type: 'object',
+  required: ['*'],
+  additionalProperties: false,
+  properties: { '*': { type: 'string', minLength: 1, maxLength: MAX_PATH_CHARS } },
+} as const;
+
+/** The `schema` of each route, as Fastify takes it. */
+export const routeSchemas = {
+  listFiles: {
+    querystring: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        dir: { type: 'string', maxLength: MAX_PATH_CHARS, default: '' },
+        sort: { type: 'string', enum: ['name', 'size', 'modified'], default: 'name' },
+        order: { type: 'string', enum: ['asc', 'desc'], default: 'asc' },
+        offset: { type: 'integer', minimum: 0, default: 0 },
+        limit: { type: 'integer', minimum: 1, maximum: MAX_PAGE, default: DEFAULT_PAGE },
+      },
+    },
+    response: replies(listPageSchema),
+  },
+  file: {
+    params: pathParam,
+    querystring: { type: 'object', additionalProperties: false, properties: {} },
+    response: replies(listEntrySchema),
+  },
+  locks: {
+    querystring: { type: 'object', additionalProperties: false, properties: {} },
+    response: replies(locksSchema),
+  },
+  lock: {
+    querystring: { type: 'object', additionalProperties: false, properties: {} },
+    body: {
+      type: 'object',
+      required: ['path'],
+      additionalProperties: false,
+      properties: {
+        path: { type: 'string', minLength: 1, maxLength: MAX_PATH_CHARS },
+        ttl: { type: 'integer', minimum: 1, maximum: MAX_TTL_S, description: 'seconds' },
+        reason: { type: 'string', maxLength: MAX_REASON_CHARS },
+      },
+    },
+    response: replies(lockInfoSchema, 201),
+  },
+  unlock: {
+    params: pathParam,
+    querystring: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { force: { type: 'boolean', default: false } },
+    },
+    response: replies(lockInfoSchema),
+  },
+  status: {
+    querystring: { type: 'object', additionalProperties: false, properties: {} },
+    response: replies(statusSchema),
+  },
+  events: {
+    querystring: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { token: { type: 'string', maxLength: 1024 } },
+    },
+  },
+  whoami: {
+    querystring: { type: 'object', additionalProperties: false, properties: {} },
+    response: replies(userSchema),
+  },
+} as const;

@@ -1,0 +1,315 @@
+/**
+ * The client API: HTTP + JSON under `/api/v1`, Server-Sent Events for live
+ * notifications, bearer-token authentication. It only translates HTTP to
+ * {@link ClientBackend} calls: every request is checked against a schema,
+ * every reply serialized through one, and every failure is
+ * `{ error: { code, message } }` with a stable code.
+ */
+import type { ServerResponse } from 'node:http';
+import { Ajv, type Options as AjvOptions } from 'ajv';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { errorMessage, LockstepError, type ErrorCode } from '../base/errors.js';
+import type { UserStore } from '../config/users.js';
+import type { ClientBackend, ClientEvent, ListQuery, User } from './backend.js';
+import { routeSchemas } from './schemas.js';
+
+/** The API's path prefix. */
+export const API_PREFIX = '/api/v1';
+/** Largest request body, in bytes. */
+export const BODY_LIMIT = 64 * 1024;
+/** Milliseconds between SSE heartbeat comments. */
+export const HEARTBEAT_MS = 15_000;
+
+/** HTTP status of each domain error code a client may see. */
+const STATUS: Partial<Record<ErrorCode, number>> = {
+  NOT_FOUND: 404,
+  NOT_A_FILE: 409,
+  LOCKED: 423,
+  NOT_LOCK_OWNER: 403,
+  AUTHORITY_UNREACHABLE: 503,
+  AUTHORITY_DISAGREE: 503,
+  FOLDER_STOPPED: 503,
+  PATH_INVALID: 400,
+  USAGE: 400,
+  UNAUTHORIZED: 401,
+};
+
+/** Options of {@link createApiServer}. */
+export interface ApiServerOptions {
+  readonly backend: ClientBackend;
+  readonly users: UserStore;
+  readonly log: Logger;
+  /** Milliseconds between SSE heartbeats. @default 15000 */
+  readonly heartbeatMs?: number;
+}
+
+/** A client API server, not yet listening. */
+export interface ApiServer {
+  /** The Fastify instance (tests use its `inject`). */
+  readonly app: FastifyInstance;
+  /**
+   * Listens on `host:port` (port 0: any free one).
+   *
+   * @returns the port listened on
+   */
+  listen(host: string, port: number): Promise<number>;
+  /** Ends live event streams and stops listening. */
+  close(): Promise<void>;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The authenticated user (set by the auth hook before any handler runs). */
+    user: User;
+  }
+}
+
+/** Sends `{ error: { code, message } }` with `status`. */
+function sendError(reply: FastifyReply, status: number, code: string, message: string) {
+  return reply.code(status).send({ error: { code, message } });
+}
+
+/** The bearer token of a request: the Authorization header, or `?token=` where allowed. */
+function tokenOf(req: FastifyRequest, queryAllowed: boolean): string | undefined {
+  const header = req.headers.authorization;
+  if (typeof header === 'string') {
+    const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header);
+    return m?.[1];
+  }
+  if (queryAllowed) {
+    const q = req.query as Record<string, unknown> | undefined;
+    if (typeof q?.token === 'string') return q.token;
+  }
+  return undefined;
+}
+
+/** The `*` param of a wildcard route: the rest of the path, percent-decoded. */
+function wildcardPath(req: FastifyRequest): string {
+  return (req.params as { '*': string })['*'];
+}
+
+/** Ajv instances: query strings and params are strings on the wire and are coerced; bodies are not. */
+function validators(): { coercing: Ajv; strict: Ajv } {
+  const base: AjvOptions = {
+    allErrors: false,
+    useDefaults: true,
+    removeAdditional: false,
+    allowUnionTypes: true,
+    strict: false,
+  };
+  return {
+    coercing: new Ajv({ ...base, coerceTypes: 'array' }),
+    strict: new Ajv({ ...base, coerceTypes: false }),
+  };
+}
+
+/**
+ * Creates the client API server over `backend`.
+ *
+ * @example
+ * const api = createApiServer({ backend, users: openUserStore(home), log });
+ * const port = await api.listen('127.0.0.1', 7701);
+ */
+export function createApiServer(opts: ApiServerOptions): ApiServer {
+  const { backend, users, log } = opts;
+  const heartbeatMs = opts.heartbeatMs ?? HEARTBEAT_MS;
+  const app = Fastify({
+    bodyLimit: BODY_LIMIT,
+    logger: false,
+    forceCloseConnections: true,
+    return503OnClosing: true,
+    exposeHeadRoutes: false,
+    schemaErrorFormatter: (errors, dataVar) => new Error(describeValidation(errors, dataVar)),
+    routerOptions: { maxParamLength: 8192 },
+  });
+  const streams = new Set<ServerResponse>();
+
+  const ajv = validators();
+  app.setValidatorCompiler(({ schema, httpPart }) =>
+    httpPart === 'body' ? ajv.strict.compile(schema) : ajv.coercing.compile(schema),
+  );
+  app.decorateRequest('user', undefined as unknown as User);
+
+  // Authentication first, for every route and for unknown paths alike: an
+  // unauthenticated client learns nothing, not even which paths exist.
+  app.addHook('onRequest', async (req, reply) => {
+    const isEvents = req.routeOptions.url === `${API_PREFIX}/events`;
+    const token = tokenOf(req, isEvents);
+    const user = token === undefined ? undefined : users.authenticate(token);
+    if (user === undefined) {
+      reply.header('www-authenticate', 'Bearer realm="lockstep"');
+      return sendError(
+        reply,
+        401,
+        'UNAUTHORIZED',
+        token === undefined
+          ? 'This request has no bearer token: send "Authorization: Bearer TOKEN"'
+          : 'The bearer token is not valid on this device',
+      );
+    }
+    req.user = user;
+  });
+
+  app.setNotFoundHandler((req, reply) =>
+    sendError(reply, 404, 'NOT_FOUND', `No such API route: ${req.method} ${req.url.split('?')[0]}`),
+  );
+
+  app.setErrorHandler((err: unknown, req, reply) => {
+    if (err instanceof LockstepError) {
+      const status = STATUS[err.code];
+      if (status !== undefined) return sendError(reply, status, err.code, err.message);
+    }
+    const e = err as { validation?: unknown; statusCode?: number; code?: string; message?: string };
+    if (e.validation !== undefined) {
+      return sendError(reply, 400, 'BAD_REQUEST', e.message ?? 'Invalid request');
+    }
+    if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
+      const code = e.statusCode === 413 ? 'TOO_LARGE' : 'BAD_REQUEST';
+      return sendError(reply, e.statusCode, code, e.message ?? 'Bad request');
+    }
+    log.error({ err: errorMessage(err), method: req.method, url: req.url }, 'client API error');
+    return sendError(reply, 500, 'INTERNAL', 'Internal error; the device log has the details');
+  });
+
+  // --- routes
+
+  app.get(`${API_PREFIX}/files`, { schema: routeSchemas.listFiles }, async (req) => {
+    const q = req.query as ListQuery;
+    return backend.list({
+      dir: normalizeDir(q.dir),
+      sort: q.sort,
+      order: q.order,
+      offset: q.offset,
+      limit: q.limit,
+    });
+  });
+
+  app.get(`${API_PREFIX}/files/*`, { schema: routeSchemas.file }, async (req) => {
+    const path = normalizePath(wildcardPath(req));
+    const entry = backend.file(path);
+    if (entry === undefined) throw new LockstepError('NOT_FOUND', `No such path: ${path}`);
+    return entry;
+  });
+
+  app.get(`${API_PREFIX}/locks`, { schema: routeSchemas.locks }, async () => ({
+    locks: backend.locks(),
+  }));
+
+  app.post(`${API_PREFIX}/locks`, { schema: routeSchemas.lock }, async (req, reply) => {
+    const body = req.body as { path: string; ttl?: number; reason?: string };
+    const lock = await backend.lock(normalizePath(body.path), req.user, {
+      ...(body.ttl !== undefined ? { ttlMs: body.ttl * 1000 } : {}),
+      ...(body.reason !== undefined ? { reason: body.reason } : {}),
+    });
+    return reply.code(201).send(lock);
+  });
+
+  app.delete(`${API_PREFIX}/locks/*`, { schema: routeSchemas.unlock }, async (req) => {
+    const { force } = req.query as { force: boolean };
+    return backend.unlock(normalizePath(wildcardPath(req)), req.user, { force });
+  });
+
+  app.get(`${API_PREFIX}/status`, { schema: routeSchemas.status }, async () => backend.status());
+
+  app.get(`${API_PREFIX}/whoami`, { schema: routeSchemas.whoami }, async (req) => req.user);
+
+  app.get(`${API_PREFIX}/events`, { schema: routeSchemas.events }, (req, reply) => {
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache, no-transform',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+    });
+    // Tell EventSource how soon to reconnect, and flush the headers now.
+    res.write('retry: 2000\n: connected\n\n');
+    const onEvent = (ev: ClientEvent) => {
+      res.write(sseFrame(ev));
+    };
+    const heartbeat = setInterval(() => res.write(': heartbeat\n\n'), heartbeatMs);
+    heartbeat.unref();
+    const end = () => {
+      clearInterval(heartbeat);
+      backend.events.off('event', onEvent);
+      streams.delete(res);
+    };
+    backend.events.on('event', onEvent);
+    streams.add(res);
+    res.on('close', end);
+  });
+
+  app.addHook('preClose', async () => {
+    for (const res of streams) res.end();
+  });
+
+  return {
+    app,
+    async listen(host: string, port: number): Promise<number> {
+      await app.listen({ host, port });
+      const addr = app.server.address();
+      return typeof addr === 'object' && addr !== null ? addr.port : port;
+    },
+    async close(): Promise<void> {
+      await app.close();
+    },
+  };
+}
+
+/** One validation problem, the way a person reads it. */
+interface SchemaProblem {
+  readonly instancePath: string;
+  readonly keyword: string;
+  readonly message?: string;
+  readonly params: Record<string, unknown>;
+}
+
+/** Turns schema validation errors into one sentence: `Invalid query: limit must be <= 10000`. */
+export function describeValidation(errors: readonly SchemaProblem[], part: string): string {
+  const what = part === 'querystring' ? 'query' : part === 'params' ? 'path' : part;
+  const problems = errors.map((e) => {
+    const field = e.instancePath.replace(/^\//, '').replaceAll('/', '.');
+    const at = field === '' ? '' : `${field} `;
+    switch (e.keyword) {
+      case 'additionalProperties':
+        return `unknown field ${JSON.stringify(e.params.additionalProperty)}`;
+      case 'required':
+        return `${String(e.params.missingProperty)} is required`;
+      case 'enum':
+        return `${at}must be one of ${(e.params.allowedValues as unknown[]).join(', ')}`;
+      default:
+        return `${at}${e.message ?? 'is invalid'}`;
+    }
+  });
+  return `Invalid ${what}: ${problems.join('; ')}`;
+}
+
+/** One SSE frame for an event: `event:` its type, `data:` its JSON. */
+export function sseFrame(ev: ClientEvent): string {
+  // JSON.stringify escapes newlines, so the data is always one line.
+  return `event: ${ev.type}\ndata: ${JSON.stringify(ev)}\n\n`;
+}
+
+/** A folder-relative path from a client: no leading `./` or `/`, no trailing `/`. */
+export function normalizePath(p: string): string {
+  let s = p;
+  while (s.startsWith('./')) s = s.slice(2);
+  s = s.replace(/^\/+/, '').replace(/\/+$/, '');
+  if (s === '' || s === '.') throw new LockstepError('USAGE', 'The path is empty');
+  if (s.includes('\0')) throw new LockstepError('USAGE', 'The path contains a NUL character');
+  if (s.split('/').some((seg) => seg === '..' || seg === '.' || seg === '')) {
+    throw new LockstepError(
+      'USAGE',
+      `Invalid path ${JSON.stringify(p)}: give a path inside the folder, without '..', '.' or '//'`,
+    );
+  }
+  return s;
+}
+
+/** A directory from a client: '' (or '/', '.') for the folder root. */
+export function normalizeDir(d: string): string {
+  const s = d.replace(/^(\.\/)+/, '').replace(/^\/+/, '');
+  if (s === '' || s === '.' || /^\/*$/.test(s)) return '';
+  return normalizePath(s);
+}

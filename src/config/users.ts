@@ -1,0 +1,224 @@
+/**
+ * The users of a device's client API, each known by a bearer token. The
+ * administrator's token is the home's `token` file (written by `lockstep
+ * init`); other users live in `users.json`, which keeps only a SHA-256 of
+ * each token. A running device sees users added later without a restart.
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import type { User } from '../api/backend.js';
+import { errorCode, errorMessage, LockstepError } from '../base/errors.js';
+import { writeFileAtomic } from './config.js';
+import { homePaths, readToken } from './home.js';
+
+/** The users file's name in the home. */
+export const USERS_FILE = 'users.json';
+/** The administrator created by `lockstep init`. */
+export const ADMIN_NAME = 'admin';
+
+const NAME = /^[A-Za-z0-9._-]{1,64}$/;
+
+const usersFileSchema = z.strictObject({
+  version: z.literal(1),
+  users: z.array(
+    z.strictObject({
+      name: z.string().regex(NAME),
+      admin: z.boolean(),
+      /** SHA-256 of the token, hex. */
+      tokenSha256: z.string().regex(/^[0-9a-f]{64}$/),
+      created: z.string(),
+    }),
+  ),
+});
+
+type UsersFile = z.output<typeof usersFileSchema>;
+
+/** Finds the user of a bearer token. */
+export interface UserStore {
+  /** The user whose token this is, or undefined. */
+  authenticate(token: string): User | undefined;
+}
+
+/** SHA-256 of a token. */
+function digest(token: string): Buffer {
+  return createHash('sha256').update(token, 'utf8').digest();
+}
+
+/**
+ * Checks a user name: 1 to 64 of `A-Z a-z 0-9 . _ -`.
+ *
+ * @throws LockstepError `USAGE` naming the problem
+ */
+export function checkUserName(name: string): void {
+  if (!NAME.test(name)) {
+    throw new LockstepError(
+      'USAGE',
+      `Invalid user name ${JSON.stringify(name)}: use 1 to 64 letters, digits, '.', '_' or '-'`,
+    );
+  }
+}
+
+/** Reads `users.json`; a missing file is no users. */
+function readUsersFile(file: string): UsersFile {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    if (errorCode(err) === 'ENOENT') return { version: 1, users: [] };
+    throw new LockstepError('HOME_INVALID', `Cannot read ${file}: ${errorMessage(err)}`, {
+      cause: err,
+    });
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (err) {
+    throw new LockstepError('HOME_INVALID', `Invalid JSON in ${file}: ${errorMessage(err)}`, {
+      cause: err,
+    });
+  }
+  const parsed = usersFileSchema.safeParse(data);
+  if (!parsed.success) {
+    const first = parsed.error.issues[0];
+    const where = first && first.path.length > 0 ? `${first.path.join('.')}: ` : '';
+    throw new LockstepError(
+      'HOME_INVALID',
+      `Invalid users file ${file}: ${where}${first?.message ?? 'unexpected content'}`,
+    );
+  }
+  return parsed.data;
+}
+
+/** A file's identity and change stamp, to notice that it was replaced. */
+function stamp(file: string): string {
+  try {
+    const st = fs.statSync(file);
+    return `${st.ino}:${st.size}:${st.mtimeMs}`;
+  } catch {
+    return 'none';
+  }
+}
+
+/**
+ * Creates a user with a new random token and records it in the home's
+ * `users.json` (mode 0600, written atomically).
+ *
+ * @param opts.replace - give an existing user a new token instead of failing
+ * @param opts.admin - make the user an administrator (may force unlocks)
+ * @returns the user and its token (shown once: only its hash is kept)
+ * @throws LockstepError `USAGE` for a bad name, `USER_EXISTS` for a name in
+ *   use (without `replace`) or `admin`, `CONFIG_MISSING` if `home` is not a home
+ */
+export function addUser(
+  home: string,
+  name: string,
+  opts: { replace?: boolean; admin?: boolean } = {},
+): { user: User; token: string } {
+  checkUserName(name);
+  const paths = homePaths(home);
+  // Refuse a home that is not one (and read its token, so `admin` is known).
+  readToken(home);
+  if (name === ADMIN_NAME) {
+    throw new LockstepError(
+      'USER_EXISTS',
+      `The user ${ADMIN_NAME} is the administrator of this device; its token is ${paths.token}. ` +
+        'Choose another name',
+    );
+  }
+  const file = join(paths.home, USERS_FILE);
+  const data = readUsersFile(file);
+  const i = data.users.findIndex((u) => u.name === name);
+  if (i >= 0 && opts.replace !== true) {
+    throw new LockstepError(
+      'USER_EXISTS',
+      `The user ${name} already exists; give --replace to give it a new token (the old one stops working)`,
+    );
+  }
+  const token = randomBytes(32).toString('base64url');
+  const entry = {
+    name,
+    admin: opts.admin === true,
+    tokenSha256: digest(token).toString('hex'),
+    created: new Date().toISOString(),
+  };
+  const users = [...data.users];
+  if (i >= 0) users[i] = entry;
+  else users.push(entry);
+  writeFileAtomic(file, `${JSON.stringify({ version: 1, users }, null, 2)}\n`, 0o600);
+  return { user: { name, admin: entry.admin }, token };
+}
+
+/** One known token: its hash and its user. */
+interface Known {
+  readonly hash: Buffer;
+  readonly user: User;
+}
+
+/**
+ * The users of the home `home`: the administrator (the `token` file) and
+ * those of `users.json`. Tokens are compared by their SHA-256 in constant
+ * time. When a token is not known, the files are read again if they changed,
+ * so users added while the device runs are seen at once.
+ *
+ * @throws LockstepError if the token file cannot be read or `users.json` is invalid
+ */
+export function openUserStore(home: string): UserStore {
+  const paths = homePaths(home);
+  const usersFile = join(paths.home, USERS_FILE);
+  let known: Known[] = [];
+  let seen = '';
+  const load = () => {
+    const now = `${stamp(paths.token)}|${stamp(usersFile)}`;
+    if (now === seen) return false;
+    const next: Known[] = [
+      { hash: digest(readToken(home)), user: { name: ADMIN_NAME, admin: true } },
+    ];
+    for (const u of readUsersFile(usersFile).users) {
+      next.push({
+        hash: Buffer.from(u.tokenSha256, 'hex'),
+        user: { name: u.name, admin: u.admin },
+      });
+    }
+    known = next;
+    seen = now;
+    return true;
+  };
+  load();
+  const find = (hash: Buffer): User | undefined => {
+    // Every entry is compared, so the time taken says nothing about which matched.
+    let found: User | undefined;
+    for (const k of known) if (timingSafeEqual(k.hash, hash) && found === undefined) found = k.user;
+    return found;
+  };
+  return {
+    authenticate(token: string): User | undefined {
+      if (token === '') return undefined;
+      const hash = digest(token);
+      const user = find(hash);
+      if (user !== undefined) return user;
+      try {
+        if (!load()) return undefined;
+      } catch {
+        // A half-edited or broken file: keep the users we had.
+        return undefined;
+      }
+      return find(hash);
+    },
+  };
+}
+
+/** A user store over a fixed token table (for tests and embedding). */
+export function staticUserStore(tokens: Readonly<Record<string, User>>): UserStore {
+  const known: Known[] = Object.entries(tokens).map(([t, user]) => ({ hash: digest(t), user }));
+  return {
+    authenticate(token: string): User | undefined {
+      const hash = digest(token);
+      let found: User | undefined;
+      for (const k of known)
+        if (timingSafeEqual(k.hash, hash) && found === undefined) found = k.user;
+      return found;
+    },
+  };
+}
