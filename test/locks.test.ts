@@ -1,0 +1,172 @@
+// Locks end to end: real devices, the real client API and CLI.
+import { chmodSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { TestCluster, converged, sha256, treeOf, type TestDevice } from './cluster.js';
+import { lockstepAsync, waitUntil } from './helpers.js';
+
+interface Api {
+  url: string;
+  token: string;
+}
+
+function apiOf(d: TestDevice): Api {
+  const config = JSON.parse(readFileSync(join(d.home, 'config.json'), 'utf8')) as {
+    apiListen: string;
+  };
+  return {
+    url: `http://${config.apiListen}`,
+    token: readFileSync(join(d.home, 'token'), 'utf8').trim(),
+  };
+}
+
+async function call(api: Api, method: string, path: string, body?: unknown) {
+  const res = await fetch(`${api.url}/api/v1${path}`, {
+    method,
+    headers: {
+      authorization: `Bearer ${api.token}`,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
+
+const cli = (d: TestDevice, ...args: string[]) => lockstepAsync([...args, '--home', d.home]);
+
+describe('locks across devices', () => {
+  let cluster: TestCluster | undefined;
+  afterEach(async () => {
+    await cluster?.close();
+    cluster = undefined;
+  });
+
+  /** Two peered, running devices with `f.txt` synced; `authority` and `other` by device ID. */
+  async function twoDevices() {
+    cluster = await TestCluster.create(['A', 'B']);
+    const [a, b] = cluster.devices as [TestDevice, TestDevice];
+    writeFileSync(join(a.folder, 'f.txt'), 'the holder version\n');
+    await cluster.startAll();
+    await cluster.connected([a, b]);
+    await converged([a, b], (t) => t['f.txt'] !== undefined);
+    const [authority, other] = a.id < b.id ? [a, b] : [b, a];
+    return { a, b, authority, other };
+  }
+
+  it('grants exactly one of 50 concurrent attempts over both devices; the others name the holder', async () => {
+    const { a, b } = await twoDevices();
+    const apis = [apiOf(a), apiOf(b)];
+    const results = await Promise.all(
+      Array.from({ length: 50 }, (_, i) =>
+        call(apis[i % 2] as Api, 'POST', '/locks', { path: 'f.txt', reason: `try ${i}` }),
+      ),
+    );
+    const won = results.filter((r) => r.status === 201);
+    expect(won).toHaveLength(1);
+    for (const r of results) {
+      if (r.status === 201) continue;
+      expect(r.status).toBe(423);
+      expect((r.body.error as { message: string }).message).toMatch(
+        /f\.txt is already locked by admin@[AB] since \d{4}-/,
+      );
+    }
+    // Both devices list the one lock.
+    for (const d of [a, b]) {
+      await waitUntil('the lock on both devices', async () => {
+        const r = await cli(d, 'locks', '--json');
+        const { locks } = JSON.parse(r.stdout) as { locks: { path: string }[] };
+        return locks.length === 1 && locks[0]?.path === 'f.txt';
+      });
+    }
+  }, 60_000);
+
+  it('makes the file read-only elsewhere, undoes a change made there anyway, and survives restarts', async () => {
+    const { a, b, authority, other } = await twoDevices();
+    // The holder works on A.
+    const lock = await cli(a, 'lock', 'f.txt', '--reason', 'editing');
+    expect(lock.code).toBe(0);
+    expect(lock.stdout).toMatch(/locked f\.txt for admin/);
+    const onB = join(b.folder, 'f.txt');
+    await waitUntil('read-only on B', () => (statSync(onB).mode & 0o222) === 0);
+    expect(statSync(join(a.folder, 'f.txt')).mode & 0o200).not.toBe(0);
+    // Root ignores read-only: B changes it anyway.
+    chmodSync(onB, 0o644);
+    writeFileSync(onB, 'an edit on B that must not spread\n');
+    await waitUntil('the holder version back on B', () => {
+      try {
+        return readFileSync(onB, 'utf8') === 'the holder version\n';
+      } catch {
+        return false;
+      }
+    });
+    const tree = await treeOf(b.folder);
+    const copies = Object.keys(tree).filter((p) =>
+      /^f\.conflict-\d{8}-\d{6}-[A-Z2-7]{7}\.txt$/.test(p),
+    );
+    expect(copies).toHaveLength(1);
+    const copy = tree[copies[0] as string];
+    expect(copy?.type === 'file' && copy.sha256).toBe(
+      sha256('an edit on B that must not spread\n'),
+    );
+    // Nothing of it reached the holder's file; the copy syncs like any file.
+    expect(readFileSync(join(a.folder, 'f.txt'), 'utf8')).toBe('the holder version\n');
+    await converged([a, b], (t) => t[copies[0] as string] !== undefined);
+
+    // Restart the authority, then the other device: the lock is still there.
+    for (const d of [authority, other]) {
+      await d.stop();
+      await d.start();
+    }
+    await cluster?.connected([a, b]);
+    for (const d of [a, b]) {
+      const r = await cli(d, 'locks', '--json');
+      const { locks } = JSON.parse(r.stdout) as { locks: { path: string }[] };
+      expect(locks.map((l) => l.path)).toEqual(['f.txt']);
+    }
+    // Unlock: writable again on B.
+    const un = await cli(a, 'unlock', 'f.txt');
+    expect(un.code).toBe(0);
+    await waitUntil('writable on B', () => (statSync(onB).mode & 0o200) !== 0);
+  }, 90_000);
+
+  it('fails within 2 s while the authority is stopped; listing goes on', async () => {
+    const { authority, other } = await twoDevices();
+    await authority.stop();
+    const started = Date.now();
+    const r = await cli(other, 'lock', 'f.txt');
+    const took = Date.now() - started;
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/lock authority .* cannot be reached/);
+    // The 2 s bound is the device's own timeout; the CLI's start-up adds to it.
+    expect(took).toBeLessThan(10_000);
+    const ls = await cli(other, 'ls', '--json');
+    expect(ls.code).toBe(0);
+    expect(JSON.stringify(JSON.parse(ls.stdout))).toContain('f.txt');
+  }, 60_000);
+
+  it('expires a lock after its TTL, and lets an administrator force an unlock', async () => {
+    const { a, b } = await twoDevices();
+    const t = await cli(b, 'lock', 'f.txt', '--ttl', '1s');
+    expect(t.code).toBe(0);
+    await waitUntil(
+      'the lock to expire',
+      async () =>
+        (JSON.parse((await cli(a, 'locks', '--json')).stdout) as { locks: unknown[] }).locks
+          .length === 0,
+      15_000,
+    );
+    // alice locks through A; B's administrator is refused without --force, allowed with it.
+    const add = await cli(a, 'user', 'add', 'alice');
+    expect(add.code).toBe(0);
+    const token = add.stdout.trim().split('\n').at(-1) as string;
+    const alice = await lockstepAsync(['lock', 'f.txt', '--api', apiOf(a).url, '--token', token]);
+    expect(alice.code).toBe(0);
+    const refused = await cli(b, 'unlock', 'f.txt');
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/locked by alice/);
+    const forced = await cli(b, 'unlock', 'f.txt', '--force');
+    expect(forced.code).toBe(0);
+    const locks = await cli(a, 'locks', '--json');
+    expect(JSON.parse(locks.stdout)).toEqual({ locks: [] });
+  }, 60_000);
+});
