@@ -22,7 +22,7 @@ export function registerDemo(program: Command): void {
   program
     .command('demo')
     .description(
-      'Start devices A and B on this machine with sample files, peered and syncing; Ctrl-C stops them',
+      'Start devices A and B on this machine with sample files, peered and syncing, and open a shell on A; leaving the shell (or Ctrl-C without a terminal) stops them',
     )
     .option('--dir <dir>', 'where to create the devices (default: a new temporary directory)')
     .action(async (opts: { dir?: string }) => {
@@ -80,25 +80,44 @@ async function demo(dir: string): Promise<void> {
       .map((o) => ({ id: o.id, address: `127.0.0.1:${o.peer}`, name: o.name }));
     saveConfig(d.home, { ...config, peers });
   }
+  // With a terminal, the shell takes it and the devices log to their homes;
+  // without one, the devices' logs stream here until SIGINT or SIGTERM.
+  const interactive = process.stdin.isTTY && process.stdout.isTTY;
+  const ready: Promise<void>[] = [];
   for (const { name, home } of made) {
-    const d = { name };
     const child = spawn(process.execPath, [BIN, 'serve', '--home', home], {
       stdio: ['ignore', 'pipe', 'inherit'],
+      // Its own process group: Ctrl-C in the shell (to stop `watch`) must not stop the devices.
+      detached: interactive,
       env: { ...process.env, LOCKSTEP_LOG_LEVEL: process.env.LOCKSTEP_LOG_LEVEL ?? 'info' },
     });
     children.push(child);
-    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
-      console.log(`[${d.name}] ${summarize(line)}`);
-    });
+    ready.push(
+      new Promise((resolve) => {
+        const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+        lines.on('line', (line) => {
+          if (line.includes('listening for peers')) resolve();
+          if (!interactive) console.log(`[${name}] ${summarize(line)}`);
+        });
+        child.on('exit', () => resolve());
+      }),
+    );
   }
+  await Promise.all(ready);
+  const a = made[0] as { home: string };
+  const aConfig = loadConfig(a.home);
   console.log(
     [
       '',
       'A and B are peered on 127.0.0.1 and keep their folders identical. In a second terminal, add,',
-      `edit, rename or delete files in ${join(dir, 'A', 'folder')} or ${join(dir, 'B', 'folder')}`,
-      'and watch the other device sync them here within milliseconds.',
-      'The client commands (ls, lock, watch) and the web page arrive with the next issues.',
-      'Press Ctrl-C to stop.',
+      `edit, rename or delete files in ${join(dir, 'A', 'folder')} or ${join(dir, 'B', 'folder')},`,
+      'and use the client against either device:',
+      `  node ${BIN} ls --home ${a.home}`,
+      `  node ${BIN} watch --home ${join(dir, 'B', 'home')}`,
+      `A's client API: http://${aConfig.apiListen}/api/v1 (the web page comes with the next issue).`,
+      interactive
+        ? `Device logs: ${join(dir, 'A', 'home', 'logs')} and B's likewise.\n\nThis is a shell on device A: try \`server\`, \`server lock 3\`, \`locks\`, \`help\`. Ctrl-D or \`exit\` stops everything.`
+        : 'Press Ctrl-C to stop.',
       '',
     ].join('\n'),
   );
@@ -108,10 +127,22 @@ async function demo(dir: string): Promise<void> {
     stopping = true;
     for (const c of children) c.kill('SIGTERM');
   };
-  process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+  if (interactive) {
+    // Ctrl-C belongs to the shell while it runs; leaving the shell stops all.
+    process.on('SIGINT', () => undefined);
+    const shell = spawn(process.execPath, [BIN, 'shell', '--home', a.home], { stdio: 'inherit' });
+    await new Promise((resolve) => shell.on('exit', resolve));
+    stop();
+  } else {
+    process.on('SIGINT', stop);
+  }
   const codes = await Promise.all(
-    children.map((c) => new Promise<number | null>((resolve) => c.on('exit', resolve))),
+    children.map((c) =>
+      c.exitCode !== null
+        ? Promise.resolve(c.exitCode)
+        : new Promise<number | null>((resolve) => c.on('exit', resolve)),
+    ),
   );
   console.log(`\nStopped (exit codes ${codes.join(', ')}). The folders are kept in ${dir}`);
   process.exit(codes.every((c) => c === 0) ? 0 : 1);
