@@ -1,5 +1,5 @@
 // Locks end to end: real devices, the real client API and CLI.
-import { chmodSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TestCluster, converged, sha256, treeOf, type TestDevice } from './cluster.js';
@@ -111,6 +111,25 @@ describe('locks across devices', () => {
     // Nothing of it reached the holder's file; the copy syncs like any file.
     expect(readFileSync(join(a.folder, 'f.txt'), 'utf8')).toBe('the holder version\n');
     await converged([a, b], (t) => t[copies[0] as string] !== undefined);
+
+    // A delete and a rename of the locked file on B are undone likewise.
+    unlinkSync(onB);
+    await waitUntil('f.txt back on B after a delete', () => {
+      try {
+        return readFileSync(onB, 'utf8') === 'the holder version\n';
+      } catch {
+        return false;
+      }
+    });
+    renameSync(onB, join(b.folder, 'renamed.txt'));
+    await waitUntil('f.txt back on B after a rename', () => {
+      try {
+        return readFileSync(onB, 'utf8') === 'the holder version\n';
+      } catch {
+        return false;
+      }
+    });
+    expect(readFileSync(join(a.folder, 'f.txt'), 'utf8')).toBe('the holder version\n');
 
     // Restart the authority, then the other device: the lock is still there.
     for (const d of [authority, other]) {
