@@ -212,4 +212,59 @@ describe('locks across devices', () => {
     const locks = await cli(a, 'locks', '--json');
     expect(JSON.parse(locks.stdout)).toEqual({ locks: [] });
   }, 60_000);
+
+  it('answers 423 to writes and deletes through the API by anyone but the holder at its device', async () => {
+    const { a, b } = await twoDevices();
+    const tokenOn = async (d: TestDevice) => {
+      const r = await cli(d, 'user', 'add', 'alice');
+      expect(r.code).toBe(0);
+      return r.stdout.trim().split('\n').at(-1) as string;
+    };
+    const aliceA: Api = { url: apiOf(a).url, token: await tokenOn(a) };
+    const aliceB: Api = { url: apiOf(b).url, token: await tokenOn(b) };
+    const put = (api: Api, path: string, text: string) =>
+      fetch(`${api.url}/api/v1/files/${path}`, {
+        method: 'PUT',
+        headers: {
+          authorization: `Bearer ${api.token}`,
+          'content-type': 'application/octet-stream',
+        },
+        body: text,
+      }).then(async (r) => ({
+        status: r.status,
+        body: (await r.json()) as Record<string, unknown>,
+      }));
+    expect((await call(aliceA, 'POST', '/locks', { path: 'f.txt' })).status).toBe(201);
+
+    const byAdmin = await put(apiOf(a), 'f.txt', 'not yours\n');
+    expect(byAdmin.status).toBe(423);
+    expect((byAdmin.body.error as { message: string }).message).toMatch(/locked by alice@A/);
+    expect((await call(apiOf(b), 'DELETE', '/files/f.txt')).status).toBe(423);
+    const elsewhere = await put(aliceB, 'f.txt', 'through the wrong device\n');
+    expect(elsewhere.status).toBe(423);
+    expect((elsewhere.body.error as { message: string }).message).toMatch(/through that device/);
+    expect(readFileSync(join(a.folder, 'f.txt'), 'utf8')).toBe('the holder version\n');
+
+    // The holder, through the lock's device: written, and synced to B.
+    const ok = await put(aliceA, 'f.txt', 'the next holder version\n');
+    expect(ok.status).toBe(200);
+    await waitUntil('the new version on B', () => {
+      try {
+        return readFileSync(join(b.folder, 'f.txt'), 'utf8') === 'the next holder version\n';
+      } catch {
+        return false;
+      }
+    });
+    // An unlocked path: anyone may write and delete it.
+    expect((await put(apiOf(b), 'new/x.txt', 'x\n')).status).toBe(200);
+    await waitUntil('new/x.txt on A', () => {
+      try {
+        return readFileSync(join(a.folder, 'new', 'x.txt'), 'utf8') === 'x\n';
+      } catch {
+        return false;
+      }
+    });
+    expect((await call(apiOf(a), 'DELETE', '/files/new/x.txt')).status).toBe(200);
+    expect((await put(apiOf(a), '..%2Fescape.txt', 'x')).status).toBe(400);
+  }, 60_000);
 });

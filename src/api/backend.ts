@@ -162,6 +162,18 @@ export interface ClientBackend {
   locks(): readonly LockInfo[];
   lock(path: string, user: User, opts: { ttlMs?: number; reason?: string }): Promise<LockInfo>;
   unlock(path: string, user: User, opts: { force?: boolean }): Promise<LockInfo>;
+  /**
+   * Writes a file into the folder (atomically: temp file, fsync, rename).
+   * Refused with LOCKED (423) when someone else holds its lock, or when the
+   * holder writes through another device than the lock's.
+   */
+  write(
+    path: string,
+    user: User,
+    data: AsyncIterable<Uint8Array>,
+  ): Promise<{ path: string; size: number }>;
+  /** Deletes a file, link or empty directory; LOCKED (423) as for {@link write}. */
+  remove(path: string, user: User): Promise<{ path: string }>;
   /** Emits 'event' for every {@link ClientEvent}. */
   readonly events: EventEmitter<{ event: [ClientEvent] }>;
 }

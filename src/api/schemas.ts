@@ -289,6 +289,26 @@ export const routeSchemas = {
     querystring: { type: 'object', additionalProperties: false, properties: {} },
     response: replies(statusSchema),
   },
+  writeFile: {
+    params: pathParam,
+    querystring: { type: 'object', additionalProperties: false, properties: {} },
+    response: replies({
+      type: 'object',
+      additionalProperties: false,
+      required: ['path', 'size'],
+      properties: { path: { type: 'string' }, size: { type: 'integer', minimum: 0 } },
+    }),
+  },
+  removeFile: {
+    params: pathParam,
+    querystring: { type: 'object', additionalProperties: false, properties: {} },
+    response: replies({
+      type: 'object',
+      additionalProperties: false,
+      required: ['path'],
+      properties: { path: { type: 'string' } },
+    }),
+  },
   events: {
     querystring: {
       type: 'object',

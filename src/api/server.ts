@@ -35,6 +35,9 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   UNAUTHORIZED: 401,
 };
 
+/** Largest file written through the API (the body streams to disk). */
+const WRITE_LIMIT = 64 * 1024 * 1024 * 1024;
+
 /** Options of {@link createApiServer}. */
 export interface ApiServerOptions {
   readonly backend: ClientBackend;
@@ -209,6 +212,29 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
     const { force } = req.query as { force: boolean };
     return backend.unlock(normalizePath(wildcardPath(req)), req.user, { force });
   });
+
+  // Writing a file: the raw bytes as the body, streamed to disk.
+  app.addContentTypeParser('application/octet-stream', (_req, payload, done) => {
+    done(null, payload);
+  });
+  app.put(
+    `${API_PREFIX}/files/*`,
+    { schema: routeSchemas.writeFile, bodyLimit: WRITE_LIMIT },
+    async (req) => {
+      const path = normalizePath(wildcardPath(req));
+      const body = req.body as AsyncIterable<Uint8Array> | undefined;
+      if (body === undefined || typeof body[Symbol.asyncIterator] !== 'function') {
+        throw new LockstepError(
+          'USAGE',
+          'Send the file as the body, Content-Type application/octet-stream',
+        );
+      }
+      return backend.write(path, req.user, body);
+    },
+  );
+  app.delete(`${API_PREFIX}/files/*`, { schema: routeSchemas.removeFile }, async (req) =>
+    backend.remove(normalizePath(wildcardPath(req)), req.user),
+  );
 
   app.get(`${API_PREFIX}/status`, { schema: routeSchemas.status }, async () => backend.status());
 

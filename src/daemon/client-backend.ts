@@ -4,6 +4,11 @@
  * index, the cluster and the lock service.
  */
 import { EventEmitter } from 'node:events';
+import { promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import { LockstepError } from '../base/errors.js';
+import { isInternalPath, pathProblem } from '../core/path.js';
+import { ensureParents, tempPath } from '../sync/puller.js';
 import type {
   ClientBackend,
   ClientEvent,
@@ -155,6 +160,32 @@ export function createClientBackend(o: ClientBackendOptions): ClientBackend {
     return { dir, total: entries.length, entries: entries.slice(q.offset, q.offset + q.limit) };
   };
 
+  /**
+   * Checks that `user` may change `path` through this device; returns its
+   * absolute path. The lock holder writes through the device the lock was
+   * taken at (elsewhere the file is guarded and a change would be undone).
+   */
+  const writable = (path: string, user: User): string => {
+    const problem =
+      pathProblem(path) ?? (isInternalPath(path) ? "it is Lockstep's own file" : undefined);
+    if (problem !== undefined)
+      throw new LockstepError('PATH_INVALID', `Cannot write ${path}: ${problem}`);
+    if (device.stoppedReason !== undefined) {
+      throw new LockstepError('FOLDER_STOPPED', `The folder is stopped: ${device.stoppedReason}`);
+    }
+    const lock = cluster.locks.get(path);
+    if (lock !== undefined && (lock.owner !== user.name || lock.device !== o.deviceId)) {
+      const holder = `${lock.owner}@${cluster.deviceName(lock.device)}`;
+      throw new LockstepError(
+        'LOCKED',
+        lock.owner === user.name
+          ? `${path} is locked by you at ${cluster.deviceName(lock.device)}; change it through that device`
+          : `${path} is locked by ${holder} since ${new Date(lock.createdMs).toISOString()}; only ${lock.owner} can change it`,
+      );
+    }
+    return join(o.folder, path);
+  };
+
   // Live events.
   device.on('indexed', (records) => {
     for (const r of records) {
@@ -241,6 +272,38 @@ export function createClientBackend(o: ClientBackendOptions): ClientBackend {
     async lock(path: string, user: User, opts) {
       const { lock } = await cluster.locks.lock(path, user.name, opts);
       return lockInfo(lock);
+    },
+    async write(path: string, user: User, data: AsyncIterable<Uint8Array>) {
+      const abs = writable(path, user);
+      ensureParents(o.folder, path);
+      const tmp = tempPath(abs);
+      const fh = await fsp.open(tmp, 'w', 0o644);
+      let size = 0;
+      try {
+        for await (const piece of data) {
+          await fh.write(piece);
+          size += piece.length;
+        }
+        await fh.sync();
+      } catch (err) {
+        await fh.close();
+        await fsp.rm(tmp, { force: true });
+        throw err;
+      }
+      await fh.close();
+      // The lock may have been taken while the data came in.
+      writable(path, user);
+      await fsp.rename(tmp, abs);
+      return { path, size };
+    },
+    async remove(path: string, user: User) {
+      const abs = writable(path, user);
+      ensureParents(o.folder, path, false);
+      const st = await fsp.lstat(abs).catch(() => undefined);
+      if (st === undefined) throw new LockstepError('NOT_FOUND', `No such path: ${path}`);
+      if (st.isDirectory()) await fsp.rmdir(abs);
+      else await fsp.unlink(abs);
+      return { path };
     },
     async unlock(path: string, user: User, opts) {
       const { lock } = await cluster.locks.unlock(path, user, opts.force === true);

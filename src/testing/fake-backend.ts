@@ -154,6 +154,26 @@ export class FakeBackend implements ClientBackend {
     return lock;
   }
 
+  async write(path: string, user: User, data: AsyncIterable<Uint8Array>) {
+    this.check('write', [path, user]);
+    const held = this.lockTable.get(path);
+    if (held && held.owner !== user.name) {
+      throw new LockstepError('LOCKED', `${path} is locked by ${held.owner}`);
+    }
+    let size = 0;
+    for await (const piece of data) size += piece.length;
+    return { path, size };
+  }
+
+  async remove(path: string, user: User) {
+    this.check('remove', [path, user]);
+    const held = this.lockTable.get(path);
+    if (held && held.owner !== user.name) {
+      throw new LockstepError('LOCKED', `${path} is locked by ${held.owner}`);
+    }
+    return Promise.resolve({ path });
+  }
+
   async unlock(path: string, user: User, opts: { force?: boolean }) {
     this.check('unlock', [path, user, opts]);
     const held = this.lockTable.get(path);
