@@ -89,7 +89,10 @@ export function createClientBackend(o: ClientBackendOptions): ClientBackend {
     FROM files f JOIN devices d ON d.idx = f.device WHERE f.path = ?`);
 
   /** The global view of one path from all devices' rows of it. */
-  const entryOf = (rows: ViewRow[]): ListEntry | undefined => {
+  const entryOf = (
+    rows: ViewRow[],
+    lockOf: (path: string) => LockRow | undefined = (p) => cluster.locks.get(p),
+  ): ListEntry | undefined => {
     const recs = rows.map((r) => {
       const rec: FileRecord = {
         path: r.path,
@@ -109,14 +112,13 @@ export function createClientBackend(o: ClientBackendOptions): ClientBackend {
     });
     const w = winner(recs.map((x) => x.rec));
     if (w === undefined || w.deleted) return undefined;
-    const holders = recs.filter(
-      (x) =>
-        !x.rec.deleted &&
-        compare(x.rec.version, w.version) !== 'lesser' &&
-        compare(x.rec.version, w.version) !== 'concurrent',
-    );
+    const holders = recs.filter((x) => {
+      if (x.rec.deleted) return false;
+      const o = compare(x.rec.version, w.version);
+      return o === 'equal' || o === 'greater';
+    });
     const path = w.path;
-    const lock = cluster.locks.get(path);
+    const lock = lockOf(path);
     const p = cluster.puller.progress.get(path);
     return {
       name: path.slice(path.lastIndexOf('/') + 1),
@@ -140,10 +142,13 @@ export function createClientBackend(o: ClientBackendOptions): ClientBackend {
       skip: prefix.length + 1,
     }) as ViewRow[];
     const entries: ListEntry[] = [];
+    // Locks are few: one read for the whole listing.
+    const locks = new Map(cluster.locks.all().map((l) => [l.path, l]));
+    const lockOf = (p: string) => locks.get(p);
     for (let i = 0; i < rows.length;) {
       let j = i;
       while (j < rows.length && (rows[j] as ViewRow).path === (rows[i] as ViewRow).path) j++;
-      const e = entryOf(rows.slice(i, j));
+      const e = entryOf(rows.slice(i, j), lockOf);
       if (e) entries.push(e);
       i = j;
     }

@@ -55,15 +55,36 @@ export function describeHolder(l: LockRow, deviceName: (id: string) => string): 
 
 /** The lock table. */
 export class LockTable {
-  constructor(private readonly db: Database.Database) {}
+  private readonly stmts;
+
+  constructor(private readonly db: Database.Database) {
+    this.stmts = {
+      all: db.prepare('SELECT * FROM locks ORDER BY path'),
+      get: db.prepare('SELECT * FROM locks WHERE path = ?'),
+      put: db.prepare(
+        `INSERT INTO locks (path, id, owner, device, created_ms, expires_ms, reason)
+         VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (path) DO UPDATE SET id = excluded.id, owner = excluded.owner,
+           device = excluded.device, created_ms = excluded.created_ms,
+           expires_ms = excluded.expires_ms, reason = excluded.reason`,
+      ),
+      remove: db.prepare('DELETE FROM locks WHERE path = ?'),
+      count: db.prepare('SELECT count(*) AS n FROM locks'),
+    };
+  }
 
   /** Every lock, by path. */
   all(): LockRow[] {
-    return (this.db.prepare('SELECT * FROM locks ORDER BY path').all() as Row[]).map(fromRow);
+    return (this.stmts.all.all() as Row[]).map(fromRow);
+  }
+
+  /** Number of locks (cheap: lets callers skip lookups when there are none). */
+  get size(): number {
+    return (this.stmts.count.get() as { n: number }).n;
   }
 
   get(path: string): LockRow | undefined {
-    const r = this.db.prepare('SELECT * FROM locks WHERE path = ?').get(path) as Row | undefined;
+    const r = this.stmts.get.get(path) as Row | undefined;
     return r && fromRow(r);
   }
 
@@ -166,18 +187,10 @@ export class LockTable {
   }
 
   put(l: LockRow): void {
-    this.db
-      .prepare(
-        `INSERT INTO locks (path, id, owner, device, created_ms, expires_ms, reason)
-         VALUES (?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (path) DO UPDATE SET id = excluded.id, owner = excluded.owner,
-           device = excluded.device, created_ms = excluded.created_ms,
-           expires_ms = excluded.expires_ms, reason = excluded.reason`,
-      )
-      .run(l.path, l.id, l.owner, l.device, l.createdMs, l.expiresMs, l.reason);
+    this.stmts.put.run(l.path, l.id, l.owner, l.device, l.createdMs, l.expiresMs, l.reason);
   }
 
   remove(path: string): void {
-    this.db.prepare('DELETE FROM locks WHERE path = ?').run(path);
+    this.stmts.remove.run(path);
   }
 }
