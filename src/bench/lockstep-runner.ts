@@ -45,6 +45,12 @@ export class LockstepRunner implements SyncRunner {
 
   constructor(private readonly opts: LockstepRunnerOptions = {}) {}
 
+  /** The home of `side` (after {@link setup}), for client calls to its API. */
+  home(side: Side): string {
+    if (this.homes === undefined) throw new Error('LockstepRunner.home before setup');
+    return this.homes[side];
+  }
+
   own(rel: string): boolean {
     return rel === MARKER_NAME;
   }

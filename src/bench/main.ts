@@ -58,5 +58,6 @@ async function main(): Promise<void> {
   }
 }
 
-// Then the peer-sync scenarios (src/bench/sync.ts); BENCH_ONLY=S1,S4 runs only those.
+// Then the peer-sync scenarios (src/bench/sync.ts) and the lock scenarios (src/bench/locks.ts);
+// BENCH_ONLY=S1,S4 or BENCH_ONLY=L1,L2 runs only those.
 await benchMain(main);

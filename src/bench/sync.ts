@@ -23,7 +23,8 @@
  * The tool is a {@link SyncRunner}; Lockstep is the only one today.
  *
  * Environment: BENCH_RUNS (runs per scenario, default 3), BENCH_ONLY (e.g.
- * `S1,S4`; only peer-sync names skip the foundation benchmarks),
+ * `S1,S4`; only peer-sync and lock names, src/bench/locks.ts, skip the
+ * foundation benchmarks),
  * BENCH_SYNC_SCALE (size factor, e.g. 0.05 for a quick run), BENCH_SYNC_SAMPLES
  * (S4 samples per run, default 30), BENCH_SYNC_TIMEOUT_S (per timed phase,
  * default 900), BENCH_DIR (scratch space, default the OS temp directory).
@@ -34,6 +35,13 @@ import * as fs from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import {
+  isLockScenario,
+  lockOptionsFromEnv,
+  benchLocks,
+  locksFailed,
+  locksTable,
+} from './locks.js';
 import { LockstepRunner } from './lockstep-runner.js';
 import { ProcWatch, type SyncRunner } from './runner.js';
 import { median, quantile } from './stats.js';
@@ -428,19 +436,21 @@ export async function benchSync(opts: SyncBenchOptions): Promise<SyncReport> {
   };
 }
 
-/** Whether `only` (BENCH_ONLY) names nothing but peer-sync scenarios. */
+/** Whether `only` (BENCH_ONLY) names nothing but peer-sync and lock scenarios. */
 export function onlySync(only: string | undefined): boolean {
   if (only === undefined || only.trim() === '') return false;
   return only
     .split(',')
     .map((s) => s.trim().toUpperCase())
-    .every((s) => s === 'SYNC' || (SYNC_SCENARIOS as readonly string[]).includes(s));
+    .every(
+      (s) => s === 'SYNC' || (SYNC_SCENARIOS as readonly string[]).includes(s) || isLockScenario(s),
+    );
 }
 
 /**
  * The benchmark entry point around the foundation benchmarks `foundation`:
- * runs them unless BENCH_ONLY names only peer-sync scenarios, then the
- * selected peer-sync scenarios with Lockstep. Prints the table, or with
+ * runs them unless BENCH_ONLY names only peer-sync or lock scenarios, then the
+ * selected peer-sync and lock scenarios with Lockstep. Prints the tables, or with
  * `--json` one JSON document on stdout (the foundation benchmarks' lines and
  * all progress then go to stderr). A failed run sets the exit code to 1.
  */
@@ -462,11 +472,18 @@ export async function benchMain(foundation: () => Promise<void>): Promise<void> 
       () => new LockstepRunner(),
       (line) => console.error(line),
     );
-    if (opts.scenarios.length === 0) return;
-    const report = await benchSync(opts);
-    if (json) process.stdout.write(`${JSON.stringify({ sync: report }, null, 2)}\n`);
-    else console.log(syncTable(report).join('\n'));
-    if (syncFailed(report)) process.exitCode = 1;
+    // Then the lock and listing scenarios (src/bench/locks.ts); BENCH_ONLY=L1,L2 runs only those.
+    const lockOpts = lockOptionsFromEnv(dir, (line) => console.error(line));
+    const report = opts.scenarios.length > 0 ? await benchSync(opts) : undefined;
+    const locks = lockOpts.scenarios.length > 0 ? await benchLocks(lockOpts) : undefined;
+    if (report === undefined && locks === undefined) return;
+    if (json) {
+      process.stdout.write(`${JSON.stringify({ sync: report, locks }, null, 2)}\n`);
+    } else {
+      if (report) console.log(syncTable(report).join('\n'));
+      if (locks) console.log(locksTable(locks).join('\n'));
+    }
+    if ((report && syncFailed(report)) || (locks && locksFailed(locks))) process.exitCode = 1;
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
