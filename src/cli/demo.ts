@@ -22,7 +22,7 @@ export function registerDemo(program: Command): void {
   program
     .command('demo')
     .description(
-      'Start devices A and B on this machine with sample files, peered and syncing, and open a shell on A; leaving the shell (or Ctrl-C without a terminal) stops them',
+      'Start devices A and B on this machine with sample files, peered and syncing, and open a shell on A; Ctrl-C stops everything',
     )
     .option('--dir <dir>', 'where to create the devices (default: a new temporary directory)')
     .action(async (opts: { dir?: string }) => {
@@ -116,7 +116,7 @@ async function demo(dir: string): Promise<void> {
       `  node ${BIN} watch --home ${join(dir, 'B', 'home')}`,
       `A's client API: http://${aConfig.apiListen}/api/v1 (the web page comes with the next issue).`,
       interactive
-        ? `Device logs: ${join(dir, 'A', 'home', 'logs')} and B's likewise.\n\nThis is a shell on device A: try \`server\`, \`server lock 3\`, \`locks\`, \`help\`. Ctrl-D or \`exit\` stops everything.`
+        ? `Device logs: ${join(dir, 'A', 'home', 'logs')} and B's likewise.\n\nThis is a shell on device A: try \`server\`, \`server lock 3\`, \`locks\`, \`help\`. Ctrl-C, Ctrl-D or \`exit\` stops everything.`
         : 'Press Ctrl-C to stop.',
       '',
     ].join('\n'),
@@ -131,7 +131,9 @@ async function demo(dir: string): Promise<void> {
   if (interactive) {
     // Ctrl-C belongs to the shell while it runs; leaving the shell stops all.
     process.on('SIGINT', () => undefined);
-    const shell = spawn(process.execPath, [BIN, 'shell', '--home', a.home], { stdio: 'inherit' });
+    const shell = spawn(process.execPath, [BIN, 'shell', '--home', a.home, '--ctrl-c-exits'], {
+      stdio: 'inherit',
+    });
     await new Promise((resolve) => shell.on('exit', resolve));
     stop();
   } else {

@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import type { Status, User } from '../api/backend.js';
 import { errorMessage, LockstepError } from '../base/errors.js';
 import { CLIENT_COMMANDS, registerClientCommands } from './client-commands.js';
@@ -54,10 +54,12 @@ export function registerShell(program: Command): void {
     .option('--home <dir>', "reach the device of this home, with its administrator's token")
     .option('--api <url>', "the device's client API, e.g. http://127.0.0.1:7701")
     .option('--token <token>', 'the bearer token to use (default: $LOCKSTEP_TOKEN, else the home)')
+    // `lockstep demo`: Ctrl-C at the prompt leaves the shell (and so stops the demo).
+    .addOption(new Option('--ctrl-c-exits').hideHelp())
     .addHelpText('after', `\n${HELP}`)
-    .action(async (flags: ConnectionFlags) => {
+    .action(async (flags: ConnectionFlags & { ctrlCExits?: boolean }) => {
       try {
-        const code = await shell(flags);
+        const code = await shell(flags, flags.ctrlCExits === true);
         process.exit(code);
       } catch (err) {
         fail(err);
@@ -91,7 +93,7 @@ function saveHistory(file: string, history: readonly string[]): void {
 }
 
 /** Runs the prompt until `exit` or end of input; resolves with the exit code. */
-async function shell(flags: ConnectionFlags): Promise<number> {
+async function shell(flags: ConnectionFlags, ctrlCExits = false): Promise<number> {
   const conn = resolveConnection(flags);
   const client = new ApiClient(conn);
   const [status, me] = await Promise.all([
@@ -118,6 +120,11 @@ async function shell(flags: ConnectionFlags): Promise<number> {
   const interrupt = () => {
     if (running !== undefined) {
       running.abort();
+      return;
+    }
+    if (ctrlCExits) {
+      process.stdout.write('^C\n');
+      rl.close();
       return;
     }
     // At the prompt, Ctrl-C drops the line being typed, as a shell does.
