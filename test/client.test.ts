@@ -135,6 +135,28 @@ describe('client commands against real devices', () => {
     expect(sub.entries.map((e) => e.path)).toEqual(['docs/plan.md']);
   });
 
+  it('ls -R lists everything below a directory, by path, in one document', async () => {
+    const [human, json] = await Promise.all([onA('ls', '-R'), onA('ls', '--recursive', '--json')]);
+    expect(human.code, human.stderr).toBe(0);
+    expect([...rowsOf(human.stdout).values()]).toEqual([
+      'docs/',
+      'docs/plan.md',
+      'from-a.txt',
+      'from-b.bin',
+      'notes.txt',
+    ]);
+    const page = JSON.parse(json.stdout) as Page;
+    expect(ajv.validate(listPageSchema, page), ajv.errorsText()).toBe(true);
+    expect(page.total).toBe(5);
+    expect(page.entries.map((e) => e.path)).toEqual([
+      'docs',
+      'docs/plan.md',
+      'from-a.txt',
+      'from-b.bin',
+      'notes.txt',
+    ]);
+  });
+
   it('lock 2 after ls locks the path shown at #2; locks shows it; unlock 2 removes it', async () => {
     const ls = await onA('ls', '--sort', 'size', '--reverse');
     expect(ls.code, ls.stderr).toBe(0);

@@ -63,6 +63,8 @@ export interface ListQuery {
   readonly order: 'asc' | 'desc';
   readonly offset: number;
   readonly limit: number;
+  /** Everything below `dir`, not only its direct entries (by path when sorted by name). */
+  readonly recursive?: boolean;
 }
 
 /** One page of the listing. */

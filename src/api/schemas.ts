@@ -10,7 +10,7 @@ export const MAX_PATH_CHARS = 4096;
 /** Entries in one page of the listing unless asked. */
 export const DEFAULT_PAGE = 1000;
 /** Most entries in one page of the listing. */
-export const MAX_PAGE = 10_000;
+export const MAX_PAGE = 200_000;
 /** Longest lock TTL, in seconds: a year. */
 export const MAX_TTL_S = 366 * 24 * 3600;
 /** Longest lock reason, in characters. */
@@ -249,6 +249,7 @@ export const routeSchemas = {
         order: { type: 'string', enum: ['asc', 'desc'], default: 'asc' },
         offset: { type: 'integer', minimum: 0, default: 0 },
         limit: { type: 'integer', minimum: 1, maximum: MAX_PAGE, default: DEFAULT_PAGE },
+        recursive: { type: 'boolean', default: false },
       },
     },
     response: replies(listPageSchema),

@@ -177,15 +177,25 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
 
   // --- routes
 
-  app.get(`${API_PREFIX}/files`, { schema: routeSchemas.listFiles }, async (req) => {
+  app.get(`${API_PREFIX}/files`, { schema: routeSchemas.listFiles }, async (req, reply) => {
     const q = req.query as ListQuery;
-    return backend.list({
+    const page = backend.list({
       dir: normalizeDir(q.dir),
       sort: q.sort,
       order: q.order,
       offset: q.offset,
       limit: q.limit,
+      recursive: q.recursive === true,
     });
+    // The schema's serializer takes ~37 ms per 10,000 entries, JSON.stringify ~5:
+    // big pages (built from the same typed data) go out as a string.
+    // How much of the listing this page holds: lets a client pass a complete
+    // listing on without parsing it.
+    reply.header('x-lockstep-complete', String(q.offset === 0 && page.entries.length === page.total));
+    if (page.entries.length > 1000) {
+      return reply.type('application/json; charset=utf-8').send(JSON.stringify(page));
+    }
+    return page;
   });
 
   app.get(`${API_PREFIX}/files/*`, { schema: routeSchemas.file }, async (req) => {

@@ -48,7 +48,7 @@ export const CLIENT_COMMANDS: readonly string[] = [
 ];
 
 /** Entries fetched per listing request. */
-const PAGE = 10_000;
+const PAGE = 200_000;
 /** Silence on an event stream (the device sends a heartbeat every 15 s) after which it is reopened. */
 const IDLE_MS = 45_000;
 
@@ -117,6 +117,7 @@ export function registerClientCommands(program: Command, host: CommandHost): voi
         .default('name'),
     )
     .option('--reverse', 'reverse the order')
+    .option('-R, --recursive', 'everything below the directory, by path')
     .addHelpText(
       'after',
       '\nThe numbers in the # column can be given to `lock` and `unlock`: they refer to the\n' +
@@ -124,11 +125,16 @@ export function registerClientCommands(program: Command, host: CommandHost): voi
     )
     .action(
       run(async (client, flags, path?: string) => {
-        const opts = flags as ClientFlags & { sort: string; reverse?: boolean };
+        const opts = flags as ClientFlags & {
+          sort: string;
+          reverse?: boolean;
+          recursive?: boolean;
+        };
         await ls(client, path ?? '', {
           json: opts.json === true,
           sort: opts.sort,
           order: opts.reverse === true ? 'desc' : 'asc',
+          recursive: opts.recursive === true,
         });
       }),
     );
@@ -213,7 +219,7 @@ export function registerClientCommands(program: Command, host: CommandHost): voi
 async function ls(
   client: ApiClient,
   pathArg: string,
-  opts: { json: boolean; sort: string; order: 'asc' | 'desc' },
+  opts: { json: boolean; sort: string; order: 'asc' | 'desc'; recursive?: boolean },
 ): Promise<void> {
   const path = pathArg.replace(/^(\.\/)+/, '').replace(/^\/+|\/+$/g, '');
   let dir = path;
@@ -231,6 +237,24 @@ async function ls(
       : '';
     page = { dir: parent, total: 1, entries: [single] };
   } else {
+    if (opts.json) {
+      // A listing that fits one page goes to stdout as the device sent it.
+      const q = new URLSearchParams({
+        dir,
+        sort: opts.sort,
+        order: opts.order,
+        offset: '0',
+        limit: String(PAGE),
+        ...(opts.recursive === true ? { recursive: 'true' } : {}),
+      });
+      const res = await client.raw('GET', `/files?${q.toString()}`);
+      const text = await res.text();
+      if (!res.ok) throw errorOf(res.status, text, client.conn.url);
+      if (res.headers.get('x-lockstep-complete') === 'true') {
+        process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+        return;
+      }
+    }
     const entries: ListEntry[] = [];
     let total = 0;
     for (;;) {
@@ -240,16 +264,26 @@ async function ls(
         order: opts.order,
         offset: String(entries.length),
         limit: String(PAGE),
+        ...(opts.recursive === true ? { recursive: 'true' } : {}),
       });
       const p = await client.call<ListPage>('GET', `/files?${q.toString()}`);
-      entries.push(...p.entries);
+      // Below the directory, a name alone is ambiguous: show the path from it.
+      if (opts.recursive === true) {
+        for (const e of p.entries) {
+          entries.push({ ...e, name: dir === '' ? e.path : e.path.slice(dir.length + 1) });
+        }
+      } else {
+        for (const e of p.entries) entries.push(e);
+      }
       total = p.total;
       if (p.entries.length === 0 || entries.length >= total) break;
     }
     page = { dir, total, entries };
   }
   if (opts.json) {
-    printJson(page);
+    // A big listing is printed compact: indenting 100,000 entries costs more than it helps.
+    if (page.entries.length > 1000) process.stdout.write(`${JSON.stringify(page)}\n`);
+    else printJson(page);
     return;
   }
   const now = Date.now();

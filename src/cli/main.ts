@@ -3,14 +3,6 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
-import { registerId, registerInit } from './init.js';
-import { registerServe } from './serve.js';
-import { registerDemo } from './demo.js';
-import { registerPeer } from './peer.js';
-import { registerClientCommands } from './client-commands.js';
-import { fail } from './output.js';
-import { registerShell } from './shell.js';
-import { registerUser } from './user.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -36,22 +28,46 @@ const program = new Command('lockstep')
     process.exit(2);
   });
 
-registerInit(program);
-registerId(program);
-registerServe(program);
-registerPeer(program);
-registerDemo(program);
-registerUser(program);
-registerClientCommands(program, {
-  fail,
-  interrupt: () => {
-    const ctl = new AbortController();
-    const stop = () => ctl.abort();
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-    return ctl.signal;
-  },
-});
-registerShell(program);
+// Each command's module is loaded only when that command runs: a client
+// command then starts without the daemon's libraries (SQLite, TLS
+// certificates, the HTTP server, logging). Help loads them all, in order.
+const groups: [names: readonly string[], load: () => Promise<void>][] = [
+  [
+    ['init', 'id'],
+    async () => {
+      const m = await import('./init.js');
+      m.registerInit(program);
+      m.registerId(program);
+    },
+  ],
+  [['serve'], async () => (await import('./serve.js')).registerServe(program)],
+  [['peer'], async () => (await import('./peer.js')).registerPeer(program)],
+  [['demo'], async () => (await import('./demo.js')).registerDemo(program)],
+  [['user'], async () => (await import('./user.js')).registerUser(program)],
+  [
+    ['ls', 'lock', 'unlock', 'locks', 'watch', 'status', 'whoami'],
+    async () => {
+      const [{ registerClientCommands }, { fail }] = await Promise.all([
+        import('./client-commands.js'),
+        import('./output.js'),
+      ]);
+      registerClientCommands(program, {
+        fail,
+        interrupt: () => {
+          const ctl = new AbortController();
+          const stop = () => ctl.abort();
+          process.once('SIGINT', stop);
+          process.once('SIGTERM', stop);
+          return ctl.signal;
+        },
+      });
+    },
+  ],
+  [['shell'], async () => (await import('./shell.js')).registerShell(program)],
+];
+const name = process.argv.slice(2).find((a) => !a.startsWith('-'));
+const wanted = groups.find(([names]) => name !== undefined && names.includes(name));
+if (wanted) await wanted[1]();
+else for (const [, load] of groups) await load();
 
 await program.parseAsync(process.argv);
