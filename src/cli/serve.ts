@@ -51,6 +51,12 @@ async function serve(home: string): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'stopping');
+    // Stopping waits for work in flight; it must not wait forever.
+    setTimeout(() => {
+      log.error('stopping took more than 10 s; exiting anyway');
+      log.flush();
+      process.exit(1);
+    }, 10_000).unref();
     void (api?.close() ?? Promise.resolve())
       .then(() => cluster?.close())
       .then(() => device.close())

@@ -5,7 +5,7 @@
  */
 import http2 from 'node:http2';
 import type { TLSSocket } from 'node:tls';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { LockstepError, errorMessage } from '../base/errors.js';
 import { HASH_ALGORITHM, type FileRecord } from '../core/record.js';
 import type { Logger } from '../daemon/log.js';
@@ -62,6 +62,8 @@ export class PeerServer {
   private readonly server: http2.Http2SecureServer;
   private readonly peerOf = new WeakMap<http2.ServerHttp2Session, string>();
   private readonly sessions = new Set<http2.ServerHttp2Session>();
+  private readonly sockets = new Set<Socket>();
+  private closing = false;
 
   constructor(
     private readonly host: PeerHost,
@@ -71,6 +73,14 @@ export class PeerServer {
       ...tlsOptions(identity),
       requestCert: true,
       allowHTTP1: false,
+    });
+    this.server.on('connection', (socket: Socket) => {
+      if (this.closing) {
+        socket.destroy();
+        return;
+      }
+      this.sockets.add(socket);
+      socket.on('close', () => this.sockets.delete(socket));
     });
     this.server.on('session', (session) => this.onSession(session));
     this.server.on('stream', (stream, headers) => this.onStream(stream, headers));
@@ -93,13 +103,23 @@ export class PeerServer {
     });
   }
 
-  /** Stops listening and closes every peer session. */
+  /**
+   * Stops listening and closes every connection, also those still in their
+   * handshake (a peer redialing while this device stops must not keep it up).
+   */
   close(): Promise<void> {
+    this.closing = true;
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const s of this.sessions) s.destroy();
-    return new Promise((resolve) => this.server.close(() => resolve()));
+    for (const socket of this.sockets) socket.destroy();
+    return closed;
   }
 
   private onSession(session: http2.ServerHttp2Session): void {
+    if (this.closing) {
+      session.destroy();
+      return;
+    }
     const socket = session.socket as TLSSocket;
     const id = peerDeviceId(socket);
     if (id === undefined || !this.host.isPeer(id)) {
