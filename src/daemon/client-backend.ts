@@ -83,6 +83,12 @@ export function createClientBackend(o: ClientBackendOptions): ClientBackend {
     FROM files f JOIN devices d ON d.idx = f.device
     WHERE f.path >= @from AND f.path < @to AND instr(substr(f.path, @skip), '/') = 0
     ORDER BY f.path`);
+  const rowsBelow = store.db.prepare(`
+    SELECT f.path, d.short_id AS short, d.id, f.type, f.size, f.mtime_s, f.mtime_ns, f.version,
+           f.deleted, f.modified_by
+    FROM files f JOIN devices d ON d.idx = f.device
+    WHERE f.path >= @from AND f.path < @to
+    ORDER BY f.path`);
   const rowsOfPath = store.db.prepare(`
     SELECT f.path, d.short_id AS short, d.id, f.type, f.size, f.mtime_s, f.mtime_ns, f.version,
            f.deleted, f.modified_by
@@ -136,7 +142,7 @@ export function createClientBackend(o: ClientBackendOptions): ClientBackend {
   const list = (q: ListQuery): ListPage => {
     const dir = q.dir.replace(/\/+$/, '');
     const prefix = dir === '' ? '' : `${dir}/`;
-    const rows = rowsOf.all({
+    const rows = (q.recursive === true ? rowsBelow : rowsOf).all({
       from: prefix,
       to: dir === '' ? '\u{10ffff}' : `${dir}0`,
       skip: prefix.length + 1,
@@ -151,6 +157,11 @@ export function createClientBackend(o: ClientBackendOptions): ClientBackend {
       const e = entryOf(rows.slice(i, j), lockOf);
       if (e) entries.push(e);
       i = j;
+    }
+    if (q.recursive === true && q.sort === 'name') {
+      // Already in path order: a tree, each directory before what it holds.
+      if (q.order === 'desc') entries.reverse();
+      return { dir, total: entries.length, entries: entries.slice(q.offset, q.offset + q.limit) };
     }
     const dirFirst = (a: ListEntry, b: ListEntry) =>
       Number(b.type === 'directory') - Number(a.type === 'directory');
@@ -204,7 +215,7 @@ export function createClientBackend(o: ClientBackendOptions): ClientBackend {
       });
     }
   });
-  cluster.on('applied', (r, kind, copy) => {
+  cluster.on('applied', (r, kind, copy, ms) => {
     if (kind === 'version' || kind === 'tombstone') return;
     if (copy !== undefined) {
       events.emit('event', { type: 'conflict', path: r.path, copy, device: self, time: now() });
@@ -214,6 +225,7 @@ export function createClientBackend(o: ClientBackendOptions): ClientBackend {
       path: r.path,
       device: self,
       deleted: r.deleted,
+      durationMs: Math.round(ms),
       time: now(),
     });
   });

@@ -41,7 +41,13 @@ export interface ClusterOptions {
 /** Events of a {@link Cluster}. */
 export interface ClusterEvents {
   /** A change from a peer is on disk and recorded. */
-  applied: [record: FileRecord, kind: Exclude<Action['kind'], 'none'>, conflictCopy?: string];
+  applied: [
+    record: FileRecord,
+    kind: Exclude<Action['kind'], 'none'>,
+    conflictCopy: string | undefined,
+    /** From planning to recorded, ms. */
+    ms: number,
+  ];
   peerConnected: [peer: PeerAddress];
   peerDisconnected: [peer: PeerAddress, reason: string];
   /** A change to a file locked elsewhere was undone here; `copy` keeps it (none for a delete). */
@@ -140,9 +146,9 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       ignores: (p, isDir) => device.ignores(p, isDir),
       stopped: () => device.stoppedReason !== undefined,
       scanNow: (paths) => device.scanNow(paths),
-      applied: (rec, kind, copy) => {
+      applied: (rec, kind, copy, ms) => {
         this.localChanged();
-        this.emit('applied', rec, kind, copy);
+        this.emit('applied', rec, kind, copy, ms);
       },
     });
     device.on('indexed', (records) => {

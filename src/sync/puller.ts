@@ -46,13 +46,20 @@ export interface PullerHost {
   /** Scans `paths` now; called only from inside a queue task. */
   scanNow(paths: readonly string[]): Promise<void>;
   /** Called after a change from a peer was applied and recorded. */
-  applied(record: FileRecord, kind: Exclude<Action['kind'], 'none'>, conflictCopy?: string): void;
+  applied(
+    record: FileRecord,
+    kind: Exclude<Action['kind'], 'none'>,
+    conflictCopy: string | undefined,
+    ms: number,
+  ): void;
 }
 
 type Step = Exclude<Action, { kind: 'none' }> & {
   readonly path: string;
   /** The local record the plan was made from. */
   readonly local: FileRecord | undefined;
+  /** When it was planned (performance.now()), for the time a sync took. */
+  readonly planned: number;
 };
 
 /** Files assembled at once. */
@@ -172,7 +179,7 @@ export class Puller {
         continue;
       }
       if (this.host.ignores(path, a.record.type === 'directory')) continue;
-      steps.push({ ...a, path, local });
+      steps.push({ ...a, path, local, planned: performance.now() });
     }
     return steps;
   }
@@ -322,7 +329,7 @@ export class Puller {
       if (this.host.stopped()) return;
       const replan: string[] = [];
       const rescan: string[] = [];
-      const applied: { rec: FileRecord; kind: Step['kind']; copy?: string }[] = [];
+      const applied: { rec: FileRecord; kind: Step['kind']; copy?: string; ms: number }[] = [];
       this.host.store.db.transaction(() => {
         for (const { step, tmp } of items) {
           try {
@@ -346,7 +353,12 @@ export class Puller {
             } else if (outcome === 'later') {
               this.later.push(step.path);
             } else {
-              applied.push({ rec: outcome.record, kind: step.kind, copy: outcome.copy });
+              applied.push({
+                rec: outcome.record,
+                kind: step.kind,
+                copy: outcome.copy,
+                ms: performance.now() - step.planned,
+              });
               if (outcome.copy !== undefined) rescan.push(outcome.copy);
               this.settled(step.path);
             }
@@ -356,7 +368,7 @@ export class Puller {
         }
       })();
       if (rescan.length > 0) await this.host.scanNow(rescan);
-      for (const a of applied) this.host.applied(a.rec, a.kind, a.copy);
+      for (const a of applied) this.host.applied(a.rec, a.kind, a.copy, a.ms);
       if (replan.length > 0) this.schedule(replan);
     });
   }
