@@ -191,7 +191,10 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
     // big pages (built from the same typed data) go out as a string.
     // How much of the listing this page holds: lets a client pass a complete
     // listing on without parsing it.
-    reply.header('x-lockstep-complete', String(q.offset === 0 && page.entries.length === page.total));
+    reply.header(
+      'x-lockstep-complete',
+      String(q.offset === 0 && page.entries.length === page.total),
+    );
     if (page.entries.length > 1000) {
       return reply.type('application/json; charset=utf-8').send(JSON.stringify(page));
     }
