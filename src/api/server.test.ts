@@ -118,19 +118,24 @@ describe('client API server', () => {
     ]);
     expect(backend.calls[0]).toEqual({
       method: 'list',
-      args: [{ dir: '', sort: 'name', order: 'asc', offset: 0, limit: 1000 }],
+      args: [{ dir: '', sort: 'name', order: 'asc', offset: 0, limit: 1000, recursive: false }],
     });
   });
 
-  it('GET /files passes dir, sort, order, offset and limit', async () => {
-    const r = await inject('GET', '/api/v1/files?dir=docs/&sort=size&order=desc&offset=0&limit=5');
+  it('GET /files passes dir, sort, order, offset, limit and recursive', async () => {
+    const r = await inject(
+      'GET',
+      '/api/v1/files?dir=docs/&sort=size&order=desc&offset=0&limit=5&recursive=true',
+    );
     expect(r.statusCode).toBe(200);
+    expect(r.headers['x-lockstep-complete']).toBe('true');
     expect(backend.calls[0]?.args[0]).toEqual({
       dir: 'docs',
       sort: 'size',
       order: 'desc',
       offset: 0,
       limit: 5,
+      recursive: true,
     });
     expect(r.json().entries.map((e: { path: string }) => e.path)).toEqual(['docs/plan.md']);
   });
@@ -139,7 +144,8 @@ describe('client API server', () => {
     ['sort=color', /sort/],
     ['order=up', /order/],
     ['limit=0', /limit/],
-    ['limit=10001', /limit/],
+    ['limit=200001', /limit/],
+    ['recursive=maybe', /recursive/],
     ['limit=ten', /limit/],
     ['offset=-1', /offset/],
     ['colour=red', /unknown field "colour"/],
