@@ -158,6 +158,12 @@ export interface User {
  */
 export interface ClientBackend {
   list(q: ListQuery): ListPage;
+  /**
+   * The same page as {@link list}, as JSON text built entry by entry: for a
+   * large recursive listing by name (ascending) it never holds all entries
+   * at once. Optional; undefined when it cannot serve `q` this way.
+   */
+  listText?(q: ListQuery): { text: string; count: number; total: number } | undefined;
   /** The global view of one path, or undefined. */
   file(path: string): ListEntry | undefined;
   status(): Status;

@@ -179,6 +179,18 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
 
   app.get(`${API_PREFIX}/files`, { schema: routeSchemas.listFiles }, async (req, reply) => {
     const q = req.query as ListQuery;
+    const asText = backend.listText?.({
+      dir: normalizeDir(q.dir),
+      sort: q.sort,
+      order: q.order,
+      offset: q.offset,
+      limit: q.limit,
+      recursive: q.recursive === true,
+    });
+    if (asText !== undefined) {
+      reply.header('x-lockstep-complete', String(q.offset === 0 && asText.count === asText.total));
+      return reply.type('application/json; charset=utf-8').send(asText.text);
+    }
     const page = backend.list({
       dir: normalizeDir(q.dir),
       sort: q.sort,

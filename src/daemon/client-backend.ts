@@ -23,7 +23,7 @@ import type {
 import type { LockRow } from '../locks/lock-table.js';
 import { winner } from '../core/plan.js';
 import type { FileRecord } from '../core/record.js';
-import { compare } from '../core/vector.js';
+import { compare, type Vector } from '../core/vector.js';
 import { checkVector } from '../core/vector.js';
 import type { Cluster } from './cluster.js';
 import type { Device } from './device.js';
@@ -67,6 +67,27 @@ export function createClientBackend(o: ClientBackendOptions): ClientBackend {
     name: cluster.deviceName(id),
   });
   const self = ref(o.deviceId);
+  // Listings decode the same few version texts and device refs over and
+  // over (most files are at version {X: 1}): decode each once.
+  const vectors = new Map<string, Vector>();
+  const vectorOf = (text: string): Vector => {
+    let v = vectors.get(text);
+    if (v === undefined) {
+      v = checkVector(JSON.parse(text));
+      if (vectors.size > 10_000) vectors.clear();
+      vectors.set(text, v);
+    }
+    return v;
+  };
+  const refs = new Map<string, DeviceRef>();
+  const refOf = (id: string): DeviceRef => {
+    let r = refs.get(id);
+    if (r === undefined || r.name !== cluster.deviceName(id)) {
+      r = ref(id);
+      refs.set(id, r);
+    }
+    return r;
+  };
   const lockInfo = (l: LockRow): LockInfo => ({
     id: l.id,
     path: l.path,
@@ -108,7 +129,7 @@ export function createClientBackend(o: ClientBackendOptions): ClientBackend {
         mode: 0,
         chunks: [],
         target: '',
-        version: checkVector(JSON.parse(r.version)),
+        version: vectorOf(r.version),
         deleted: r.deleted !== 0,
         sequence: 0,
         inode: 0,
@@ -120,6 +141,7 @@ export function createClientBackend(o: ClientBackendOptions): ClientBackend {
     if (w === undefined || w.deleted) return undefined;
     const holders = recs.filter((x) => {
       if (x.rec.deleted) return false;
+      if (x.rec.version === w.version) return true; // the same decoded text
       const o = compare(x.rec.version, w.version);
       return o === 'equal' || o === 'greater';
     });
@@ -133,7 +155,7 @@ export function createClientBackend(o: ClientBackendOptions): ClientBackend {
       size: w.type === 'directory' ? 0 : w.size,
       modified: new Date(Number(w.mtimeNs / 1_000_000n)).toISOString(),
       lock: lock ? lockInfo(lock) : null,
-      devices: holders.map((x) => ref(x.row.id)),
+      devices: holders.map((x) => refOf(x.row.id)),
       syncing: p ? { done: p.done, total: p.total } : null,
       conflict: CONFLICT_RE.test(path),
     };
@@ -174,6 +196,37 @@ export function createClientBackend(o: ClientBackendOptions): ClientBackend {
     const sign = q.order === 'desc' ? -1 : 1;
     entries.sort((a, b) => dirFirst(a, b) || sign * key(a, b) || (a.path < b.path ? -1 : 1));
     return { dir, total: entries.length, entries: entries.slice(q.offset, q.offset + q.limit) };
+  };
+
+  const listText = (q: ListQuery): { text: string; count: number; total: number } | undefined => {
+    if (q.recursive !== true || q.sort !== 'name' || q.order !== 'asc') return undefined;
+    const dir = q.dir.replace(/\/+$/, '');
+    const prefix = dir === '' ? '' : `${dir}/`;
+    const locks = new Map(cluster.locks.all().map((l) => [l.path, l]));
+    const lockOf = (p: string) => locks.get(p);
+    const parts: string[] = [];
+    let total = 0;
+    let group: ViewRow[] = [];
+    const flush = () => {
+      const e = entryOf(group, lockOf);
+      group = [];
+      if (e === undefined) return;
+      if (total >= q.offset && parts.length < q.limit) parts.push(JSON.stringify(e));
+      total++;
+    };
+    // Rows stream in path order; each entry becomes text at once and dies young.
+    const rows = rowsBelow.iterate({
+      from: prefix,
+      to: dir === '' ? '\u{10ffff}' : `${dir}0`,
+      skip: prefix.length + 1,
+    }) as Iterable<ViewRow>;
+    for (const r of rows) {
+      if (group.length > 0 && (group[0] as ViewRow).path !== r.path) flush();
+      group.push(r);
+    }
+    if (group.length > 0) flush();
+    const text = `{"dir":${JSON.stringify(dir)},"total":${total},"entries":[${parts.join(',')}]}`;
+    return { text, count: parts.length, total };
   };
 
   /**
@@ -252,6 +305,7 @@ export function createClientBackend(o: ClientBackendOptions): ClientBackend {
   return {
     events,
     list,
+    listText,
     file(path) {
       return entryOf(rowsOfPath.all(path) as ViewRow[]);
     },
