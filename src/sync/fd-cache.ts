@@ -6,9 +6,15 @@
  */
 import * as fs from 'node:fs';
 
+/** How often a cached descriptor is checked to still be the file at its path. */
+const RECHECK_MS = 50;
+
 /** A small cache of read-only file descriptors, by absolute path. */
 export class FdCache {
-  private readonly fds = new Map<string, { fd: number; used: number }>();
+  private readonly fds = new Map<
+    string,
+    { fd: number; used: number; ino: number; checked: number }
+  >();
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -23,6 +29,22 @@ export class FdCache {
    */
   read(file: string, offset: number, length: number): Buffer | undefined {
     let entry = this.fds.get(file);
+    const now = Date.now();
+    if (entry !== undefined && now - entry.checked > RECHECK_MS) {
+      // A file replaced by a rename (an editor's atomic save, a pull) keeps
+      // its old inode open here: look again at what the path names now.
+      entry.checked = now;
+      let ino: number | undefined;
+      try {
+        ino = fs.statSync(file).ino;
+      } catch {
+        ino = undefined;
+      }
+      if (ino !== entry.ino) {
+        this.forget(file);
+        entry = undefined;
+      }
+    }
     if (entry === undefined) {
       let fd: number;
       try {
@@ -30,7 +52,7 @@ export class FdCache {
       } catch {
         return undefined;
       }
-      entry = { fd, used: 0 };
+      entry = { fd, used: 0, ino: fs.fstatSync(fd).ino, checked: now };
       this.fds.set(file, entry);
       this.trim();
     } else {
