@@ -148,19 +148,29 @@ describe('locks across devices', () => {
     await waitUntil('writable on B', () => (statSync(onB).mode & 0o200) !== 0);
   }, 90_000);
 
-  it('fails within 2 s while the authority is stopped; listing goes on', async () => {
-    const { authority, other } = await twoDevices();
+  it('fails within 2 s while the authority is stopped; listing and sync between the others go on', async () => {
+    cluster = await TestCluster.create(['A', 'B', 'C']);
+    const all = cluster.devices as TestDevice[];
+    writeFileSync(join((all[0] as TestDevice).folder, 'f.txt'), 'x\n');
+    await cluster.startAll();
+    await cluster.connected(all);
+    await converged(all, (t) => t['f.txt'] !== undefined);
+    const sorted = [...all].sort((x, y) => (x.id < y.id ? -1 : 1));
+    const [authority, one, two] = sorted as [TestDevice, TestDevice, TestDevice];
     await authority.stop();
     const started = Date.now();
-    const r = await cli(other, 'lock', 'f.txt');
+    const r = await cli(one, 'lock', 'f.txt');
     const took = Date.now() - started;
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/lock authority .* cannot be reached/);
     // The 2 s bound is the device's own timeout; the CLI's start-up adds to it.
     expect(took).toBeLessThan(10_000);
-    const ls = await cli(other, 'ls', '--json');
+    const ls = await cli(one, 'ls', '--json');
     expect(ls.code).toBe(0);
-    expect(JSON.stringify(JSON.parse(ls.stdout))).toContain('f.txt');
+    expect(ls.stdout).toContain('f.txt');
+    // Sync between the two others goes on.
+    writeFileSync(join(one.folder, 'while-away.txt'), 'synced without the authority\n');
+    await converged([one, two], (t) => t['while-away.txt'] !== undefined);
   }, 60_000);
 
   it('expires a lock after its TTL, and lets an administrator force an unlock', async () => {
