@@ -276,5 +276,19 @@ describe('locks across devices', () => {
     });
     expect((await call(apiOf(a), 'DELETE', '/files/new/x.txt')).status).toBe(200);
     expect((await put(apiOf(a), '..%2Fescape.txt', 'x')).status).toBe(400);
+    // Two uploads of one path at once: one of them wins whole, never a mix.
+    const one = 'a'.repeat(4 << 20);
+    const two = 'b'.repeat(4 << 20);
+    const [r1, r2] = await Promise.all([
+      put(apiOf(a), 'race.bin', one),
+      put(apiOf(a), 'race.bin', two),
+    ]);
+    expect([r1.status, r2.status]).toEqual([200, 200]);
+    const got = readFileSync(join(a.folder, 'race.bin'), 'utf8');
+    expect(got === one || got === two).toBe(true);
+    expect((await treeOf(a.folder))['race.bin']).toBeDefined();
+    expect(Object.keys(await treeOf(a.folder)).filter((p) => p.includes('.lockstep-tmp-'))).toEqual(
+      [],
+    );
   }, 60_000);
 });

@@ -3,6 +3,7 @@
  * global view as a listing, status, locks and live events, built from the
  * index, the cluster and the lock service.
  */
+import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
@@ -347,14 +348,18 @@ export function createClientBackend(o: ClientBackendOptions): ClientBackend {
     async write(path: string, user: User, data: AsyncIterable<Uint8Array>) {
       const abs = writable(path, user);
       ensureParents(o.folder, path);
-      const tmp = tempPath(abs);
-      const fh = await fsp.open(tmp, 'w', 0o644);
+      // A temp name of its own (not the puller's), created exclusively.
+      const tmp = `${tempPath(abs)}.${randomBytes(6).toString('hex')}`;
+      const fh = await fsp.open(tmp, 'wx', 0o644);
       let size = 0;
       try {
         for await (const piece of data) {
           await fh.write(piece);
           size += piece.length;
         }
+        // Keep the permission bits (the executable bit) of what it replaces.
+        const old = await fsp.lstat(abs).catch(() => undefined);
+        if (old?.isFile() === true) await fh.chmod(old.mode & 0o7777);
         await fh.sync();
       } catch (err) {
         await fh.close();
@@ -362,9 +367,17 @@ export function createClientBackend(o: ClientBackendOptions): ClientBackend {
         throw err;
       }
       await fh.close();
-      // The lock may have been taken while the data came in.
-      writable(path, user);
-      await fsp.rename(tmp, abs);
+      // The rename runs on the folder's queue, after any pull finishing there;
+      // the lock may have been taken while the data came in.
+      await device.queue.run(async () => {
+        try {
+          writable(path, user);
+          await fsp.rename(tmp, abs);
+        } catch (err) {
+          await fsp.rm(tmp, { force: true });
+          throw err;
+        }
+      });
       return { path, size };
     },
     async remove(path: string, user: User) {

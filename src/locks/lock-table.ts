@@ -57,6 +57,20 @@ export function describeHolder(l: LockRow, deviceName: (id: string) => string): 
 export class LockTable {
   private readonly stmts;
 
+  /**
+   * Runs a change of the lock table durably: the index runs with
+   * `synchronous = NORMAL` (a scan finds lost index changes again on disk),
+   * but a granted lock that a power cut undid could be granted twice.
+   */
+  private durably<T>(fn: () => T): T {
+    this.db.pragma('synchronous = FULL');
+    try {
+      return this.db.transaction(fn)();
+    } finally {
+      this.db.pragma('synchronous = NORMAL');
+    }
+  }
+
   constructor(private readonly db: Database.Database) {
     this.stmts = {
       all: db.prepare('SELECT * FROM locks ORDER BY path'),
@@ -99,7 +113,7 @@ export class LockTable {
     now: number,
     deviceName: (id: string) => string,
   ): { lock: LockRow; expired?: LockRow } {
-    return this.db.transaction(() => {
+    return this.durably(() => {
       let expired: LockRow | undefined;
       const held = this.get(req.path);
       if (held !== undefined) {
@@ -124,7 +138,7 @@ export class LockTable {
       };
       this.put(lock);
       return expired ? { lock, expired } : { lock };
-    })();
+    });
   }
 
   /**
@@ -135,7 +149,7 @@ export class LockTable {
    *   if `user` does not own it and does not force it
    */
   release(path: string, user: { name: string; admin: boolean }, force: boolean): LockRow {
-    return this.db.transaction(() => {
+    return this.durably(() => {
       const held = this.get(path);
       if (held === undefined) throw new LockstepError('NOT_FOUND', `${path} is not locked`);
       if (held.owner !== user.name) {
@@ -154,12 +168,12 @@ export class LockTable {
       }
       this.remove(path);
       return held;
-    })();
+    });
   }
 
   /** Releases every lock whose expiry has passed; returns them. */
   expire(now: number): LockRow[] {
-    return this.db.transaction(() => {
+    return this.durably(() => {
       const gone = (
         this.db
           .prepare('SELECT * FROM locks WHERE expires_ms IS NOT NULL AND expires_ms <= ?')
@@ -167,7 +181,7 @@ export class LockTable {
       ).map(fromRow);
       for (const l of gone) this.remove(l.path);
       return gone;
-    })();
+    });
   }
 
   /** The earliest expiry, or undefined. */

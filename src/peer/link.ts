@@ -38,6 +38,8 @@ export interface LinkEvents {
 const BACKOFF_MIN_MS = 100;
 const BACKOFF_MAX_MS = 30_000;
 const PING_EVERY_MS = 10_000;
+/** A chunk request that receives nothing for this long is given up (and asked elsewhere). */
+const CHUNK_IDLE_MS = 30_000;
 
 /** One peer, dialed by this device. */
 export class PeerLink extends EventEmitter<LinkEvents> {
@@ -124,10 +126,28 @@ export class PeerLink extends EventEmitter<LinkEvents> {
       let need = -1; // bytes of the current chunk still expected; -1: a header is next
       const parts: Buffer[] = [];
       let status = 0;
+      // A peer that stops answering without closing the connection must not
+      // hold the pull forever: no bytes for a while ends the request.
+      let idle: NodeJS.Timeout | undefined;
+      const arm = () => {
+        clearTimeout(idle);
+        idle = setTimeout(() => {
+          req.close(http2.constants.NGHTTP2_CANCEL);
+          reject(
+            new LockstepError(
+              'PEER_UNREACHABLE',
+              `Peer ${this.name} sent nothing for ${CHUNK_IDLE_MS / 1000} s`,
+            ),
+          );
+        }, CHUNK_IDLE_MS);
+      };
+      arm();
+      req.on('close', () => clearTimeout(idle));
       req.on('response', (h) => {
         status = Number(h[':status']);
       });
       req.on('data', (buf: Buffer) => {
+        arm();
         if (status !== 200) return;
         let b = pending ? Buffer.concat([pending, buf]) : buf;
         pending = undefined;

@@ -148,7 +148,12 @@ export class Puller {
         }
         const paths = [...this.pending];
         this.pending.clear();
-        await this.cycle(paths);
+        try {
+          await this.cycle(paths);
+        } catch (err) {
+          // Whatever failed is tried again later, path by path.
+          for (const p of paths) this.failed(p, err);
+        }
       }
     } catch (err) {
       this.host.log.error({ err: errorMessage(err) }, 'sync cycle failed');
@@ -169,7 +174,10 @@ export class Puller {
         // A temp file left by an interrupted pull that is no longer wanted
         // (no pull runs between cycles, so none is in use).
         try {
-          fs.rmSync(tempPath(join(this.host.root, path)), { force: true });
+          // Never through a parent that is a symlink (it could lead outside).
+          if (ensureParents(this.host.root, path, false)) {
+            fs.rmSync(tempPath(join(this.host.root, path)), { force: true });
+          }
         } catch {
           // A parent that is not a directory holds no temp file.
         }
@@ -212,7 +220,12 @@ export class Puller {
       if (ready.length === 0) return;
       const batch = ready;
       ready = [];
-      finishing = finishing.then(() => this.finish(batch));
+      // One batch failing must not drop the ones after it.
+      finishing = finishing.then(() =>
+        this.finish(batch).catch((err: unknown) => {
+          for (const { step } of batch) this.failed(step.path, err);
+        }),
+      );
     };
     const worker = async () => {
       while (next < pulls.length && !this.closed) {
@@ -451,7 +464,8 @@ export class Puller {
       if (
         there &&
         !there.deleted &&
-        sameContent(there, { ...local, mode: there.mode, path: target })
+        sameContent(there, { ...local, mode: there.mode, path: target }) &&
+        diskMatches(join(root, target), there)
       ) {
         removeEntry(join(root, path), local);
         return target;
