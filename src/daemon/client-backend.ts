@@ -99,22 +99,16 @@ export function createClientBackend(o: ClientBackendOptions): ClientBackend {
     reason: l.reason,
   });
 
-  const rowsOf = store.db.prepare(`
+  const view = `
     SELECT f.path, d.short_id AS short, d.id, f.type, f.size, f.mtime_s, f.mtime_ns, f.version,
            f.deleted, f.modified_by
-    FROM files f JOIN devices d ON d.idx = f.device
+    FROM files f JOIN devices d ON d.idx = f.device`;
+  const rowsOf = store.db.prepare(`${view}
     WHERE f.path >= @from AND f.path < @to AND instr(substr(f.path, @skip), '/') = 0
     ORDER BY f.path`);
-  const rowsBelow = store.db.prepare(`
-    SELECT f.path, d.short_id AS short, d.id, f.type, f.size, f.mtime_s, f.mtime_ns, f.version,
-           f.deleted, f.modified_by
-    FROM files f JOIN devices d ON d.idx = f.device
-    WHERE f.path >= @from AND f.path < @to
-    ORDER BY f.path`);
-  const rowsOfPath = store.db.prepare(`
-    SELECT f.path, d.short_id AS short, d.id, f.type, f.size, f.mtime_s, f.mtime_ns, f.version,
-           f.deleted, f.modified_by
-    FROM files f JOIN devices d ON d.idx = f.device WHERE f.path = ?`);
+  const rowsBelow = store.db.prepare(`${view}
+    WHERE f.path >= @from AND f.path < @to ORDER BY f.path`);
+  const rowsOfPath = store.db.prepare(`${view} WHERE f.path = ?`);
 
   /** The global view of one path from all devices' rows of it. */
   const entryOf = (
@@ -162,25 +156,38 @@ export function createClientBackend(o: ClientBackendOptions): ClientBackend {
     };
   };
 
-  const list = (q: ListQuery): ListPage => {
+  /**
+   * The global view of a directory's entries (or, recursively, of everything
+   * below it) in path order, streamed from SQLite one path at a time.
+   */
+  function* viewEntries(q: ListQuery): Generator<ListEntry> {
     const dir = q.dir.replace(/\/+$/, '');
     const prefix = dir === '' ? '' : `${dir}/`;
-    const rows = (q.recursive === true ? rowsBelow : rowsOf).all({
-      from: prefix,
-      to: dir === '' ? '\u{10ffff}' : `${dir}0`,
-      skip: prefix.length + 1,
-    }) as ViewRow[];
-    const entries: ListEntry[] = [];
+    const range = { from: prefix, to: dir === '' ? '\u{10ffff}' : `${dir}0` };
+    const rows = (
+      q.recursive === true
+        ? rowsBelow.iterate(range)
+        : rowsOf.iterate({ ...range, skip: prefix.length + 1 })
+    ) as Iterable<ViewRow>;
     // Locks are few: one read for the whole listing.
     const locks = new Map(cluster.locks.all().map((l) => [l.path, l]));
     const lockOf = (p: string) => locks.get(p);
-    for (let i = 0; i < rows.length;) {
-      let j = i;
-      while (j < rows.length && (rows[j] as ViewRow).path === (rows[i] as ViewRow).path) j++;
-      const e = entryOf(rows.slice(i, j), lockOf);
-      if (e) entries.push(e);
-      i = j;
+    let group: ViewRow[] = [];
+    for (const r of rows) {
+      if (group.length > 0 && (group[0] as ViewRow).path !== r.path) {
+        const e = entryOf(group, lockOf);
+        if (e) yield e;
+        group = [];
+      }
+      group.push(r);
     }
+    const e = group.length > 0 ? entryOf(group, lockOf) : undefined;
+    if (e) yield e;
+  }
+
+  const list = (q: ListQuery): ListPage => {
+    const dir = q.dir.replace(/\/+$/, '');
+    const entries = [...viewEntries(q)];
     if (q.recursive === true && q.sort === 'name') {
       // Already in path order: a tree, each directory before what it holds.
       if (q.order === 'desc') entries.reverse();
@@ -199,33 +206,20 @@ export function createClientBackend(o: ClientBackendOptions): ClientBackend {
     return { dir, total: entries.length, entries: entries.slice(q.offset, q.offset + q.limit) };
   };
 
+  /**
+   * A recursive listing by name, as JSON text built entry by entry: the
+   * entries turn into text at once and die young, instead of all living
+   * until the page is serialized.
+   */
   const listText = (q: ListQuery): { text: string; count: number; total: number } | undefined => {
     if (q.recursive !== true || q.sort !== 'name' || q.order !== 'asc') return undefined;
-    const dir = q.dir.replace(/\/+$/, '');
-    const prefix = dir === '' ? '' : `${dir}/`;
-    const locks = new Map(cluster.locks.all().map((l) => [l.path, l]));
-    const lockOf = (p: string) => locks.get(p);
     const parts: string[] = [];
     let total = 0;
-    let group: ViewRow[] = [];
-    const flush = () => {
-      const e = entryOf(group, lockOf);
-      group = [];
-      if (e === undefined) return;
+    for (const e of viewEntries(q)) {
       if (total >= q.offset && parts.length < q.limit) parts.push(JSON.stringify(e));
       total++;
-    };
-    // Rows stream in path order; each entry becomes text at once and dies young.
-    const rows = rowsBelow.iterate({
-      from: prefix,
-      to: dir === '' ? '\u{10ffff}' : `${dir}0`,
-      skip: prefix.length + 1,
-    }) as Iterable<ViewRow>;
-    for (const r of rows) {
-      if (group.length > 0 && (group[0] as ViewRow).path !== r.path) flush();
-      group.push(r);
     }
-    if (group.length > 0) flush();
+    const dir = q.dir.replace(/\/+$/, '');
     const text = `{"dir":${JSON.stringify(dir)},"total":${total},"entries":[${parts.join(',')}]}`;
     return { text, count: parts.length, total };
   };

@@ -21,6 +21,9 @@ import { Puller, readLocalChunk } from '../sync/puller.js';
 import type { Device } from './device.js';
 import type { Logger } from './log.js';
 
+/** How long a path checked to be a live local file is trusted for serving chunk hints. */
+const HINT_CHECK_MS = 1000;
+
 /** Options of a {@link Cluster}. */
 export interface ClusterOptions {
   readonly device: Device;
@@ -64,7 +67,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   /** Descriptors for reading chunks, shared by serving peers and local copies. */
   readonly fds = new FdCache();
   /** Paths recently checked to be live local files, for serving chunk hints. */
-  private readonly hintOk = new Map<string, boolean>();
+  private readonly hintOk = new Map<string, { ok: boolean; at: number }>();
   private readonly changeListeners = new Set<() => void>();
   private readonly log: Logger;
   private closed = false;
@@ -341,15 +344,15 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   private readChunk(hash: string, hint: ChunkHint | null): Buffer | undefined {
     if (hint !== null) {
       const [path, offset, length] = hint;
-      let ok = this.hintOk.get(path);
-      if (ok === undefined) {
+      const now = Date.now();
+      let known = this.hintOk.get(path);
+      if (known === undefined || now - known.at > HINT_CHECK_MS) {
         const rec = this.opts.device.store.get(path);
-        ok = rec !== undefined && !rec.deleted && rec.type === 'file';
+        known = { ok: rec !== undefined && !rec.deleted && rec.type === 'file', at: now };
         if (this.hintOk.size >= 1024) this.hintOk.clear();
-        this.hintOk.set(path, ok);
-        setTimeout(() => this.hintOk.delete(path), 1000).unref();
+        this.hintOk.set(path, known);
       }
-      if (ok) {
+      if (known.ok) {
         const data = this.fds.read(join(this.opts.folder, path), offset, length);
         if (data !== undefined) return data;
       }

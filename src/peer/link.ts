@@ -50,8 +50,6 @@ export class PeerLink extends EventEmitter<LinkEvents> {
   private closed = false;
   /** True between a verified connection and its loss. */
   connected = false;
-  /** True once the peer's backlog is in the store (per connection). */
-  caughtUp = false;
   /** When the connection was last up. */
   lastSeen: Date | undefined;
   /** Why the last attempt failed, if it did. */
@@ -215,7 +213,6 @@ export class PeerLink extends EventEmitter<LinkEvents> {
       clearInterval(this.pingTimer);
       const was = this.connected;
       this.connected = false;
-      this.caughtUp = false;
       this.peerAuthority = undefined;
       this.lastError = reason;
       if (was) this.emit('disconnected', reason);
@@ -392,7 +389,6 @@ export class PeerLink extends EventEmitter<LinkEvents> {
             if (differ.length > 0) this.emit('records', differ);
           } else if (msg.type === 'caughtUp') {
             this.store.applyRemote(this.peer.id, [], msg.sequence);
-            this.caughtUp = true;
             this.backoff = BACKOFF_MIN_MS;
             this.emit('caughtUp');
           }

@@ -98,16 +98,12 @@ export class IndexStore {
       byPath: this.db.prepare(
         'SELECT f.*, d.short_id AS short FROM files f JOIN devices d ON d.idx = f.device WHERE f.path = ?',
       ),
-      paths: this.db.prepare('SELECT DISTINCT path FROM files ORDER BY path'),
       deleteChunks: this.db.prepare('DELETE FROM chunks WHERE file = ?'),
       insertChunk: this.db.prepare(
         'INSERT INTO chunks (hash, file, offset, length) VALUES (?, ?, ?, ?)',
       ),
       maxSeq: this.db.prepare('SELECT max_sequence AS s FROM devices WHERE idx = 1'),
       setMaxSeq: this.db.prepare('UPDATE devices SET max_sequence = ? WHERE idx = 1'),
-      statKeys: this.db.prepare(
-        'SELECT path, type, size, mtime_s, mtime_ns, inode, mode, deleted FROM files WHERE device = 1',
-      ),
       liveAll: this.db.prepare('SELECT path FROM files WHERE device = 1 AND deleted = 0'),
       liveWithin: this.db.prepare(
         'SELECT path FROM files WHERE device = 1 AND deleted = 0 AND (path = ? OR (path >= ? AND path < ?))',
@@ -137,27 +133,6 @@ export class IndexStore {
   /** The last sequence number this device issued. */
   get sequence(): number {
     return (this.stmts.maxSeq.get() as { s: number }).s;
-  }
-
-  /**
-   * The comparison keys of every local record, for a scan to decide which
-   * paths need re-hashing without loading whole records.
-   */
-  statKeys(): Map<string, StatKey> {
-    const out = new Map<string, StatKey>();
-    for (const r of this.stmts.statKeys.iterate() as Iterable<
-      Omit<FileRow, 'chunks' | 'version' | 'sequence' | 'target' | 'id' | 'device'>
-    >) {
-      out.set(r.path, {
-        type: (['file', 'directory', 'symlink'] as const)[r.type] ?? 'file',
-        size: r.size,
-        mtimeNs: BigInt(r.mtime_s) * 1_000_000_000n + BigInt(r.mtime_ns),
-        inode: r.inode,
-        mode: r.mode,
-        deleted: r.deleted !== 0,
-      });
-    }
-    return out;
   }
 
   /** Live (not deleted) local paths at or below `dir` ('' for all). */
@@ -320,11 +295,6 @@ export class IndexStore {
         )
         .all() as { path: string }[]
     ).map((r) => r.path);
-  }
-
-  /** Every path any device has a record of, in path order. */
-  *knownPaths(): Generator<string> {
-    for (const r of this.stmts.paths.iterate() as Iterable<{ path: string }>) yield r.path;
   }
 
   /**

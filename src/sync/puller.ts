@@ -126,11 +126,6 @@ export class Puller {
     return this.pending.size + this.progress.size + this.retries.size;
   }
 
-  /** Resolves when nothing is pending or running (for tests and benchmarks). */
-  async idle(): Promise<void> {
-    while (this.running || this.pending.size > 0) await new Promise((r) => setTimeout(r, 10));
-  }
-
   close(): void {
     this.closed = true;
     for (const r of this.retries.values()) clearTimeout(r.timer);
