@@ -60,6 +60,8 @@ class FakePeer {
   connections = 0;
   /** Hashes peers asked for. */
   readonly asked: string[] = [];
+  /** The request path of each index connection, in order. */
+  readonly indexPaths: string[] = [];
   port = 0;
   private seq = 0;
   private readonly server: http2.Http2SecureServer;
@@ -83,6 +85,7 @@ class FakePeer {
       const path = headers[':path'] ?? '';
       if (headers[':method'] === 'GET' && path.startsWith('/v1/index')) {
         const n = ++this.connections;
+        this.indexPaths.push(path);
         this.streams.add(stream);
         stream.on('close', () => this.streams.delete(stream));
         stream.respond({ ':status': 200, 'content-type': 'application/octet-stream' });
@@ -383,6 +386,30 @@ describe('bad peers', () => {
     expect(d.messages().some((m) => m.startsWith('bad index data from peer Fake'))).toBe(true);
     expect(d.output()).toMatch(/not valid UTF-8/);
     expect(Object.keys(await treeOf(d.folder))).toEqual(['good.txt']);
+    await stillWorks(d);
+  });
+
+  it('asks again for full records after a delta against a version it does not hold', async () => {
+    const { d, f } = await withFake((f, n) => {
+      const rec = f.record('delta.txt', 'the whole content');
+      if (n === 1) {
+        // A delta against a version D never had: D must not guess.
+        return f.records(f.record('first.txt', 'first content'), {
+          ...rec,
+          base: { [f.identity.short]: 999 },
+          chunks: [[0, 1]],
+        });
+      }
+      return f.records(rec, f.record('first.txt', 'first content'));
+    });
+    await synced(d, 'delta.txt', 'the whole content');
+    await synced(d, 'first.txt', 'first content');
+    expect(f.indexPaths[0]).toMatch(/[?&]delta=1(&|$)/);
+    expect(f.indexPaths[1]).toMatch(/[?&]delta=0(&|$)/);
+    expect(
+      d.messages().some((m) => /sent a delta against a version .* asking again for full/.test(m)),
+    ).toBe(true);
+    expect(d.messages().some((m) => m.startsWith('rejected a record from peer Fake'))).toBe(false);
     await stillWorks(d);
   });
 

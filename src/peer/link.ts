@@ -12,7 +12,8 @@ import type { Logger } from '../daemon/log.js';
 import type { IndexStore } from '../store/index-store.js';
 import { CHUNK_MISSING, CHUNK_OK } from './server.js';
 import { SESSION_WINDOW, peerDeviceId, tlsOptions, type TlsIdentity } from './tls.js';
-import { FrameDecoder, decodeIndexMessage, type ChunkHint } from './wire.js';
+import { DeltaBaseMissing, FrameDecoder, decodeIndexMessage, type ChunkHint } from './wire.js';
+import type { Vector } from '../core/vector.js';
 
 /** A configured peer. */
 export interface PeerAddress {
@@ -45,6 +46,8 @@ const CHUNK_IDLE_MS = 30_000;
 export class PeerLink extends EventEmitter<LinkEvents> {
   private session: http2.ClientHttp2Session | undefined;
   private backoff = BACKOFF_MIN_MS;
+  /** Ask the next index stream for full records (a delta could not be decoded). */
+  private wholeRecordsOnce = false;
   private retryTimer: NodeJS.Timeout | undefined;
   private pingTimer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -351,15 +354,20 @@ export class PeerLink extends EventEmitter<LinkEvents> {
   /** Opens the index stream and stores what arrives. */
   private followIndex(session: http2.ClientHttp2Session, fail: (reason: string) => void): void {
     const known = this.store.peerState(this.peer.id);
+    // Chunk-list deltas, unless the last stream sent one this device could
+    // not decode: then one stream of full records.
+    const delta = this.wholeRecordsOnce ? '0' : '1';
+    this.wholeRecordsOnce = false;
     const req = session.request({
-      ':path': `/v1/index?since=${known.sequence}&indexId=${encodeURIComponent(known.indexId)}`,
+      ':path': `/v1/index?since=${known.sequence}&indexId=${encodeURIComponent(known.indexId)}&delta=${delta}`,
     });
+    const resolveBase = (path: string, version: Vector) => this.store.chunksAt(path, version);
     const decoder = new FrameDecoder();
     let hello = false;
     req.on('data', (buf: Buffer) => {
       try {
         for (const value of decoder.push(buf)) {
-          const msg = decodeIndexMessage(value);
+          const msg = decodeIndexMessage(value, resolveBase);
           if (msg.type === 'hello') {
             if (msg.deviceId !== this.peer.id) {
               throw new LockstepError('PEER_INVALID', `Peer says it is ${msg.deviceId}`);
@@ -394,6 +402,17 @@ export class PeerLink extends EventEmitter<LinkEvents> {
           }
         }
       } catch (err) {
+        if (err instanceof DeltaBaseMissing) {
+          // Nothing of the message was stored: reconnect and take the rest
+          // as full records.
+          this.wholeRecordsOnce = true;
+          this.log.info(
+            { peer: this.peer.id, path: err.path },
+            `peer ${this.name} sent a delta against a version this device no longer holds; asking again for full records`,
+          );
+          fail(err.message);
+          return;
+        }
         this.log.error(
           { peer: this.peer.id, err: errorMessage(err) },
           `bad index data from peer ${this.name}; dropping the connection`,

@@ -13,7 +13,14 @@ import type { LockRow } from '../locks/lock-table.js';
 import type { LockChange } from '../locks/lock-wire.js';
 import type { IndexStore } from '../store/index-store.js';
 import { SESSION_WINDOW, peerDeviceId, tlsOptions, type TlsIdentity } from './tls.js';
-import { decodeChunkFetch, encodeFrame, toWire, type ChunkHint } from './wire.js';
+import {
+  DELTA_MIN_CHUNKS,
+  decodeChunkFetch,
+  encodeFrame,
+  toWire,
+  toWireDelta,
+  type ChunkHint,
+} from './wire.js';
 
 /** What the listener needs from the device. */
 export interface PeerHost {
@@ -179,6 +186,13 @@ export class PeerServer {
     const asked = Number(q.get('since') ?? '0');
     let sent =
       q.get('indexId') === ownIndex && Number.isSafeInteger(asked) && asked > 0 ? asked : 0;
+    // A receiver that asks for deltas gets a big file's chunk list told
+    // against the version it last said it holds of that path.
+    const deltas = q.get('delta') === '1';
+    const wire = (r: FileRecord) =>
+      deltas && r.type === 'file' && r.chunks.length >= DELTA_MIN_CHUNKS
+        ? toWireDelta(r, store.peerRecord(peer, r.path))
+        : toWire(r);
     stream.respond({ ':status': 200, 'content-type': 'application/octet-stream' });
     stream.write(
       encodeFrame({
@@ -213,9 +227,11 @@ export class PeerServer {
               let chunks = 0;
               while (i < rows.length) {
                 const r = rows[i] as FileRecord;
+                // (A delta is shorter, so counting the full list is safe.)
                 if (batch.length > 0 && chunks + r.chunks.length > CHUNKS_PER_FRAME) break;
-                batch.push(toWire(r));
-                chunks += r.chunks.length;
+                const w = wire(r);
+                batch.push(w);
+                chunks += w.chunks.length;
                 i++;
               }
               const ok = stream.write(encodeFrame({ type: 'records', records: batch }));

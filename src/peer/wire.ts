@@ -12,7 +12,8 @@ import { parseDeviceId } from '../core/device-id.js';
 import { DEFAULT_CDC } from '../core/fastcdc.js';
 import { MAX_PATH_LENGTH, MAX_NAME_LENGTH, isInternalPath, pathProblem } from '../core/path.js';
 import { HASH_ALGORITHM, type Chunk, type EntryType, type FileRecord } from '../core/record.js';
-import { checkVector } from '../core/vector.js';
+import { applyChunkOps, diffChunks, type ChunkOp } from '../core/chunk-delta.js';
+import { checkVector, type Vector } from '../core/vector.js';
 
 /** The protocol version carried by `hello`; a peer with another one is refused. */
 export const PROTOCOL_VERSION = 1;
@@ -35,14 +36,42 @@ export interface WireRecord {
   /** Nanoseconds since the Unix epoch, in decimal (a JSON number would lose precision). */
   mtimeNs: string;
   mode: number;
-  /** `[length, hex hash]` per chunk, in order; offsets are the running sum of lengths. */
-  chunks: [number, string][];
+  /**
+   * `[length, hex hash]` per chunk, in order; offsets are the running sum of
+   * lengths. With {@link WireRecord.base}, an entry may instead be
+   * `[start, count]`: that many chunks of the base's list from `start`.
+   */
+  chunks: ([number, string] | [number, number])[];
   target: string;
   version: Record<string, number>;
   deleted: boolean;
   sequence: number;
   modifiedBy: string;
+  /**
+   * Optional: the version whose chunk list the copy entries of `chunks`
+   * refer to. Sent only to a receiver that asked for deltas, naming a version
+   * of this path the receiver said it holds.
+   */
+  base?: Record<string, number>;
 }
+
+/**
+ * Thrown while decoding a record whose chunk list is a delta against a
+ * version this device no longer holds: the receiver must ask again for full
+ * records (nothing of the message may be applied).
+ */
+export class DeltaBaseMissing extends Error {
+  constructor(readonly path: string) {
+    super(`record ${quote(path)} is a delta against a version this device no longer holds`);
+    this.name = 'DeltaBaseMissing';
+  }
+}
+
+/**
+ * Finds the chunk list of `path` at exactly `version`, for decoding deltas;
+ * undefined when this device holds no such record.
+ */
+export type BaseResolver = (path: string, version: Vector) => readonly Chunk[] | undefined;
 
 /** Sent first by the serving side of an index stream. */
 export interface HelloMessage {
@@ -105,6 +134,7 @@ const WIRE_FIELDS = [
   'sequence',
   'modifiedBy',
 ] as const;
+const WIRE_FIELDS_DELTA = [...WIRE_FIELDS, 'base'] as const;
 const HASH_RE = /^[0-9a-f]{64}$/;
 const MTIME_RE = /^-?\d{1,20}$/;
 const SHORT_ID_RE = /^[A-Z2-7]{7}$/;
@@ -130,6 +160,33 @@ export function toWire(r: FileRecord): WireRecord {
   };
 }
 
+/** Records with fewer chunks than this are always sent whole. */
+export const DELTA_MIN_CHUNKS = 32;
+
+/**
+ * The wire form of `r` with its chunk list told against `base` (a record of
+ * the same path that the receiver holds), when that is at most half as long
+ * as the full list; else the full wire form.
+ */
+export function toWireDelta(r: FileRecord, base: FileRecord | undefined): WireRecord {
+  const full = toWire(r);
+  if (
+    base === undefined ||
+    base.path !== r.path ||
+    r.deleted ||
+    r.type !== 'file' ||
+    r.chunks.length < DELTA_MIN_CHUNKS ||
+    base.deleted ||
+    base.type !== 'file' ||
+    base.chunks.length === 0
+  ) {
+    return full;
+  }
+  const ops = diffChunks(base.chunks, r.chunks);
+  if (ops.length * 2 > r.chunks.length) return full;
+  return { ...full, chunks: ops as WireRecord['chunks'], base: { ...base.version } };
+}
+
 /**
  * Checks a record received from a peer and converts it (inode 0, offsets
  * recomputed). Rejects anything malformed, unsafe or self-contradictory: a
@@ -139,9 +196,12 @@ export function toWire(r: FileRecord): WireRecord {
  *
  * @throws LockstepError `PEER_INVALID`, naming the path (when known) and the problem
  */
-export function fromWire(value: unknown): FileRecord {
+export function fromWire(value: unknown, resolveBase?: BaseResolver): FileRecord {
   if (!isPlainObject(value)) throw recordError(undefined, `must be an object, got ${show(value)}`);
-  checkFields(value, WIRE_FIELDS, (problem) => recordError(stringOr(value.path), problem));
+  const delta = Object.hasOwn(value, 'base');
+  checkFields(value, delta ? WIRE_FIELDS_DELTA : WIRE_FIELDS, (problem) =>
+    recordError(stringOr(value.path), problem),
+  );
 
   const path = value.path;
   if (typeof path !== 'string')
@@ -201,7 +261,27 @@ export function fromWire(value: unknown): FileRecord {
   if ((deleted || entryType !== 'file') && chunks.length !== 0) {
     throw bad(`${what} must have no chunks, got ${chunks.length}`);
   }
-  const list = decodeChunks(chunks as unknown[], size, bad);
+  let baseVersion: Vector | undefined;
+  if (delta) {
+    if (deleted || entryType !== 'file') throw bad(`${what} cannot carry a chunk delta`);
+    if (!isPlainObject(value.base)) throw bad(`base must be an object, got ${show(value.base)}`);
+    try {
+      baseVersion = checkVector(value.base);
+    } catch (err) {
+      throw bad(`invalid base version: ${(err as Error).message.slice(0, QUOTE_CHARS)}`);
+    }
+    if (resolveBase === undefined) throw bad('carries a chunk delta, which was not asked for');
+  }
+  // Everything else is checked before the base is looked up: a malformed
+  // record is refused, never taken as a reason to ask again.
+  const ops = decodeChunkOps(chunks as unknown[], size, bad, delta);
+  let baseChunks: readonly Chunk[] = [];
+  if (baseVersion !== undefined && resolveBase !== undefined) {
+    const found = resolveBase(path, baseVersion);
+    if (found === undefined) throw new DeltaBaseMissing(path);
+    baseChunks = found;
+  }
+  const list = chunksOf(ops, baseChunks, bad);
   checkConsistency(what, entryType, deleted, size, list, target, bad);
 
   return {
@@ -249,22 +329,34 @@ export function peerPathProblem(p: string): string | undefined {
   return undefined;
 }
 
-function decodeChunks(
+/**
+ * Checks the entries of a received chunk list: `[length, hash]` pairs and,
+ * when `copies` is true, `[start, count]` copies of a base list.
+ */
+function decodeChunkOps(
   value: readonly unknown[],
   size: number,
   bad: (problem: string) => LockstepError,
-): Chunk[] {
+  copies: boolean,
+): ChunkOp[] {
   // Every chunk holds at least one byte, so a list longer than the size is
-  // wrong whatever it holds; refuse it before looking at each entry.
+  // wrong whatever it holds; refuse it before looking at each entry (a copy
+  // entry stands for at least one chunk).
   if (value.length > size) throw bad(`has ${value.length} chunks for ${size} bytes`);
-  const out: Chunk[] = [];
-  let offset = 0;
+  const ops: ChunkOp[] = [];
   for (let i = 0; i < value.length; i++) {
     const entry = value[i];
     if (!Array.isArray(entry) || entry.length !== 2) {
       throw bad(`chunk ${i} must be a [length, hash] pair, got ${show(entry)}`);
     }
     const [length, hash] = entry as unknown[];
+    if (copies && typeof hash === 'number') {
+      if (!isSafeInteger(length) || length < 0 || !isSafeInteger(hash) || hash < 1) {
+        throw bad(`chunk ${i} must be a [start, count] copy of the base, got ${show(entry)}`);
+      }
+      ops.push([length, hash]);
+      continue;
+    }
     if (!isSafeInteger(length) || length < 1 || length > DEFAULT_CDC.max) {
       throw bad(
         `chunk ${i} length must be from 1 to ${DEFAULT_CDC.max} bytes, got ${show(length)}`,
@@ -273,10 +365,20 @@ function decodeChunks(
     if (typeof hash !== 'string' || !HASH_RE.test(hash)) {
       throw bad(`chunk ${i} hash must be 64 lowercase hex characters, got ${show(hash)}`);
     }
-    out.push({ offset, length, hash });
-    offset += length;
+    ops.push([length, hash]);
   }
-  return out;
+  return ops;
+}
+
+/** The chunk list told by checked `ops`, against `base` when they copy from one. */
+function chunksOf(
+  ops: readonly ChunkOp[],
+  base: readonly Chunk[],
+  bad: (problem: string) => LockstepError,
+): Chunk[] {
+  const list = applyChunkOps(base, ops);
+  if (typeof list === 'string') throw bad(`chunk delta does not fit its base: ${list}`);
+  return list;
 }
 
 /** Checks size and target against the type (chunks of non-files are already refused). */
@@ -335,9 +437,12 @@ export function encodeIndexMessage(msg: OutgoingIndexMessage): Buffer {
  * is checked on its own with {@link fromWire}, so one bad record is listed in
  * `rejected` and the others still count.
  *
+ * Records may carry chunk deltas only when `resolveBase` is given.
+ *
  * @throws LockstepError `PEER_INVALID` for a malformed envelope
+ * @throws DeltaBaseMissing when a record's delta base is not held here
  */
-export function decodeIndexMessage(value: unknown): IndexMessage {
+export function decodeIndexMessage(value: unknown, resolveBase?: BaseResolver): IndexMessage {
   if (!isPlainObject(value)) throw messageError(`must be an object, got ${show(value)}`);
   switch (value.type) {
     case 'hello': {
@@ -396,7 +501,7 @@ export function decodeIndexMessage(value: unknown): IndexMessage {
       const rejected: RejectedRecord[] = [];
       for (const item of list as unknown[]) {
         try {
-          records.push(fromWire(item));
+          records.push(fromWire(item, resolveBase));
         } catch (err) {
           if (!(err instanceof LockstepError)) throw err;
           const path = isPlainObject(item) ? stringOr(item.path) : undefined;

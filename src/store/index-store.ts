@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import Database from 'better-sqlite3';
-import type { FileRecord } from '../core/record.js';
+import type { Chunk, FileRecord } from '../core/record.js';
 import { classify, nextRecord, type Observed } from '../core/local.js';
 import { isWithin } from '../core/path.js';
 import type { Candidate } from '../core/plan.js';
@@ -77,6 +77,7 @@ export class IndexStore {
     }
     this.stmts = {
       get: this.db.prepare('SELECT * FROM files WHERE device = 1 AND path = ?'),
+      peerGet: this.db.prepare('SELECT * FROM files WHERE device = ? AND path = ?'),
       upsert: this.db.prepare(`
         INSERT INTO files (device, path, type, size, mtime_s, mtime_ns, mode, inode, target, chunks, version, deleted, sequence, modified_by)
         VALUES (1, @path, @type, @size, @mtime_s, @mtime_ns, @mode, @inode, @target, @chunks, @version, @deleted, @sequence, @modified_by)
@@ -266,6 +267,27 @@ export class IndexStore {
       this.db.prepare('UPDATE devices SET max_sequence = ? WHERE idx = ?').run(max, idx);
     })();
     return differ;
+  }
+
+  /**
+   * The chunk list of `path` at exactly `version`, from this device's record
+   * or any peer's; undefined when none holds that version as a live file.
+   * Decodes chunk-list deltas from peers.
+   */
+  chunksAt(path: string, version: Vector): readonly Chunk[] | undefined {
+    const text = JSON.stringify(version);
+    for (const row of this.stmts.byPath.iterate(path) as Iterable<FileRow>) {
+      if (row.version === text && row.deleted === 0 && row.type === 0) {
+        return rowToRecord(row).chunks;
+      }
+    }
+    return undefined;
+  }
+
+  /** Peer `deviceId`'s record of `path` as last received, if any. */
+  peerRecord(deviceId: string, path: string): FileRecord | undefined {
+    const row = this.stmts.peerGet.get(this.deviceIdx(deviceId), path) as FileRow | undefined;
+    return row && rowToRecord(row);
   }
 
   /** This device's record of `path` and every peer's, for planning. */
