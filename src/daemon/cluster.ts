@@ -148,6 +148,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       fds: this.fds,
       ignores: (p, isDir) => device.ignores(p, isDir),
       stopped: () => device.stoppedReason !== undefined,
+      lockHolder: (path) => this.locks.get(path)?.device.slice(0, 7),
       scanNow: (paths) => device.scanNow(paths),
       applied: (rec, kind, copy, ms) => {
         this.localChanged();
@@ -175,7 +176,11 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       return l !== undefined && l.device !== this.opts.deviceId;
     };
     store.onVeto = (paths) => this.restoreLocked(paths);
-    this.locks.on('change', (c) => this.enforce(c.lock.path));
+    this.locks.on('change', (c) => {
+      this.enforce(c.lock.path);
+      // Versions refused while it was locked (or to refuse now) are planned again.
+      this.puller.schedule([c.lock.path]);
+    });
     this.on('applied', (r) => {
       if (this.locks.get(r.path) !== undefined) this.enforce(r.path);
     });

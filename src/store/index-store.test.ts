@@ -56,6 +56,30 @@ describe('IndexStore', () => {
     expect(store.get('a.txt')?.chunks).toEqual([{ offset: 0, length: 100, hash: H2 }]);
   });
 
+  it('forgetLocal keeps the counter: a later change never reuses a version a peer may have seen', () => {
+    store.commit([{ path: 'a.txt', seen: file(100, 5n, [H1]) }]);
+    store.commit([{ path: 'a.txt', seen: file(100, 6n, [H2]) }]);
+    expect(store.get('a.txt')?.version).toEqual({ AAAAAAA: 2 });
+    store.forgetLocal('a.txt');
+    expect(store.get('a.txt')).toBeUndefined();
+    // Gone from disk while forgotten: nothing to record.
+    expect(store.commit([{ path: 'a.txt', seen: null }])).toEqual([]);
+    const [again] = store.commit([{ path: 'a.txt', seen: file(100, 7n, [H1]) }]);
+    expect(again?.version).toEqual({ AAAAAAA: 3 });
+    // Also when the content came back from a peer with an older counter of ours.
+    store.forgetLocal('a.txt');
+    const old = { ...(again as NonNullable<typeof again>), version: { AAAAAAA: 1, BBBBBBB: 4 } };
+    store.commitSynced(old, old.version, null);
+    const [next] = store.commit([{ path: 'a.txt', seen: file(100, 8n, [H2]) }]);
+    expect(next?.version).toEqual({ AAAAAAA: 4, BBBBBBB: 4 });
+    // And after a restart.
+    store.forgetLocal('a.txt');
+    store.close();
+    store = new IndexStore(join(dir, 'index.db'), DEV);
+    const [last] = store.commit([{ path: 'a.txt', seen: file(100, 9n, [H1]) }]);
+    expect(last?.version).toEqual({ AAAAAAA: 5 });
+  });
+
   it('an unchanged observation records nothing and takes no sequence number', () => {
     store.commit([{ path: 'a.txt', seen: file(100, 5n, [H1]) }]);
     expect(store.commit([{ path: 'a.txt', seen: file(100, 5n, [H1]) }])).toEqual([]);

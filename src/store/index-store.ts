@@ -122,8 +122,18 @@ export class IndexStore {
       count: this.db.prepare(
         'SELECT count(*) AS n, coalesce(sum(size), 0) AS bytes FROM files WHERE device = 1 AND deleted = 0',
       ),
+      floor: this.db.prepare('SELECT counter FROM counter_floors WHERE path = ?'),
+      raiseFloor: this.db.prepare(
+        `INSERT INTO counter_floors (path, counter) VALUES (?, ?)
+         ON CONFLICT (path) DO UPDATE SET counter = max(counter, excluded.counter)`,
+      ),
+      deleteLocal: this.db.prepare('DELETE FROM files WHERE device = 1 AND path = ?'),
     };
+    this.hasFloors = this.db.prepare('SELECT 1 FROM counter_floors LIMIT 1').get() !== undefined;
   }
+
+  /** Whether any path has a counter floor (most indexes have none: no lookup then). */
+  private hasFloors: boolean;
 
   /** The local record of `path`, tombstones included. */
   get(path: string): FileRecord | undefined {
@@ -165,7 +175,8 @@ export class IndexStore {
           continue;
         }
         if (outcome === 'bump') seq++;
-        const rec = nextRecord(path, old, seen, outcome, this.localShort, seq);
+        const next = nextRecord(path, old, seen, outcome, this.localShort, seq);
+        const rec = outcome === 'bump' ? this.aboveFloor(next) : next;
         const { id } = this.stmts.upsert.get(recordToParams(rec)) as { id: number };
         this.stmts.deleteChunks.run(id);
         if (!rec.deleted) {
@@ -180,9 +191,30 @@ export class IndexStore {
     return changed;
   }
 
-  /** Drops this device's record of `path` (its content is to be fetched again). */
+  /**
+   * Drops this device's record of `path` (its content is to be fetched
+   * again), keeping its counter in the path's version as a floor: the next
+   * local change of the path takes a higher counter, never one that a peer
+   * may already have seen with other content.
+   */
   forgetLocal(path: string): void {
-    this.db.prepare('DELETE FROM files WHERE device = 1 AND path = ?').run(path);
+    this.db.transaction(() => {
+      const n = this.get(path)?.version[this.localShort];
+      if (n !== undefined) {
+        this.stmts.raiseFloor.run(path, n);
+        this.hasFloors = true;
+      }
+      this.stmts.deleteLocal.run(path);
+    })();
+  }
+
+  /** A new local version `rec` with this device's counter raised above the path's floor. */
+  private aboveFloor(rec: FileRecord): FileRecord {
+    if (!this.hasFloors) return rec;
+    const floor = this.stmts.floor.get(rec.path) as { counter: number } | undefined;
+    const mine = rec.version[this.localShort] ?? 0;
+    if (floor === undefined || mine > floor.counter) return rec;
+    return { ...rec, version: { ...rec.version, [this.localShort]: floor.counter + 1 } };
   }
 
   /** Local records changed after sequence `after`, in sequence order. */

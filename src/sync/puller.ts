@@ -20,9 +20,9 @@ import { basename, dirname, join } from 'node:path';
 import { LockstepError, errorCode, errorMessage } from '../base/errors.js';
 import type { SerialQueue } from '../base/serial-queue.js';
 import { TEMP_PREFIX } from '../core/path.js';
-import { planPath, type Action } from '../core/plan.js';
+import { conflictName, planPath, type Action, type Candidate } from '../core/plan.js';
 import { sameContent, type FileRecord } from '../core/record.js';
-import type { Vector } from '../core/vector.js';
+import { dominates, merge, update, type Vector } from '../core/vector.js';
 import type { Logger } from '../daemon/log.js';
 import { hashHex } from '../scan/chunker.js';
 import type { IndexStore } from '../store/index-store.js';
@@ -43,6 +43,8 @@ export interface PullerHost {
   ignores(path: string, isDir: boolean): boolean;
   /** Whether the folder is in its safety stop. */
   stopped(): boolean;
+  /** The short ID of the device whose user holds a lock on `path`, if it is locked. */
+  lockHolder?(path: string): string | undefined;
   /** Scans `paths` now; called only from inside a queue task. */
   scanNow(paths: readonly string[]): Promise<void>;
   /** Called after a change from a peer was applied and recorded. */
@@ -60,6 +62,8 @@ type Step = Exclude<Action, { kind: 'none' }> & {
   readonly local: FileRecord | undefined;
   /** When it was planned (performance.now()), for the time a sync took. */
   readonly planned: number;
+  /** For a copy kept of a refused version: the locked path it was refused for. */
+  readonly refusedFor?: string;
 };
 
 /** Files assembled at once. */
@@ -182,9 +186,104 @@ export class Puller {
         continue;
       }
       if (this.host.ignores(path, a.record.type === 'directory')) continue;
+      const holder = this.host.lockHolder?.(path);
+      if (
+        holder !== undefined &&
+        a.kind !== 'version' &&
+        a.record.modifiedBy !== holder &&
+        !this.holderHas(holder, a.record, local, remotes)
+      ) {
+        this.refuse(path, a, holder, local, steps);
+        continue;
+      }
       steps.push({ ...a, path, local, planned: performance.now() });
     }
     return steps;
+  }
+
+  /**
+   * Whether the device where a lock's holder works (`holder`) has seen
+   * version `w` of the locked path, as far as this device knows: then `w` is
+   * the holder's to keep, whoever made it. A holder's device with no live
+   * record of the path has nothing to protect.
+   */
+  private holderHas(
+    holder: string,
+    w: FileRecord,
+    local: FileRecord | undefined,
+    remotes: readonly Candidate[],
+  ): boolean {
+    if (holder === this.host.store.localShort) {
+      return local === undefined || local.deleted || dominates(local.version, w.version);
+    }
+    const theirs = remotes.find((c) => c.device === holder)?.record;
+    return theirs !== undefined && dominates(theirs.version, w.version);
+  }
+
+  /**
+   * A version of a locked path that the holder's device has not seen, made
+   * on a device that did not know of the lock (a stale lock table): it is
+   * not applied here. The holder's device keeps its content as a conflict
+   * copy beside the path (named by the version's mtime and device) and,
+   * once the copy is recorded, records its own content again with a version
+   * that dominates the refused one; that brings the holder's content back
+   * everywhere, and the copy syncs like any file. Other devices wait for
+   * that version. Deletes and renames are undone the same way.
+   */
+  private refuse(
+    path: string,
+    a: Exclude<Action, { kind: 'none' }>,
+    holder: string,
+    local: FileRecord | undefined,
+    steps: Step[],
+  ): void {
+    const store = this.host.store;
+    const w = a.record;
+    if (this.problems.get(path) === undefined) {
+      this.host.log.warn(
+        { path, by: w.modifiedBy, holder },
+        `${path} is locked by a user at ${holder}: the version made on ${w.modifiedBy} is not applied${holder === store.localShort ? ' (kept as a conflict copy)' : ''}`,
+      );
+    }
+    if (holder !== store.localShort || local === undefined || local.deleted) {
+      this.settled(path);
+      return;
+    }
+    if (!w.deleted && w.type === 'file') {
+      let copy = conflictName(path, w.mtimeNs, w.modifiedBy);
+      let there = store.get(copy);
+      for (let n = 1; there !== undefined && !there.deleted && !sameContent(there, w); n++) {
+        copy = `${conflictName(path, w.mtimeNs, w.modifiedBy)}.${n}`;
+        there = store.get(copy);
+      }
+      if (there === undefined || there.deleted) {
+        // The copy first; the path is planned again once the copy is recorded.
+        steps.push({
+          ...a,
+          kind: 'pull',
+          record: { ...w, path: copy },
+          // A deleted copy comes back with a version above its tombstone.
+          version:
+            there === undefined
+              ? w.version
+              : update(merge(there.version, w.version), store.localShort),
+          path: copy,
+          local: there,
+          planned: performance.now(),
+          refusedFor: path,
+        });
+        return;
+      }
+    }
+    steps.push({
+      kind: 'version',
+      record: { ...local, modifiedBy: store.localShort },
+      version: update(merge(local.version, w.version), store.localShort),
+      sources: [],
+      path,
+      local,
+      planned: performance.now(),
+    });
   }
 
   private async cycle(paths: readonly string[]): Promise<void> {
@@ -218,7 +317,7 @@ export class Puller {
       // One batch failing must not drop the ones after it.
       finishing = finishing.then(() =>
         this.finish(batch).catch((err: unknown) => {
-          for (const { step } of batch) this.failed(step.path, err);
+          for (const { step } of batch) this.failed(step.refusedFor ?? step.path, err);
         }),
       );
     };
@@ -230,7 +329,7 @@ export class Puller {
           ready.push({ step, tmp });
           if (ready.length >= 256) flush();
         } catch (err) {
-          this.failed(step.path, err);
+          this.failed(step.refusedFor ?? step.path, err);
         }
       }
     };
@@ -340,13 +439,15 @@ export class Puller {
       const applied: { rec: FileRecord; kind: Step['kind']; copy?: string; ms: number }[] = [];
       this.host.store.db.transaction(() => {
         for (const { step, tmp } of items) {
+          // A kept copy of a refused version is retried through its locked path.
+          const key = step.refusedFor ?? step.path;
           try {
             const outcome = this.apply(step, tmp);
             if (outcome === 'rescan' && this.rescanned.has(step.path)) {
               this.rescanned.delete(step.path);
               rescan.push(step.path);
               this.failed(
-                step.path,
+                key,
                 new LockstepError(
                   'FOLDER_INVALID',
                   `${step.path} keeps changing on disk while it is synced; will retry`,
@@ -355,11 +456,11 @@ export class Puller {
             } else if (outcome === 'rescan') {
               this.rescanned.add(step.path);
               rescan.push(step.path);
-              replan.push(step.path);
+              replan.push(key);
             } else if (outcome === 'replan') {
-              replan.push(step.path);
+              replan.push(key);
             } else if (outcome === 'later') {
-              this.later.push(step.path);
+              this.later.push(key);
             } else {
               applied.push({
                 rec: outcome.record,
@@ -369,9 +470,10 @@ export class Puller {
               });
               if (outcome.copy !== undefined) rescan.push(outcome.copy);
               this.settled(step.path);
+              if (step.refusedFor !== undefined) replan.push(step.refusedFor);
             }
           } catch (err) {
-            this.failed(step.path, err);
+            this.failed(key, err);
           }
         }
       })();
