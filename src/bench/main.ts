@@ -8,7 +8,9 @@ import { tmpdir, cpus, totalmem } from 'node:os';
 import { benchChunk } from './chunk.js';
 import { benchHome, benchWriteToIndexed, makeTree, serveOnce } from './index-tree.js';
 import { median, quantile } from './stats.js';
+import { parseBenchArgs } from './args.js';
 import { benchMain } from './sync.js';
+import { vsMain } from './vs-main.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const FILES = Number(process.env.BENCH_FILES ?? 100_000);
@@ -58,6 +60,11 @@ async function main(): Promise<void> {
   }
 }
 
-// Then the peer-sync scenarios (src/bench/sync.ts) and the lock scenarios (src/bench/locks.ts);
-// BENCH_ONLY=S1,S4 or BENCH_ONLY=L1,L2 runs only those.
-await benchMain(main);
+// `--vs`: the peer-sync scenarios side by side with rsync, lsyncd, Unison and
+// Syncthing (src/bench/vs.ts), nothing else. Otherwise the foundation
+// benchmarks, then the peer-sync scenarios (src/bench/sync.ts) and the lock
+// scenarios (src/bench/locks.ts); BENCH_ONLY=S1,S4 or BENCH_ONLY=L1,L2 runs
+// only those; BENCH_ONLY=scale the scale scenario (src/bench/scale.ts).
+const args = parseBenchArgs(process.argv.slice(2));
+if (args.vs !== undefined || args.docsFrom !== undefined) await vsMain(args);
+else await benchMain(main);

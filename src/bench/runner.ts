@@ -4,9 +4,9 @@
  * Lockstep; later rsync, Unison, Syncthing), and {@link ProcWatch} measures
  * its processes (peak RSS, CPU seconds) from /proc.
  */
-import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { parentMap, readTree } from './procs.js';
 import type { TreeRules } from './tree.js';
 
 /** The two devices of a benchmark. */
@@ -54,8 +54,23 @@ export interface SyncRunner extends TreeRules {
   waitSynced(): Promise<void>;
   /** Stops every process this runner started, by its PID; resolves when they have exited. */
   stop(): Promise<void>;
-  /** The running process of each side, for /proc measurements. */
+  /**
+   * The running process of each side, for /proc measurements; each is
+   * measured with all its descendants.
+   */
   pids(): Partial<Record<Side, number>>;
+  /**
+   * Optional, for one-shot tools: the scenario has just changed A's folder
+   * (S3's rename); start a sync run now. {@link waitSynced} then waits for it.
+   */
+  changed?(): void;
+  /**
+   * Optional: exact CPU seconds (with all descendants) of processes of
+   * {@link pids} that have exited, by PID; they replace the last /proc reading.
+   */
+  finalCpu?(): ReadonlyMap<number, number>;
+  /** Optional: what the tool said about its last run worth keeping (rsync's delta statistics). */
+  note?(): string | undefined;
 }
 
 /** Asks the kernel for a free TCP port on 127.0.0.1. */
@@ -71,48 +86,37 @@ export function freePort(): Promise<number> {
   });
 }
 
-let clockTicks: number | undefined;
-/** Clock ticks per second of /proc/PID/stat times. */
-function ticksPerSecond(): number {
-  if (clockTicks === undefined) {
-    const r = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
-    const n = Number(r.stdout?.trim());
-    clockTicks = Number.isFinite(n) && n > 0 ? n : 100;
-  }
-  return clockTicks;
-}
-
 /** One reading of a process: peak RSS so far and CPU seconds used so far. */
 export interface ProcSample {
   readonly peakRssMb: number;
   readonly cpuS: number;
 }
 
-/** Reads `/proc/PID` once; undefined if the process is gone. */
-export function readProc(pid: number): ProcSample | undefined {
-  try {
-    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const hwm = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0);
-    // Fields after the ")" that ends the command name: state is field 3, utime 14, stime 15.
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ticks = Number(f[11]) + Number(f[12]);
-    return { peakRssMb: hwm / 1024, cpuS: ticks / ticksPerSecond() };
-  } catch {
-    return undefined;
-  }
+/**
+ * Reads `/proc` once for the process tree under `pid` (the process and all
+ * its descendants); undefined if the process is gone. Peak RSS: the largest
+ * VmHWM of one process of the tree, or the sum of the tree's current RSS if
+ * that is more; CPU: {@link readTree}.
+ */
+export function readProc(
+  pid: number,
+  parents?: ReadonlyMap<number, number>,
+): ProcSample | undefined {
+  const t = readTree(pid, parents);
+  if (t === undefined) return undefined;
+  return { peakRssMb: Math.max(t.hwmMb, t.rssMb), cpuS: t.cpuS };
 }
 
 /** Per device: peak RSS and CPU seconds over the timed phase. */
 export type SideUsage = Partial<Record<Side, ProcSample>>;
 
 /**
- * Measures the runner's processes over the timed phase: at `begin` the peak
- * RSS counter of each running process is reset (`/proc/PID/clear_refs`) and
- * its CPU time noted; `sample` (called while polling) keeps the last reading
- * of every process seen, so one that exits early still counts; `end` returns
- * per device the peak RSS and the CPU seconds used since `begin` (all of it
- * for a process started after `begin`).
+ * Measures the runner's processes, each with its descendants, over the timed
+ * phase: at `begin` the peak RSS counter of each running process is reset
+ * (`/proc/PID/clear_refs`) and its CPU time noted; `sample` (called while
+ * polling) keeps the highest reading of every process tree seen, so one that
+ * exits early still counts; `end` returns per device the peak RSS and the CPU
+ * seconds used since `begin` (all of it for a process started after `begin`).
  */
 export class ProcWatch {
   private readonly cpuAtBegin = new Map<number, number>();
@@ -125,13 +129,16 @@ export class ProcWatch {
 
   begin(): void {
     this.ownAtBegin = process.cpuUsage();
+    const parents = parentMap();
     for (const [side, pid] of Object.entries(this.runner.pids()) as [Side, number][]) {
-      try {
-        writeFileSync(`/proc/${pid}/clear_refs`, '5');
-      } catch {
-        // Older kernels: the peak then covers the process's whole life.
+      for (const p of readTree(pid, parents)?.pids ?? []) {
+        try {
+          writeFileSync(`/proc/${p}/clear_refs`, '5');
+        } catch {
+          // Older kernels: the peak then covers the process's whole life.
+        }
       }
-      const s = readProc(pid);
+      const s = readProc(pid, parents);
       if (s) {
         this.cpuAtBegin.set(pid, s.cpuS);
         this.last.set(pid, { side, s });
@@ -140,14 +147,29 @@ export class ProcWatch {
   }
 
   sample(): void {
-    for (const [side, pid] of Object.entries(this.runner.pids()) as [Side, number][]) {
-      const s = readProc(pid);
-      if (s) this.last.set(pid, { side, s });
+    const roots = Object.entries(this.runner.pids()) as [Side, number][];
+    if (roots.length === 0) return;
+    const parents = parentMap();
+    for (const [side, pid] of roots) {
+      const s = readProc(pid, parents);
+      if (s === undefined) continue;
+      const had = this.last.get(pid)?.s;
+      // A tree's CPU total can dip when a child exits before its parent waits for it.
+      this.last.set(pid, {
+        side,
+        s: had
+          ? { peakRssMb: Math.max(had.peakRssMb, s.peakRssMb), cpuS: Math.max(had.cpuS, s.cpuS) }
+          : s,
+      });
     }
   }
 
   end(): SideUsage {
     this.sample();
+    for (const [pid, cpuS] of this.runner.finalCpu?.() ?? []) {
+      const had = this.last.get(pid);
+      if (had) this.last.set(pid, { side: had.side, s: { peakRssMb: had.s.peakRssMb, cpuS } });
+    }
     const own = process.cpuUsage(this.ownAtBegin);
     this.ownCpuS = (own.user + own.system) / 1e6;
     const out: Partial<Record<Side, { peakRssMb: number; cpuS: number }>> = {};

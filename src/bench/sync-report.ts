@@ -26,6 +26,8 @@ export interface SyncRun {
   readonly harnessCpuS?: number;
   /** Why the run failed (timeout, content differs), if it did. */
   readonly error?: string;
+  /** What the tool said about the run (rsync: literal and matched data). */
+  readonly note?: string;
 }
 
 /** A scenario's runs and what they measured. */

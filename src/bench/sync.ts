@@ -43,6 +43,7 @@ import {
   locksTable,
 } from './locks.js';
 import { LockstepRunner } from './lockstep-runner.js';
+import { benchScale, scaleSelected, scaleTable } from './scale.js';
 import { ProcWatch, type SyncRunner } from './runner.js';
 import { median, quantile } from './stats.js';
 import {
@@ -146,7 +147,15 @@ async function timedFromStartingB(
     const harnessCpuS = watch.ownCpuS;
     const wire = await settledWire(p.proxy);
     const error = verifyContents(p, digestsA);
-    return { seconds: (t1 - t0) / 1000, wire, usage, harnessCpuS, ...(error ? { error } : {}) };
+    const note = p.runner.note?.();
+    return {
+      seconds: (t1 - t0) / 1000,
+      wire,
+      usage,
+      harnessCpuS,
+      ...(error ? { error } : {}),
+      ...(note ? { note } : {}),
+    };
   });
 }
 
@@ -209,13 +218,22 @@ async function runDelta(opts: SyncBenchOptions, size: number): Promise<SyncRun> 
     watch.begin();
     const t0 = performance.now();
     fs.renameSync(next, file);
+    p.runner.changed?.();
     const expected = listTree(p.dirA, p.runner);
     const t1 = await untilMatched(p, expected, p.runner.waitSynced(), watch, opts.timeoutMs, t0);
     const usage = watch.end();
     const harnessCpuS = watch.ownCpuS;
     const wire = await settledWire(p.proxy);
     const error = verifyContents(p, new Map([['big.bin', digest]]));
-    return { seconds: (t1 - t0) / 1000, wire, usage, harnessCpuS, ...(error ? { error } : {}) };
+    const note = p.runner.note?.();
+    return {
+      seconds: (t1 - t0) / 1000,
+      wire,
+      usage,
+      harnessCpuS,
+      ...(error ? { error } : {}),
+      ...(note ? { note } : {}),
+    };
   });
 }
 
@@ -271,134 +289,102 @@ async function runLatency(opts: SyncBenchOptions, seedFiles: number): Promise<Sy
   });
 }
 
-/** Runs `once` `opts.runs` times, recording a failed run instead of stopping. */
-async function repeat(
-  opts: SyncBenchOptions,
-  id: ScenarioId,
-  once: () => Promise<SyncRun>,
-  show: (r: SyncRun) => string,
-): Promise<SyncRun[]> {
-  const runs: SyncRun[] = [];
-  for (let r = 0; r < opts.runs; r++) {
-    let run: SyncRun;
-    try {
-      run = await once();
-    } catch (err) {
-      const error = err instanceof Error ? err.message : String(err);
-      run = { seconds: Number.NaN, wire: { aToB: 0, bToA: 0, total: 0 }, usage: {}, error };
-    }
-    runs.push(run);
-    opts.progress?.(
-      `  ${id} run ${r + 1}/${opts.runs}: ${run.error ? `FAILED: ${run.error}` : show(run)}`,
-    );
+/** Runs `once`, recording a failure as a failed run instead of throwing. */
+export async function attempt(once: () => Promise<SyncRun>): Promise<SyncRun> {
+  try {
+    return await once();
+  } catch (err) {
+    const error = err instanceof Error ? err.message : String(err);
+    return { seconds: Number.NaN, wire: { aToB: 0, bToA: 0, total: 0 }, usage: {}, error };
   }
-  return runs;
 }
 
-/** Runs the selected scenarios. */
-export async function benchSync(opts: SyncBenchOptions): Promise<SyncReport> {
+/** One scenario, ready to run: what it is, and how to run it once with a given tool. */
+export interface ScenarioPlan {
+  readonly id: ScenarioId;
+  /** The scenario without its runs. */
+  readonly base: Omit<SyncScenarioResult, 'runs' | 'skipped'>;
+  /** Why it cannot run here (disk space), if it cannot. */
+  readonly skipped?: string;
+  /** One run with the runner of `opts`. */
+  readonly once: (opts: SyncBenchOptions) => Promise<SyncRun>;
+  /** A run in one line, for progress. */
+  readonly show: (r: SyncRun) => string;
+}
+
+const showRun = (r: SyncRun) =>
+  `${fmt(r.seconds, 2)} s, wire ${mb(r.wire.total)}, benchmark process CPU ${fmt(r.harnessCpuS ?? Number.NaN, 2)} s`;
+
+/** The plan of scenario `id` at the sizes of `opts`. */
+export function planScenario(opts: SyncBenchOptions, id: ScenarioId): ScenarioPlan {
   const scale = opts.scale > 0 ? opts.scale : 1;
-  const scenarios: SyncScenarioResult[] = [];
-  const show = (r: SyncRun) =>
-    `${fmt(r.seconds, 2)} s, wire ${mb(r.wire.total)}, benchmark process CPU ${fmt(r.harnessCpuS ?? Number.NaN, 2)} s`;
-  for (const id of opts.scenarios) {
-    opts.progress?.(`${id}: running ${opts.runs} time(s)`);
-    switch (id) {
-      case 'S1': {
-        const size = Math.max(64 * 1024, Math.round((128 * MiB * scale) / 4096) * 4096);
-        const data = {
-          files: 8,
-          bytes: 8 * size,
-          description: `8 x ${sizeText(size)} = ${sizeText(8 * size)}`,
-        };
-        const base = {
-          id,
-          title: 'bulk into an empty B',
-          data,
-          payloadBytes: data.bytes,
-        } as const;
-        const short = freeSpaceProblem(opts.dir, 2 * data.bytes + 256 * MiB);
-        if (short !== undefined) {
-          scenarios.push({ ...base, runs: [], skipped: short });
-          opts.progress?.(`  S1 skipped: ${short}`);
-          break;
-        }
-        const runs = await repeat(
-          opts,
-          id,
-          () =>
-            timedFromStartingB(opts, 's1', (dirA) => {
-              fs.mkdirSync(dirA, { recursive: true });
-              for (let i = 0; i < 8; i++) writeRandomFile(join(dirA, `bulk-${i}.bin`), size);
-            }),
-          show,
-        );
-        scenarios.push({ ...base, runs });
-        break;
-      }
-      case 'S2': {
-        const files = Math.max(100, Math.round(20_000 * scale));
-        const dirs = Math.max(1, Math.round(files / 100));
-        const data = {
-          files,
-          bytes: files * 4096,
-          description: `${files} x 4 KiB in ${dirs} dirs`,
-        };
-        const runs = await repeat(
-          opts,
-          id,
-          () =>
-            timedFromStartingB(opts, 's2', (dirA) => {
-              fs.mkdirSync(dirA, { recursive: true });
-              writeSmallFiles(dirA, files, dirs, 4096);
-            }),
-          show,
-        );
-        scenarios.push({
-          id,
-          title: 'small files into an empty B',
-          data,
-          payloadBytes: data.bytes,
-          runs,
-        });
-        break;
-      }
-      case 'S3': {
-        const size = Math.max(8 * MiB, Math.round((512 * MiB * scale) / 4096) * 4096);
-        const edit = deltaEdit(size);
-        const data = {
-          files: 1,
-          bytes: size,
-          description: `${sizeText(size)}; ${sizeText(edit.overwrite)} overwritten, ${sizeText(edit.insert)} inserted`,
-        };
-        const base = {
+  switch (id) {
+    case 'S1': {
+      const size = Math.max(64 * 1024, Math.round((128 * MiB * scale) / 4096) * 4096);
+      const data = {
+        files: 8,
+        bytes: 8 * size,
+        description: `8 x ${sizeText(size)} = ${sizeText(8 * size)}`,
+      };
+      const short = freeSpaceProblem(opts.dir, 2 * data.bytes + 256 * MiB);
+      return {
+        id,
+        base: { id, title: 'bulk into an empty B', data, payloadBytes: data.bytes },
+        ...(short !== undefined ? { skipped: short } : {}),
+        once: (o) =>
+          timedFromStartingB(o, 's1', (dirA) => {
+            fs.mkdirSync(dirA, { recursive: true });
+            for (let i = 0; i < 8; i++) writeRandomFile(join(dirA, `bulk-${i}.bin`), size);
+          }),
+        show: showRun,
+      };
+    }
+    case 'S2': {
+      const files = Math.max(100, Math.round(20_000 * scale));
+      const dirs = Math.max(1, Math.round(files / 100));
+      const data = {
+        files,
+        bytes: files * 4096,
+        description: `${files} x 4 KiB in ${dirs} dirs`,
+      };
+      return {
+        id,
+        base: { id, title: 'small files into an empty B', data, payloadBytes: data.bytes },
+        once: (o) =>
+          timedFromStartingB(o, 's2', (dirA) => {
+            fs.mkdirSync(dirA, { recursive: true });
+            writeSmallFiles(dirA, files, dirs, 4096);
+          }),
+        show: showRun,
+      };
+    }
+    case 'S3': {
+      const size = Math.max(8 * MiB, Math.round((512 * MiB * scale) / 4096) * 4096);
+      const edit = deltaEdit(size);
+      const data = {
+        files: 1,
+        bytes: size,
+        description: `${sizeText(size)}; ${sizeText(edit.overwrite)} overwritten, ${sizeText(edit.insert)} inserted`,
+      };
+      const short = freeSpaceProblem(opts.dir, 4 * size + 256 * MiB);
+      return {
+        id,
+        base: {
           id,
           title: 'delta of a large file',
           data,
           payloadBytes: edit.insert + edit.overwrite,
-        } as const;
-        const short = freeSpaceProblem(opts.dir, 4 * size + 256 * MiB);
-        if (short !== undefined) {
-          scenarios.push({ ...base, runs: [], skipped: short });
-          opts.progress?.(`  S3 skipped: ${short}`);
-          break;
-        }
-        const runs = await repeat(opts, id, () => runDelta(opts, size), show);
-        scenarios.push({ ...base, runs });
-        break;
-      }
-      case 'S4': {
-        const seed = 1000;
-        const runs = await repeat(
-          opts,
-          id,
-          () => runLatency(opts, seed),
-          (r) => {
-            const s = r.samplesMs ?? [];
-            return `p50 ${fmt(quantile(s, 0.5), 1)} ms, p90 ${fmt(quantile(s, 0.9), 1)} ms, max ${fmt(Math.max(...s), 1)} ms, wire ${mb(r.wire.total)}, benchmark process CPU ${fmt(r.harnessCpuS ?? Number.NaN, 2)} s`;
-          },
-        );
-        scenarios.push({
+        },
+        ...(short !== undefined ? { skipped: short } : {}),
+        once: (o) => runDelta(o, size),
+        show: showRun,
+      };
+    }
+    case 'S4': {
+      const seed = 1000;
+      return {
+        id,
+        base: {
           id,
           title: 'latency of a new small file',
           data: {
@@ -407,32 +393,65 @@ export async function benchSync(opts: SyncBenchOptions): Promise<SyncReport> {
             description: `${opts.samples} x 1 KiB new; ${seed} x 1 KiB synced`,
           },
           payloadBytes: 1024,
-          runs,
-        });
-        break;
-      }
+        },
+        once: (o) => runLatency(o, seed),
+        show: (r) => {
+          const s = r.samplesMs ?? [];
+          return `p50 ${fmt(quantile(s, 0.5), 1)} ms, p90 ${fmt(quantile(s, 0.9), 1)} ms, max ${fmt(Math.max(...s), 1)} ms, wire ${mb(r.wire.total)}, benchmark process CPU ${fmt(r.harnessCpuS ?? Number.NaN, 2)} s`;
+        },
+      };
     }
+  }
+}
+
+/** What the peer-sync benchmarks did, in words (for the report of `tool`). */
+export function syncMethod(tool: string): string[] {
+  return [
+    `Two ${tool} devices on 127.0.0.1, each reaching the other through a counting TCP proxy (in a worker thread of the benchmark); wire = TCP payload both ways (TLS included) from the clock start until traffic settles after the match.`,
+    'S1, S2: A running and fully indexed, peered with B; the clock runs from starting B until B has every path with A’s size and mtime and no temp files; contents are then compared by SHA-256 (untimed).',
+    'All data is random: incompressible, no chunk repeats.',
+    'S3: on A the new version (1 MiB overwritten at the middle, 4 KiB inserted at offset 100,000) is written to a temp file outside the folder and renamed over the original; the clock runs from the rename. MB/s for S3 is the changed bytes over the time.',
+    'S4: each file is written to a temp file outside the folder and renamed in, ~100 ms apart; the clock stops when B’s copy has identical content (fs.watch + 1 ms poll); wire is per file.',
+    'RSS: peak of each device’s process tree over the timed phase (VmHWM reset at the clock start; for a tree of several processes the largest sum of their RSS if that is more); CPU: utime + stime of the tree over the timed phase, children that exited counted through cutime + cstime.',
+    'The page cache is not dropped: A’s data was just written, so reads on A mostly come from memory.',
+  ];
+}
+
+/** The machine, as reports name it. */
+export function machineBrief(): SyncReport['machine'] {
+  return { cores: cpus().length, memoryGiB: Math.round(totalmem() / GiB), node: process.version };
+}
+
+/** Runs the selected scenarios. */
+export async function benchSync(opts: SyncBenchOptions): Promise<SyncReport> {
+  const scale = opts.scale > 0 ? opts.scale : 1;
+  const scenarios: SyncScenarioResult[] = [];
+  for (const id of opts.scenarios) {
+    const plan = planScenario(opts, id);
+    if (plan.skipped !== undefined) {
+      scenarios.push({ ...plan.base, runs: [], skipped: plan.skipped });
+      opts.progress?.(`  ${id} skipped: ${plan.skipped}`);
+      continue;
+    }
+    opts.progress?.(`${id}: running ${opts.runs} time(s)`);
+    const runs: SyncRun[] = [];
+    for (let r = 0; r < opts.runs; r++) {
+      const run = await attempt(() => plan.once(opts));
+      runs.push(run);
+      opts.progress?.(
+        `  ${id} run ${r + 1}/${opts.runs}: ${run.error ? `FAILED: ${run.error}` : plan.show(run)}`,
+      );
+    }
+    scenarios.push({ ...plan.base, runs });
   }
   const tool = opts.runner().name;
   return {
     tool,
-    machine: {
-      cores: cpus().length,
-      memoryGiB: Math.round(totalmem() / GiB),
-      node: process.version,
-    },
+    machine: machineBrief(),
     runs: opts.runs,
     scale,
     scenarios,
-    method: [
-      `Two ${tool} devices on 127.0.0.1, each reaching the other through a counting TCP proxy (in a worker thread of the benchmark); wire = TCP payload both ways (TLS included) from the clock start until traffic settles after the match.`,
-      'S1, S2: A running and fully indexed, peered with B; the clock runs from starting B until B has every path with A’s size and mtime and no temp files; contents are then compared by SHA-256 (untimed).',
-      'All data is random: incompressible, no chunk repeats.',
-      'S3: on A the new version (1 MiB overwritten at the middle, 4 KiB inserted at offset 100,000) is written to a temp file outside the folder and renamed over the original; the clock runs from the rename. MB/s for S3 is the changed bytes over the time.',
-      'S4: each file is written to a temp file outside the folder and renamed in, ~100 ms apart; the clock stops when B’s copy has identical content (fs.watch + 1 ms poll); wire is per file.',
-      'RSS: peak (VmHWM) of each device’s process over the timed phase (reset at the clock start); CPU: utime + stime over the timed phase.',
-      'The page cache is not dropped: A’s data was just written, so reads on A mostly come from memory.',
-    ],
+    method: syncMethod(tool),
   };
 }
 
@@ -443,7 +462,11 @@ export function onlySync(only: string | undefined): boolean {
     .split(',')
     .map((s) => s.trim().toUpperCase())
     .every(
-      (s) => s === 'SYNC' || (SYNC_SCENARIOS as readonly string[]).includes(s) || isLockScenario(s),
+      (s) =>
+        s === 'SYNC' ||
+        s === 'SCALE' ||
+        (SYNC_SCENARIOS as readonly string[]).includes(s) ||
+        isLockScenario(s),
     );
 }
 
@@ -476,14 +499,22 @@ export async function benchMain(foundation: () => Promise<void>): Promise<void> 
     const lockOpts = lockOptionsFromEnv(dir, (line) => console.error(line));
     const report = opts.scenarios.length > 0 ? await benchSync(opts) : undefined;
     const locks = lockOpts.scenarios.length > 0 ? await benchLocks(lockOpts) : undefined;
-    if (report === undefined && locks === undefined) return;
+    // The scale scenario only when named (it takes minutes): BENCH_ONLY=scale.
+    const scale = scaleSelected(process.env.BENCH_ONLY)
+      ? await benchScale(dir, (line) => console.error(line))
+      : undefined;
+    if (report === undefined && locks === undefined && scale === undefined) return;
     if (json) {
-      process.stdout.write(`${JSON.stringify({ sync: report, locks }, null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify({ sync: report, locks, scale }, null, 2)}\n`);
     } else {
       if (report) console.log(syncTable(report).join('\n'));
       if (locks) console.log(locksTable(locks).join('\n'));
+      if (scale) console.log(scaleTable(scale).join('\n'));
     }
-    if ((report && syncFailed(report)) || (locks && locksFailed(locks))) process.exitCode = 1;
+    const scaleFailed = scale?.phases.some((p) => p.error !== undefined) ?? false;
+    if ((report && syncFailed(report)) || (locks && locksFailed(locks)) || scaleFailed) {
+      process.exitCode = 1;
+    }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -1,0 +1,61 @@
+/**
+ * The `--vs` entry point: runs the side-by-side benchmark (and, with
+ * BENCH_ONLY naming `scale`, the scale scenario), prints the table or the
+ * JSON, and with `--write-docs` writes docs/benchmarks.md and
+ * docs/benchmarks.json; `--docs-from=FILE` only renders the page.
+ */
+import * as fs from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { BenchArgs } from './args.js';
+import { benchScale, scaleSelected } from './scale.js';
+import { syncOptionsFromEnv } from './sync.js';
+import { benchVs, chooseTools } from './vs.js';
+import { keptNotes, renderBenchmarksMd, scaleLines } from './vs-docs.js';
+import { vsFailed, vsTable, type VsReport } from './vs-report.js';
+
+const DOCS = fileURLToPath(new URL('../../docs/', import.meta.url));
+const COMMAND = 'npm run bench:docs';
+
+/** Writes docs/benchmarks.md (keeping its hand-written part) and, given, docs/benchmarks.json. */
+export function writeDocs(report: VsReport, withJson: boolean): void {
+  fs.mkdirSync(DOCS, { recursive: true });
+  const md = join(DOCS, 'benchmarks.md');
+  const existing = fs.existsSync(md) ? fs.readFileSync(md, 'utf8') : undefined;
+  fs.writeFileSync(md, renderBenchmarksMd(report, keptNotes(existing), COMMAND));
+  if (withJson)
+    fs.writeFileSync(join(DOCS, 'benchmarks.json'), `${JSON.stringify(report, null, 2)}\n`);
+  console.error(`wrote ${md}${withJson ? ' and benchmarks.json' : ''}`);
+}
+
+export async function vsMain(args: BenchArgs): Promise<void> {
+  if (args.docsFrom !== undefined) {
+    writeDocs(JSON.parse(fs.readFileSync(args.docsFrom, 'utf8')) as VsReport, false);
+    return;
+  }
+  const dir = fs.mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), 'lockstep-vs-'));
+  try {
+    const progress = (line: string) => console.error(line);
+    const opts = syncOptionsFromEnv(
+      dir,
+      () => {
+        throw new Error('no default runner in --vs');
+      },
+      progress,
+    );
+    const tools = chooseTools(args.vs);
+    let report = await benchVs(opts, tools);
+    if (scaleSelected(process.env.BENCH_ONLY)) {
+      report = { ...report, scaleRun: await benchScale(dir, progress) };
+    }
+    if (args.json) process.stdout.write(`${JSON.stringify({ vs: report }, null, 2)}\n`);
+    else console.log([...vsTable(report), ...scaleLines(report)].join('\n'));
+    if (args.writeDocs) writeDocs(report, true);
+    if (vsFailed(report) || report.scaleRun?.phases.some((p) => p.error !== undefined)) {
+      process.exitCode = 1;
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
