@@ -2,6 +2,7 @@
 // src/base may not import node:* modules or any package that touches the
 // disk, the network or the clock, and lower layers may not import higher ones.
 import js from '@eslint/js';
+import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 const nodeBuiltins = [
@@ -50,6 +51,11 @@ export default tseslint.config(
         { argsIgnorePattern: '^_', varsIgnorePattern: '^_' },
       ],
     },
+  },
+  {
+    // The web page runs in a browser; its build config runs in Node.
+    files: ['web/src/**/*.ts', 'web/src/**/*.tsx'],
+    languageOptions: { globals: globals.browser },
   },
   {
     files: ['src/core/**/*.ts', 'src/base/**/*.ts'],

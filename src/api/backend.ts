@@ -85,6 +85,13 @@ export interface PeerStatus extends DeviceRef {
   readonly error: string | null;
 }
 
+/** A file being received: bytes `done` of `total`. */
+export interface Transfer {
+  readonly path: string;
+  readonly done: number;
+  readonly total: number;
+}
+
 /** The device and the cluster, for `lockstep status`. */
 export interface Status {
   readonly device: DeviceRef & { readonly folder: string; readonly version: string };
@@ -93,6 +100,8 @@ export interface Status {
   readonly lockAuthority: DeviceRef | null;
   /** Files and bytes this device still needs. */
   readonly toSync: { readonly files: number; readonly bytes: number };
+  /** Files this device is receiving now, with bytes received of the total. */
+  readonly transfers: readonly Transfer[];
   /** Local totals. */
   readonly local: { readonly files: number; readonly bytes: number };
   /** Why the folder is stopped, or null. */
@@ -148,6 +157,22 @@ export type ClientEvent =
 export interface User {
   readonly name: string;
   readonly admin: boolean;
+}
+
+/** A one-time code that signs the web page in as `user` (`POST /signin-codes`). */
+export interface SignInCode {
+  readonly code: string;
+  /** ISO 8601; the code also stops working once used. */
+  readonly expires: string;
+  readonly user: User;
+}
+
+/** A web session, exchanged for a sign-in code (`POST /signin`): its bearer token. */
+export interface WebSession {
+  readonly token: string;
+  readonly user: User;
+  /** ISO 8601. */
+  readonly expires: string;
 }
 
 /**

@@ -87,7 +87,16 @@ export const locksSchema = {
 
 export const statusSchema = {
   type: 'object',
-  required: ['device', 'peers', 'lockAuthority', 'toSync', 'local', 'stopped', 'problems'],
+  required: [
+    'device',
+    'peers',
+    'lockAuthority',
+    'toSync',
+    'transfers',
+    'local',
+    'stopped',
+    'problems',
+  ],
   additionalProperties: false,
   properties: {
     device: {
@@ -118,6 +127,15 @@ export const statusSchema = {
       additionalProperties: false,
       properties: { files: count, bytes: count },
     },
+    transfers: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['path', 'done', 'total'],
+        additionalProperties: false,
+        properties: { path: str, done: count, total: count },
+      },
+    },
     local: {
       type: 'object',
       required: ['files', 'bytes'],
@@ -142,6 +160,22 @@ export const userSchema = {
   required: ['name', 'admin'],
   additionalProperties: false,
   properties: { name: str, admin: { type: 'boolean' } },
+} as const;
+
+/** A one-time sign-in code for the web page (`POST /signin-codes`). */
+export const signinCodeSchema = {
+  type: 'object',
+  required: ['code', 'expires', 'user'],
+  additionalProperties: false,
+  properties: { code: str, expires: time, user: userSchema },
+} as const;
+
+/** A web session, exchanged for a sign-in code (`POST /signin`). */
+export const sessionSchema = {
+  type: 'object',
+  required: ['token', 'user', 'expires'],
+  additionalProperties: false,
+  properties: { token: str, user: userSchema, expires: time },
 } as const;
 
 export const errorSchema = {
@@ -320,5 +354,28 @@ export const routeSchemas = {
   whoami: {
     querystring: { type: 'object', additionalProperties: false, properties: {} },
     response: replies(userSchema),
+  },
+  signinCode: {
+    querystring: { type: 'object', additionalProperties: false, properties: {} },
+    response: replies(signinCodeSchema, 201),
+  },
+  signin: {
+    querystring: { type: 'object', additionalProperties: false, properties: {} },
+    body: {
+      type: 'object',
+      required: ['code'],
+      additionalProperties: false,
+      properties: { code: { type: 'string', minLength: 1, maxLength: 256 } },
+    },
+    response: replies(sessionSchema),
+  },
+  signout: {
+    querystring: { type: 'object', additionalProperties: false, properties: {} },
+    response: replies({
+      type: 'object',
+      required: ['signedOut'],
+      additionalProperties: false,
+      properties: { signedOut: { type: 'boolean' } },
+    }),
   },
 } as const;

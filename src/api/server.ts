@@ -13,6 +13,8 @@ import { errorMessage, LockstepError, type ErrorCode } from '../base/errors.js';
 import type { UserStore } from '../config/users.js';
 import type { ClientBackend, ClientEvent, ListQuery, User } from './backend.js';
 import { routeSchemas } from './schemas.js';
+import { SessionStore } from './sessions.js';
+import { loadPage, PAGE_HEADERS } from './web-page.js';
 
 /** The API's path prefix. */
 export const API_PREFIX = '/api/v1';
@@ -45,6 +47,10 @@ export interface ApiServerOptions {
   readonly log: Logger;
   /** Milliseconds between SSE heartbeats. @default 15000 */
   readonly heartbeatMs?: number;
+  /** The built web page (`dist/web`), served at `/`; no page when unset or not built. */
+  readonly webRoot?: string;
+  /** Sign-in codes and web sessions. @default a new store */
+  readonly sessions?: SessionStore;
 }
 
 /** A client API server, not yet listening. */
@@ -65,6 +71,10 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The authenticated user (set by the auth hook before any handler runs). */
     user: User;
+  }
+  interface FastifyContextConfig {
+    /** Served without a token: the page's files (no data) and the sign-in exchange. */
+    public?: boolean;
   }
 }
 
@@ -117,6 +127,7 @@ function validators(): { coercing: Ajv; strict: Ajv } {
 export function createApiServer(opts: ApiServerOptions): ApiServer {
   const { backend, users, log } = opts;
   const heartbeatMs = opts.heartbeatMs ?? HEARTBEAT_MS;
+  const sessions = opts.sessions ?? new SessionStore();
   const app = Fastify({
     bodyLimit: BODY_LIMIT,
     logger: false,
@@ -137,9 +148,11 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
   // Authentication first, for every route and for unknown paths alike: an
   // unauthenticated client learns nothing, not even which paths exist.
   app.addHook('onRequest', async (req, reply) => {
+    if (req.routeOptions.config?.public === true) return;
     const isEvents = req.routeOptions.url === `${API_PREFIX}/events`;
     const token = tokenOf(req, isEvents);
-    const user = token === undefined ? undefined : users.authenticate(token);
+    const user =
+      token === undefined ? undefined : (users.authenticate(token) ?? sessions.authenticate(token));
     if (user === undefined) {
       reply.header('www-authenticate', 'Bearer realm="lockstep"');
       return sendError(
@@ -284,6 +297,46 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
     streams.add(res);
     res.on('close', end);
   });
+
+  // --- the web page and its sign-in
+
+  app.post(`${API_PREFIX}/signin-codes`, { schema: routeSchemas.signinCode }, async (req, reply) =>
+    reply.code(201).send({ ...sessions.createCode(req.user), user: req.user }),
+  );
+
+  app.post(
+    `${API_PREFIX}/signin`,
+    { schema: routeSchemas.signin, config: { public: true } },
+    async (req, reply) => {
+      const { code } = req.body as { code: string };
+      const session = sessions.exchange(code);
+      if (session === undefined) {
+        return sendError(
+          reply,
+          401,
+          'UNAUTHORIZED',
+          'This sign-in link is not valid: it was used already or has expired. ' +
+            'Run `lockstep open` for a new one, or sign in with a token',
+        );
+      }
+      return session;
+    },
+  );
+
+  app.post(`${API_PREFIX}/signout`, { schema: routeSchemas.signout }, async (req) => ({
+    signedOut: sessions.revoke(tokenOf(req, false) ?? ''),
+  }));
+
+  const page = opts.webRoot === undefined ? undefined : loadPage(opts.webRoot);
+  for (const [url, file] of page ?? []) {
+    app.get(url, { config: { public: true } }, async (_req, reply) =>
+      reply
+        .headers(PAGE_HEADERS)
+        .header('content-type', file.type)
+        .header('cache-control', file.cacheControl)
+        .send(file.body),
+    );
+  }
 
   app.addHook('preClose', async () => {
     for (const res of streams) res.end();

@@ -2,6 +2,7 @@
  * Starts a device's client API: its users from the home, bound where the
  * configuration's `apiListen` says (127.0.0.1 unless configured otherwise).
  */
+import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { errorCode, errorMessage, LockstepError } from '../base/errors.js';
 import { parseHostPort, type Config } from '../config/config.js';
@@ -45,6 +46,8 @@ export async function startApi(opts: StartApiOptions): Promise<RunningApi> {
     backend: opts.backend,
     users: openUserStore(opts.home),
     log,
+    // Built beside the server: dist/api/start.js serves dist/web.
+    webRoot: fileURLToPath(new URL('../web/', import.meta.url)),
   });
   let bound: number;
   try {

@@ -157,7 +157,8 @@ export function eventLine(ev: ClientEvent): string {
   return head + eventText(ev);
 }
 
-function eventText(ev: ClientEvent): string {
+/** What an event says, without its time and type (the web page shows those apart). */
+export function eventText(ev: ClientEvent): string {
   switch (ev.type) {
     case 'added':
       return `${printable(ev.path)} on ${printable(ev.device.name)} (${formatBytes(ev.size)})`;

@@ -317,13 +317,18 @@ export function createClientBackend(o: ClientBackendOptions): ClientBackend {
           l.connected && l.peerAuthority !== undefined && l.peerAuthority !== cluster.authority(),
       );
       let bytes = 0;
-      for (const p of cluster.puller.progress.values()) bytes += p.total - p.done;
+      const transfers: { path: string; done: number; total: number }[] = [];
+      for (const [path, p] of cluster.puller.progress) {
+        bytes += p.total - p.done;
+        transfers.push({ path, done: Math.min(p.done, p.total), total: p.total });
+      }
       const t = store.totals();
       return {
         device: { ...self, folder: o.folder, version: o.version },
         peers,
         lockAuthority: differ ? null : ref(cluster.authority()),
         toSync: { files: cluster.puller.pendingCount(), bytes },
+        transfers: transfers.slice(0, 100),
         local: { files: t.files, bytes: t.bytes },
         stopped: device.stoppedReason ?? null,
         problems: [

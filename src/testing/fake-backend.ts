@@ -114,6 +114,7 @@ export class FakeBackend implements ClientBackend {
       ],
       lockAuthority: DEV_A,
       toSync: { files: 1, bytes: 8_600_000 },
+      transfers: [{ path: 'c.pdf', done: 3_440_000, total: 8_600_000 }],
       local: { files: this.files.size, bytes: 9_000_000 },
       stopped: null,
       problems: [],
