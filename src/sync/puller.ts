@@ -443,6 +443,11 @@ export class Puller {
           const key = step.refusedFor ?? step.path;
           try {
             const outcome = this.apply(step, tmp);
+            if (tmp !== undefined && typeof outcome === 'string') {
+              // Not put in place: its temp file goes if the next plan needs none.
+              this.sweep.add(step.path);
+              if (key !== step.path) replan.push(step.path);
+            }
             if (outcome === 'rescan' && this.rescanned.has(step.path)) {
               this.rescanned.delete(step.path);
               rescan.push(step.path);
@@ -585,6 +590,8 @@ export class Puller {
   }
 
   private failed(path: string, err: unknown): void {
+    // A temp file of the failed attempt goes if the next plan needs none.
+    this.sweep.add(path);
     const message = errorMessage(err);
     const prev = this.retries.get(path);
     const attempts = (prev?.attempts ?? 0) + 1;
