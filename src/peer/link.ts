@@ -58,6 +58,8 @@ export class PeerLink extends EventEmitter<LinkEvents> {
   peerAuthority: string | undefined;
   /** Whether to follow this peer's lock stream (it is the lock authority). */
   followLocks: () => boolean = () => false;
+  /** Whether this connection follows the peer's lock stream. */
+  following = false;
 
   constructor(
     readonly peer: PeerAddress,
@@ -88,6 +90,17 @@ export class PeerLink extends EventEmitter<LinkEvents> {
     this.retryTimer = undefined;
     this.backoff = BACKOFF_MIN_MS;
     this.connect();
+  }
+
+  /**
+   * Connects again at once (the lock authority changed: whether to follow
+   * this peer's lock stream is decided when a connection starts).
+   */
+  reconnect(): void {
+    if (this.closed) return;
+    this.backoff = BACKOFF_MIN_MS;
+    if (this.connected) this.session?.destroy();
+    else this.redial();
   }
 
   /** Closes the connection and stops reconnecting. */
@@ -213,6 +226,7 @@ export class PeerLink extends EventEmitter<LinkEvents> {
       clearInterval(this.pingTimer);
       const was = this.connected;
       this.connected = false;
+      this.following = false;
       this.peerAuthority = undefined;
       this.lastError = reason;
       if (was) this.emit('disconnected', reason);
@@ -333,6 +347,7 @@ export class PeerLink extends EventEmitter<LinkEvents> {
     fail: (reason: string) => void,
   ): void {
     const req = session.request({ ':path': '/v1/locks' });
+    this.following = true;
     const decoder = new FrameDecoder();
     req.on('data', (buf: Buffer) => {
       try {

@@ -575,6 +575,9 @@ export class Puller {
       target = `${name}.${n}`;
     }
     fs.renameSync(join(root, path), join(root, target));
+    // A file read-only here because of a lock elsewhere: the copy is not locked.
+    if (local.type === 'file' && this.host.lockHolder?.(path) !== undefined)
+      writable(join(root, target));
     return target;
   }
 
@@ -733,6 +736,13 @@ function removeEntry(abs: string, local: FileRecord): void {
   } else {
     fs.unlinkSync(abs);
   }
+}
+
+/** Gives the owner back the write bit of a file (a copy of a file lock enforcement made read-only). */
+export function writable(abs: string): void {
+  const st = fs.lstatSync(abs, { throwIfNoEntry: false });
+  if (st?.isFile() === true && (st.mode & 0o200) === 0)
+    fs.chmodSync(abs, (st.mode & 0o7777) | 0o200);
 }
 
 function writeAll(fd: number, data: Buffer, position: number): void {
