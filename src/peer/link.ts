@@ -11,7 +11,13 @@ import { LockstepError, errorMessage } from '../base/errors.js';
 import type { Logger } from '../daemon/log.js';
 import type { IndexStore } from '../store/index-store.js';
 import { CHUNK_MISSING, CHUNK_OK } from './server.js';
-import { SESSION_WINDOW, peerDeviceId, tlsOptions, type TlsIdentity } from './tls.js';
+import {
+  SESSION_WINDOW,
+  peerCertProblem,
+  peerDeviceId,
+  tlsOptions,
+  type TlsIdentity,
+} from './tls.js';
 import { FrameDecoder, decodeIndexMessage, type ChunkHint } from './wire.js';
 
 /** A configured peer. */
@@ -252,6 +258,15 @@ export class PeerLink extends EventEmitter<LinkEvents> {
           `the device at ${this.peer.address} is ${seen ?? 'unidentified'}, not the configured peer ${this.name}; refusing it`,
         );
         fail('wrong device at that address');
+        return;
+      }
+      const problem = peerCertProblem(session.socket as TLSSocket);
+      if (problem !== undefined) {
+        this.log.error(
+          { peer: this.peer.id, address: this.peer.address },
+          `refusing peer ${this.name} at ${this.peer.address}: ${problem}`,
+        );
+        fail(problem);
         return;
       }
       try {
