@@ -1,6 +1,9 @@
 // End to end: a real `lockstep serve` against a fake peer in this process that
 // speaks the peer protocol (HTTP/2 over mutual TLS) and sends bad input.
+import 'reflect-metadata';
 import { blake3 } from '@napi-rs/blake-hash';
+import * as x509 from '@peculiar/x509';
+import { KeyObject, webcrypto } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import http2 from 'node:http2';
@@ -10,6 +13,7 @@ import { dirname, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { TestCluster, sha256, tail, tempFiles, treeOf, type TestDevice } from './cluster.js';
 import { indexRow, lockstepAsync, waitFor, waitUntil } from './helpers.js';
+import { deviceIdOfCert } from '../src/identity/identity.js';
 
 /** A device identity made by `lockstep init`, as the fake peer uses it. */
 interface Identity {
@@ -37,6 +41,35 @@ async function makeIdentity(dir: string, name: string): Promise<Identity> {
     short: id.slice(0, 7),
     keyPem: readFileSync(join(home, 'key.pem'), 'utf8'),
     certPem: readFileSync(join(home, 'cert.pem'), 'utf8'),
+  };
+}
+
+/** An identity whose self-signed certificate expired yesterday. */
+async function expiredIdentity(): Promise<Identity> {
+  const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
+  const keys = (await webcrypto.subtle.generateKey(alg, true, [
+    'sign',
+    'verify',
+  ])) as webcrypto.CryptoKeyPair;
+  const day = 24 * 3600 * 1000;
+  const cert = await x509.X509CertificateGenerator.createSelfSigned(
+    {
+      serialNumber: '01',
+      name: 'CN=expired',
+      notBefore: new Date(Date.now() - 30 * day),
+      notAfter: new Date(Date.now() - day),
+      signingAlgorithm: alg,
+      keys: keys as never,
+    },
+    webcrypto as never,
+  );
+  const certPem = `${cert.toString('pem')}\n`;
+  const id = deviceIdOfCert(certPem);
+  return {
+    id,
+    short: id.slice(0, 7),
+    certPem,
+    keyPem: KeyObject.from(keys.privateKey).export({ type: 'pkcs8', format: 'pem' }).toString(),
   };
 }
 
@@ -286,6 +319,10 @@ describe('bad peers', () => {
     ['a backslash in the path', 'a\\b'],
     ['a lone surrogate in the path', 'lone-\ud800-surrogate.txt'],
     ['a nested parent-directory path', 'sub/../../escape.txt'],
+    ['a name longer than 255 bytes', `${'n'.repeat(256)}.txt`],
+    ['a path longer than 4096 bytes', `${'d/'.repeat(2100)}x.txt`],
+    ["Lockstep's own temp file name", 'sub/.lockstep-tmp-x.txt'],
+    ["Lockstep's folder marker", '.lockstep-folder'],
   ];
 
   it.each(badPaths)('rejects %s, writes nothing and syncs on', async (_what, badPath) => {
@@ -335,6 +372,56 @@ describe('bad peers', () => {
     expect(tree['up']).toEqual({ type: 'symlink', target: '..' });
     expect(tree['abs']).toEqual({ type: 'symlink', target: shared });
     expect(Object.keys(tree).sort()).toEqual(['abs', 'good.txt', 'up']);
+    await stillWorks(d);
+  });
+
+  it('keeps Unicode normalization twins and case twins as the distinct names they are on this filesystem', async () => {
+    const twins = ['\u00e9t\u00e9.txt', 'e\u0301te\u0301.txt', 'Case.txt', 'case.txt', 'CASE.TXT'];
+    const { d } = await withFake((f) =>
+      f.records(...twins.map((p) => f.record(p, `content of ${p}`))),
+    );
+    for (const p of twins) await synced(d, p, `content of ${p}`);
+    expect(Object.keys(await treeOf(d.folder)).sort()).toEqual([...twins].sort());
+    await stillWorks(d);
+  });
+
+  it('refuses a configured peer whose certificate has expired, both ways, saying so', async () => {
+    const expired = await expiredIdentity();
+    cluster = await TestCluster.create(['D']);
+    const d = cluster.get('D');
+    const f = new FakePeer(expired, () => []);
+    fake = f;
+    await f.listen();
+    const add = await lockstepAsync([
+      'peer',
+      'add',
+      '--home',
+      d.home,
+      expired.id,
+      `127.0.0.1:${f.port}`,
+      '--name',
+      'Expired',
+    ]);
+    expect(add.code, add.stderr).toBe(0);
+    await d.start();
+    // D dials it: refused after the handshake, before any request.
+    await waitFor('the expired peer to be refused', () =>
+      d.messages().some((m) => /refusing peer Expired .*certificate expired/.test(m)),
+    );
+    expect(f.connections).toBe(0);
+    // It dials D: refused likewise, nothing revealed.
+    const got = await tryConnect(d.peerPort, expired);
+    expect(got.status).toBeUndefined();
+    expect(got.bytes).toBe(0);
+    await waitFor('the refusal to be logged', () =>
+      d
+        .messages()
+        .some((m) =>
+          m.startsWith(
+            `refused a peer connection from device ${expired.id}: its certificate expired`,
+          ),
+        ),
+    );
     await stillWorks(d);
   });
 

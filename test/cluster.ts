@@ -204,6 +204,8 @@ export function messagesOf(output: string): string[] {
 /** One device of a test cluster. */
 export class TestDevice {
   served: Served | undefined;
+  /** A command that `lockstep serve` runs through (e.g. to drop privileges); none by default. */
+  wrap: readonly string[] = [];
   /** Output of runs that have ended. */
   private past = '';
 
@@ -260,7 +262,7 @@ export class TestDevice {
   async start(): Promise<void> {
     if (this.running) throw new Error(`${this.name} is already running`);
     if (this.served) this.past += this.served.output();
-    const s = serve(this.home);
+    const s = serve(this.home, this.wrap);
     this.served = s;
     await waitUntil(
       `${this.name} to serve its folder`,

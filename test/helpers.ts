@@ -30,9 +30,14 @@ export interface Served {
   stop: (signal?: NodeJS.Signals) => Promise<number | null>;
 }
 
-/** Starts `lockstep serve --home HOME`. */
-export function serve(home: string): Served {
-  const child = spawn(process.execPath, [BIN, 'serve', '--home', home], {
+/**
+ * Starts `lockstep serve --home HOME`, run through `wrap` (a command and its
+ * arguments, e.g. to drop privileges) when given.
+ */
+export function serve(home: string, wrap: readonly string[] = []): Served {
+  const argv = [process.execPath, BIN, 'serve', '--home', home];
+  const [cmd, ...args] = [...wrap, ...argv] as [string, ...string[]];
+  const child = spawn(cmd, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

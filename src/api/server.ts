@@ -11,6 +11,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import type { Logger } from 'pino';
 import { errorMessage, LockstepError, type ErrorCode } from '../base/errors.js';
 import type { UserStore } from '../config/users.js';
+import { pathProblem } from '../core/path.js';
 import type { ClientBackend, ClientEvent, ListQuery, User } from './backend.js';
 import { routeSchemas } from './schemas.js';
 import { SessionStore } from './sessions.js';
@@ -136,6 +137,9 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
     exposeHeadRoutes: false,
     schemaErrorFormatter: (errors, dataVar) => new Error(describeValidation(errors, dataVar)),
     routerOptions: { maxParamLength: 8192 },
+    // A URL that does not decode (bad percent-encoding, not UTF-8): the API's error form.
+    frameworkErrors: (err, _req, reply) =>
+      sendError(reply, 400, 'BAD_REQUEST', `Bad request: ${err.message.slice(0, 300)}`),
   });
   const streams = new Set<ServerResponse>();
 
@@ -401,6 +405,11 @@ export function normalizePath(p: string): string {
       'USAGE',
       `Invalid path ${JSON.stringify(p)}: give a path inside the folder, without '..', '.' or '//'`,
     );
+  }
+  // The rest of the folder path rules (backslash, lone surrogates, lengths).
+  const problem = pathProblem(s);
+  if (problem !== undefined) {
+    throw new LockstepError('USAGE', `Invalid path ${JSON.stringify(p.slice(0, 200))}: ${problem}`);
   }
   return s;
 }

@@ -17,7 +17,7 @@ import type { TlsIdentity } from '../peer/tls.js';
 import type { ChunkHint } from '../peer/wire.js';
 import { ChunkFetcher } from '../sync/fetcher.js';
 import { FdCache } from '../sync/fd-cache.js';
-import { Puller, readLocalChunk } from '../sync/puller.js';
+import { Puller, readLocalChunk, writable } from '../sync/puller.js';
 import type { Device } from './device.js';
 import type { Logger } from './log.js';
 
@@ -193,6 +193,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   /** Adopts a new list of peers: new ones are dialed, removed ones dropped. */
   setPeers(peers: readonly PeerAddress[]): void {
     if (this.closed) return;
+    const before = this.authority();
     const want = new Map(peers.map((p) => [p.id, p]));
     for (const [id, link] of this.links) {
       const p = want.get(id);
@@ -219,6 +220,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
         }
       });
       link.on('lockMessage', (value) => {
+        // Only the authority's table counts (a stream followed before it changed is dropped).
+        if (p.id !== this.authority()) return;
         try {
           const msg = decodeLockStream(value);
           if (msg.type === 'locks') this.locks.applySnapshot(msg.locks);
@@ -233,6 +236,12 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       link.on('disconnected', (reason) => this.emit('peerDisconnected', p, reason));
       this.links.set(p.id, link);
       link.start();
+    }
+    if (this.authority() !== before) {
+      // Follow the new authority's lock stream, and no longer the old one's.
+      for (const l of this.links.values()) {
+        if (l.connected && l.following !== l.followLocks()) l.reconnect();
+      }
     }
   }
 
@@ -295,6 +304,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
             let copy = conflictName(path, BigInt(Date.now()) * 1_000_000n, device.store.localShort);
             for (let n = 1; fs.existsSync(join(this.opts.folder, copy)); n++) copy = `${copy}.${n}`;
             fs.renameSync(abs, join(this.opts.folder, copy));
+            // The file was read-only because of the lock; the copy is not locked.
+            writable(join(this.opts.folder, copy));
             copies.push(copy);
             this.emit('lockedChange', path, copy);
           } else {

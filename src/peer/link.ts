@@ -11,7 +11,13 @@ import { LockstepError, errorMessage } from '../base/errors.js';
 import type { Logger } from '../daemon/log.js';
 import type { IndexStore } from '../store/index-store.js';
 import { CHUNK_MISSING, CHUNK_OK } from './server.js';
-import { SESSION_WINDOW, peerDeviceId, tlsOptions, type TlsIdentity } from './tls.js';
+import {
+  SESSION_WINDOW,
+  peerCertProblem,
+  peerDeviceId,
+  tlsOptions,
+  type TlsIdentity,
+} from './tls.js';
 import { DeltaBaseMissing, FrameDecoder, decodeIndexMessage, type ChunkHint } from './wire.js';
 import type { Vector } from '../core/vector.js';
 
@@ -61,6 +67,8 @@ export class PeerLink extends EventEmitter<LinkEvents> {
   peerAuthority: string | undefined;
   /** Whether to follow this peer's lock stream (it is the lock authority). */
   followLocks: () => boolean = () => false;
+  /** Whether this connection follows the peer's lock stream. */
+  following = false;
 
   constructor(
     readonly peer: PeerAddress,
@@ -91,6 +99,17 @@ export class PeerLink extends EventEmitter<LinkEvents> {
     this.retryTimer = undefined;
     this.backoff = BACKOFF_MIN_MS;
     this.connect();
+  }
+
+  /**
+   * Connects again at once (the lock authority changed: whether to follow
+   * this peer's lock stream is decided when a connection starts).
+   */
+  reconnect(): void {
+    if (this.closed) return;
+    this.backoff = BACKOFF_MIN_MS;
+    if (this.connected) this.session?.destroy();
+    else this.redial();
   }
 
   /** Closes the connection and stops reconnecting. */
@@ -216,6 +235,7 @@ export class PeerLink extends EventEmitter<LinkEvents> {
       clearInterval(this.pingTimer);
       const was = this.connected;
       this.connected = false;
+      this.following = false;
       this.peerAuthority = undefined;
       this.lastError = reason;
       if (was) this.emit('disconnected', reason);
@@ -241,6 +261,15 @@ export class PeerLink extends EventEmitter<LinkEvents> {
           `the device at ${this.peer.address} is ${seen ?? 'unidentified'}, not the configured peer ${this.name}; refusing it`,
         );
         fail('wrong device at that address');
+        return;
+      }
+      const problem = peerCertProblem(session.socket as TLSSocket);
+      if (problem !== undefined) {
+        this.log.error(
+          { peer: this.peer.id, address: this.peer.address },
+          `refusing peer ${this.name} at ${this.peer.address}: ${problem}`,
+        );
+        fail(problem);
         return;
       }
       try {
@@ -336,6 +365,7 @@ export class PeerLink extends EventEmitter<LinkEvents> {
     fail: (reason: string) => void,
   ): void {
     const req = session.request({ ':path': '/v1/locks' });
+    this.following = true;
     const decoder = new FrameDecoder();
     req.on('data', (buf: Buffer) => {
       try {

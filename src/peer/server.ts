@@ -12,7 +12,13 @@ import type { Logger } from '../daemon/log.js';
 import type { LockRow } from '../locks/lock-table.js';
 import type { LockChange } from '../locks/lock-wire.js';
 import type { IndexStore } from '../store/index-store.js';
-import { SESSION_WINDOW, peerDeviceId, tlsOptions, type TlsIdentity } from './tls.js';
+import {
+  SESSION_WINDOW,
+  peerCertProblem,
+  peerDeviceId,
+  tlsOptions,
+  type TlsIdentity,
+} from './tls.js';
 import {
   DELTA_MIN_CHUNKS,
   decodeChunkFetch,
@@ -135,6 +141,15 @@ export class PeerServer {
         id === undefined
           ? 'refused a peer connection without a device certificate'
           : `refused a peer connection from unknown device ${id}; add it with \`lockstep peer add\``,
+      );
+      session.destroy();
+      return;
+    }
+    const problem = peerCertProblem(socket);
+    if (problem !== undefined) {
+      this.host.log.warn(
+        { remote: `${socket.remoteAddress}:${socket.remotePort}`, device: id },
+        `refused a peer connection from device ${id}: ${problem}`,
       );
       session.destroy();
       return;

@@ -40,3 +40,19 @@ export function peerDeviceId(socket: TLSSocket): string | undefined {
     return undefined;
   }
 }
+
+/**
+ * Why the certificate the other end presented is not acceptable although its
+ * device ID may be configured: outside its validity period (expired, or not
+ * valid yet). Undefined when it is acceptable (or absent: see {@link peerDeviceId}).
+ */
+export function peerCertProblem(socket: TLSSocket, now = Date.now()): string | undefined {
+  const cert = socket.getPeerCertificate();
+  if (cert === null || !('valid_to' in cert) || typeof cert.valid_to !== 'string') return undefined;
+  const to = Date.parse(cert.valid_to);
+  const from = Date.parse(cert.valid_from);
+  if (Number.isFinite(to) && to < now) return `its certificate expired on ${cert.valid_to}`;
+  if (Number.isFinite(from) && from > now)
+    return `its certificate is valid only from ${cert.valid_from}`;
+  return undefined;
+}

@@ -356,6 +356,12 @@ export class Puller {
     // chunk would cost more than the copy. Only the fsync waits on a thread.
     const fd = fs.openSync(tmp, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
     try {
+      landedInside(this.host.root, step.path, tmp, fs.fstatSync(fd));
+    } catch (err) {
+      fs.closeSync(fd);
+      throw err;
+    }
+    try {
       const existing = fs.fstatSync(fd).size;
       // Where each distinct chunk goes (a file may repeat a chunk).
       const want = new Map<string, { length: number; offsets: number[] }>();
@@ -443,6 +449,11 @@ export class Puller {
           const key = step.refusedFor ?? step.path;
           try {
             const outcome = this.apply(step, tmp);
+            if (tmp !== undefined && typeof outcome === 'string') {
+              // Not put in place: its temp file goes if the next plan needs none.
+              this.sweep.add(step.path);
+              if (key !== step.path) replan.push(step.path);
+            }
             if (outcome === 'rescan' && this.rescanned.has(step.path)) {
               this.rescanned.delete(step.path);
               rescan.push(step.path);
@@ -516,9 +527,12 @@ export class Puller {
       removeEntry(abs, there);
     }
     switch (step.kind) {
-      case 'pull':
+      case 'pull': {
+        const data = fs.lstatSync(tmp as string);
         fs.renameSync(tmp as string, abs);
+        landedInside(this.host.root, step.path, abs, data);
         break;
+      }
       case 'mkdir':
         fs.mkdirSync(abs, { recursive: true });
         break;
@@ -570,6 +584,9 @@ export class Puller {
       target = `${name}.${n}`;
     }
     fs.renameSync(join(root, path), join(root, target));
+    // A file read-only here because of a lock elsewhere: the copy is not locked.
+    if (local.type === 'file' && this.host.lockHolder?.(path) !== undefined)
+      writable(join(root, target));
     return target;
   }
 
@@ -585,6 +602,8 @@ export class Puller {
   }
 
   private failed(path: string, err: unknown): void {
+    // A temp file of the failed attempt goes if the next plan needs none.
+    this.sweep.add(path);
     const message = errorMessage(err);
     const prev = this.retries.get(path);
     const attempts = (prev?.attempts ?? 0) + 1;
@@ -665,6 +684,38 @@ export function ensureParents(root: string, rel: string, create = true): boolean
   return true;
 }
 
+/**
+ * Checks that `abs` (the file with identity `st`, just created or renamed
+ * there) is inside the folder: a parent directory replaced by a symlink
+ * between the check of the parents and the write would have led it
+ * elsewhere (Node has no openat or renameat to rule that out). If it went
+ * elsewhere, it is removed from there (it is ours: same inode) and this
+ * throws.
+ *
+ * @throws LockstepError `PATH_INVALID`
+ */
+function landedInside(root: string, rel: string, abs: string, st: fs.Stats): void {
+  let parentsOk = false;
+  try {
+    parentsOk = ensureParents(root, rel, false);
+  } catch {
+    parentsOk = false;
+  }
+  const here = parentsOk ? fs.lstatSync(abs, { throwIfNoEntry: false }) : undefined;
+  if (here !== undefined && here.ino === st.ino && here.dev === st.dev) return;
+  try {
+    const real = join(fs.realpathSync(dirname(abs)), basename(abs));
+    const there = fs.lstatSync(real, { throwIfNoEntry: false });
+    if (there !== undefined && there.ino === st.ino && there.dev === st.dev) fs.unlinkSync(real);
+  } catch {
+    // Gone already, or the path no longer resolves.
+  }
+  throw new LockstepError(
+    'PATH_INVALID',
+    `Cannot write ${rel}: a directory above it was replaced (by a symlink?) while it was written; nothing was left outside the folder`,
+  );
+}
+
 /** Permission bits for the new content: local bits kept, the executable bits from the winner. */
 function newMode(local: FileRecord | undefined, rec: FileRecord): number {
   const base = local !== undefined && !local.deleted && local.type === 'file' ? local.mode : 0o644;
@@ -726,6 +777,13 @@ function removeEntry(abs: string, local: FileRecord): void {
   } else {
     fs.unlinkSync(abs);
   }
+}
+
+/** Gives the owner back the write bit of a file (a copy of a file lock enforcement made read-only). */
+export function writable(abs: string): void {
+  const st = fs.lstatSync(abs, { throwIfNoEntry: false });
+  if (st?.isFile() === true && (st.mode & 0o200) === 0)
+    fs.chmodSync(abs, (st.mode & 0o7777) | 0o200);
 }
 
 function writeAll(fd: number, data: Buffer, position: number): void {
