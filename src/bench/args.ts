@@ -8,6 +8,7 @@
  *   docs/benchmarks.json from the run.
  * - `--docs-from=FILE`: write docs/benchmarks.md from a saved JSON report
  *   (docs/benchmarks.json) without running anything.
+ * - `--profile`: Lockstep's S1 and S2 under `node --cpu-prof`, summed up.
  */
 
 /** What the command line asks for. */
@@ -17,6 +18,7 @@ export interface BenchArgs {
   readonly json: boolean;
   readonly writeDocs: boolean;
   readonly docsFrom?: string;
+  readonly profile: boolean;
 }
 
 /** Parses `argv` (without node and the script); throws on an unknown argument. */
@@ -25,6 +27,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
   let json = false;
   let writeDocs = false;
   let docsFrom: string | undefined;
+  let profile = false;
   for (const a of argv) {
     if (a === '--vs') vs = [];
     else if (a.startsWith('--vs=')) {
@@ -35,10 +38,11 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
         .filter((s) => s !== '');
     } else if (a === '--json') json = true;
     else if (a === '--write-docs') writeDocs = true;
+    else if (a === '--profile') profile = true;
     else if (a.startsWith('--docs-from=')) docsFrom = a.slice('--docs-from='.length);
     else
       throw new Error(
-        `unknown argument ${a}; known: --vs[=TOOL,…] --json --write-docs --docs-from=FILE`,
+        `unknown argument ${a}; known: --vs[=TOOL,…] --json --write-docs --docs-from=FILE --profile`,
       );
   }
   if (writeDocs && vs === undefined) throw new Error('--write-docs needs --vs');
@@ -46,6 +50,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
     ...(vs !== undefined ? { vs } : {}),
     json,
     writeDocs,
+    profile,
     ...(docsFrom !== undefined ? { docsFrom } : {}),
   };
 }

@@ -10,6 +10,7 @@ import { benchHome, benchWriteToIndexed, makeTree, serveOnce } from './index-tre
 import { median, quantile } from './stats.js';
 import { parseBenchArgs } from './args.js';
 import { benchMain } from './sync.js';
+import { profileMain } from './profile-main.js';
 import { vsMain } from './vs-main.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -65,6 +66,8 @@ async function main(): Promise<void> {
 // benchmarks, then the peer-sync scenarios (src/bench/sync.ts) and the lock
 // scenarios (src/bench/locks.ts); BENCH_ONLY=S1,S4 or BENCH_ONLY=L1,L2 runs
 // only those; BENCH_ONLY=scale the scale scenario (src/bench/scale.ts).
+// `--profile`: Lockstep's S1 and S2 under the CPU profiler (src/bench/profile-main.ts).
 const args = parseBenchArgs(process.argv.slice(2));
-if (args.vs !== undefined || args.docsFrom !== undefined) await vsMain(args);
+if (args.profile) await profileMain();
+else if (args.vs !== undefined || args.docsFrom !== undefined) await vsMain(args);
 else await benchMain(main);

@@ -73,12 +73,19 @@ function report(): VsReport {
 
 describe('bench arguments', () => {
   it('reads --vs, --vs=…, --json, --write-docs and --docs-from', () => {
-    expect(parseBenchArgs([])).toEqual({ json: false, writeDocs: false });
-    expect(parseBenchArgs(['--vs'])).toEqual({ vs: [], json: false, writeDocs: false });
+    expect(parseBenchArgs([])).toEqual({ json: false, writeDocs: false, profile: false });
+    expect(parseBenchArgs(['--vs'])).toEqual({
+      vs: [],
+      json: false,
+      writeDocs: false,
+      profile: false,
+    });
+    expect(parseBenchArgs(['--profile']).profile).toBe(true);
     expect(parseBenchArgs(['--vs=rsync, syncthing', '--json', '--write-docs'])).toEqual({
       vs: ['rsync', 'syncthing'],
       json: true,
       writeDocs: true,
+      profile: false,
     });
     expect(parseBenchArgs(['--docs-from=x.json']).docsFrom).toBe('x.json');
     expect(() => parseBenchArgs(['--fast'])).toThrow(/unknown argument/);
