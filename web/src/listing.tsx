@@ -59,10 +59,10 @@ export function Listing(props: ListingProps) {
   return (
     <section aria-labelledby="listing-title">
       <div class="bar">
+        <h2 id="listing-title" class="visually-hidden">
+          Files
+        </h2>
         <nav aria-label="Breadcrumb" class="crumbs">
-          <h2 id="listing-title" class="visually-hidden">
-            Files
-          </h2>
           <ol>
             {crumbs(props.dir).map((c, i, all) => (
               <li key={c.dir}>
@@ -197,7 +197,12 @@ export function Listing(props: ListingProps) {
                       </span>
                     )}
                   </td>
-                  <td class="on">{e.devices.map((d) => d.name).join(' ')}</td>
+                  <td class="on">
+                    {e.devices
+                      .map((d) => d.name)
+                      .sort()
+                      .join(' ')}
+                  </td>
                   <td class="state">
                     {state.progress !== undefined && (
                       <progress value={state.progress} max={1} aria-label={`Receiving ${e.name}`} />
