@@ -14,6 +14,7 @@ import {
   filterEntries,
   hashOfDir,
   nextSort,
+  shortTime,
   sortEntries,
   syncState,
   type Sort,
@@ -190,8 +191,11 @@ export function Listing(props: ListingProps) {
                           {holder(e.lock)}
                         </span>
                         <span class="sub">
-                          since {formatLocal(e.lock.created)},{' '}
-                          {timeLeft(e.lock, now) ?? 'no expiry'}
+                          since{' '}
+                          <time dateTime={e.lock.created} title={formatLocal(e.lock.created)}>
+                            {shortTime(e.lock.created, now)}
+                          </time>
+                          , {timeLeft(e.lock, now) ?? 'no expiry'}
                           {e.lock.reason !== '' ? ` — ${e.lock.reason}` : ''}
                         </span>
                       </span>

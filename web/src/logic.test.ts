@@ -9,6 +9,7 @@ import {
   hashOfDir,
   nextSort,
   rowOf,
+  shortTime,
   signinCodeOf,
   sortEntries,
   syncState,
@@ -149,5 +150,13 @@ describe('errorText()', () => {
       /^Locks are unavailable right now: A cannot be reached/,
     );
     expect(errorText({ code: 'NOT_FOUND', message: 'No such path: x' })).toBe('No such path: x');
+  });
+});
+
+describe('shortTime()', () => {
+  it('shows the time alone for today, the date too for another day', () => {
+    const now = new Date(2026, 10, 24, 18, 30).getTime();
+    expect(shortTime(new Date(2026, 10, 24, 9, 5).toISOString(), now)).toBe('09:05');
+    expect(shortTime(new Date(2026, 10, 23, 23, 59).toISOString(), now)).toBe('2026-11-23 23:59');
   });
 });
