@@ -1,5 +1,8 @@
 // The client API's HTTP layer over an in-memory backend: authentication,
 // request schemas, error mapping and Server-Sent Events framing.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Ajv } from 'ajv';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -355,5 +358,93 @@ describe('client API server', () => {
       if (done) break;
     }
     expect(backend.events.listenerCount('event')).toBe(0);
+  });
+});
+
+describe('client API server: the web page and its sign-in', () => {
+  let backend: FakeBackend;
+  let api: ApiServer;
+  let root: string;
+
+  beforeEach(() => {
+    root = mkdtempSync(join(tmpdir(), 'lockstep-web-'));
+    mkdirSync(join(root, 'assets'));
+    writeFileSync(join(root, 'index.html'), '<!doctype html><title>Lockstep</title>');
+    writeFileSync(join(root, 'assets', 'index-abc123.js'), 'console.log(1)');
+    writeFileSync(join(root, 'assets', 'index-abc123.css'), 'body{}');
+    backend = new FakeBackend(SAMPLE_FILES);
+    api = createApiServer({ backend, users, log: pino({ level: 'silent' }), webRoot: root });
+  });
+  afterEach(async () => {
+    await api.close();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  it('serves the page without a token, with content types, caching and a strict policy', async () => {
+    const page = await api.app.inject({ method: 'GET', url: '/' });
+    expect(page.statusCode).toBe(200);
+    expect(page.headers['content-type']).toBe('text/html; charset=utf-8');
+    expect(page.headers['cache-control']).toBe('no-cache');
+    expect(page.headers['content-security-policy']).toMatch(
+      /default-src 'none'; script-src 'self'/,
+    );
+    expect(page.headers['x-content-type-options']).toBe('nosniff');
+    const js = await api.app.inject({ method: 'GET', url: '/assets/index-abc123.js' });
+    expect(js.statusCode).toBe(200);
+    expect(js.headers['content-type']).toBe('text/javascript; charset=utf-8');
+    expect(js.headers['cache-control']).toBe('public, max-age=31536000, immutable');
+    const css = await api.app.inject({ method: 'GET', url: '/assets/index-abc123.css' });
+    expect(css.headers['content-type']).toBe('text/css; charset=utf-8');
+    // Anything else still needs a token and says nothing.
+    for (const url of ['/assets/other.js', '/index.html', '/api/v1/files']) {
+      const r = await api.app.inject({ method: 'GET', url });
+      expect(r.statusCode, url).toBe(401);
+    }
+    expect(backend.calls).toEqual([]);
+  });
+
+  it('exchanges a one-time code for a session token of the user who asked for it', async () => {
+    const noToken = await api.app.inject({ method: 'POST', url: '/api/v1/signin-codes' });
+    expect(noToken.statusCode).toBe(401);
+    const made = await api.app.inject({
+      method: 'POST',
+      url: '/api/v1/signin-codes',
+      headers: auth(ALICE),
+      payload: {},
+    });
+    expect(made.statusCode).toBe(201);
+    const { code, user } = made.json<{ code: string; user: unknown }>();
+    expect(user).toEqual({ name: 'alice', admin: false });
+    const signin = (c: string) =>
+      api.app.inject({ method: 'POST', url: '/api/v1/signin', payload: { code: c } });
+    const first = await signin(code);
+    expect(first.statusCode).toBe(200);
+    const session = first.json<{ token: string; user: unknown; expires: string }>();
+    expect(session.user).toEqual({ name: 'alice', admin: false });
+    // The code is used up; a wrong one gets 401 too.
+    const second = await signin(code);
+    expect(second.statusCode).toBe(401);
+    expect(second.json()).toMatchObject({ error: { code: 'UNAUTHORIZED' } });
+    expect((await signin('guess')).statusCode).toBe(401);
+    // The session token works like a user token, until signed out.
+    const who = await api.app.inject({
+      method: 'GET',
+      url: '/api/v1/whoami',
+      headers: auth(session.token),
+    });
+    expect(who.json()).toEqual({ name: 'alice', admin: false });
+    const out = await api.app.inject({
+      method: 'POST',
+      url: '/api/v1/signout',
+      headers: auth(session.token),
+      payload: {},
+    });
+    expect(out.json()).toEqual({ signedOut: true });
+    const after = await api.app.inject({
+      method: 'GET',
+      url: '/api/v1/whoami',
+      headers: auth(session.token),
+    });
+    expect(after.statusCode).toBe(401);
   });
 });

@@ -12,7 +12,9 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { loadConfig, saveConfig } from '../config/config.js';
-import { initHome } from '../config/home.js';
+import { initHome, readToken } from '../config/home.js';
+import { homeApiUrl } from './connect.js';
+import { signinLink } from './open.js';
 import { fail } from './output.js';
 
 const BIN = fileURLToPath(new URL('../../bin/lockstep.js', import.meta.url));
@@ -105,7 +107,17 @@ async function demo(dir: string): Promise<void> {
   }
   await Promise.all(ready);
   const a = made[0] as { home: string };
-  const aConfig = loadConfig(a.home);
+  // A one-time sign-in link to each device's web page.
+  const links = await Promise.all(
+    made.map(async ({ name, home }) => {
+      try {
+        const conn = { url: homeApiUrl(home), token: readToken(home), home };
+        return `  ${name}: ${(await signinLink(conn)).url}`;
+      } catch {
+        return `  ${name}: not answering yet; try \`node ${BIN} open --home ${home}\``;
+      }
+    }),
+  );
   console.log(
     [
       '',
@@ -114,7 +126,9 @@ async function demo(dir: string): Promise<void> {
       'and use the client against either device:',
       `  node ${BIN} ls --home ${a.home}`,
       `  node ${BIN} watch --home ${join(dir, 'B', 'home')}`,
-      `A's client API: http://${aConfig.apiListen}/api/v1 (the web page comes with the next issue).`,
+      'The web page of each device (live listing, locks, devices); each link signs in once, for',
+      `10 minutes (\`node ${BIN} open --home ${a.home}\` prints a new one):`,
+      ...links,
       interactive
         ? `Device logs: ${join(dir, 'A', 'home', 'logs')} and B's likewise.\n\nThis is a shell on device A: try \`server\`, \`server lock 3\`, \`locks\`, \`help\`. Ctrl-C, Ctrl-D or \`exit\` stops everything.`
         : 'Press Ctrl-C to stop.',

@@ -14,6 +14,7 @@ import {
   filterEntries,
   hashOfDir,
   nextSort,
+  shortTime,
   sortEntries,
   syncState,
   type Sort,
@@ -59,10 +60,10 @@ export function Listing(props: ListingProps) {
   return (
     <section aria-labelledby="listing-title">
       <div class="bar">
+        <h2 id="listing-title" class="visually-hidden">
+          Files
+        </h2>
         <nav aria-label="Breadcrumb" class="crumbs">
-          <h2 id="listing-title" class="visually-hidden">
-            Files
-          </h2>
           <ol>
             {crumbs(props.dir).map((c, i, all) => (
               <li key={c.dir}>
@@ -190,14 +191,22 @@ export function Listing(props: ListingProps) {
                           {holder(e.lock)}
                         </span>
                         <span class="sub">
-                          since {formatLocal(e.lock.created)},{' '}
-                          {timeLeft(e.lock, now) ?? 'no expiry'}
+                          since{' '}
+                          <time dateTime={e.lock.created} title={formatLocal(e.lock.created)}>
+                            {shortTime(e.lock.created, now)}
+                          </time>
+                          , {timeLeft(e.lock, now) ?? 'no expiry'}
                           {e.lock.reason !== '' ? ` — ${e.lock.reason}` : ''}
                         </span>
                       </span>
                     )}
                   </td>
-                  <td class="on">{e.devices.map((d) => d.name).join(' ')}</td>
+                  <td class="on">
+                    {e.devices
+                      .map((d) => d.name)
+                      .sort()
+                      .join(' ')}
+                  </td>
                   <td class="state">
                     {state.progress !== undefined && (
                       <progress value={state.progress} max={1} aria-label={`Receiving ${e.name}`} />

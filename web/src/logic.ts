@@ -152,3 +152,15 @@ export function errorText(err: { code?: string; message: string }): string {
       return err.message;
   }
 }
+
+/** A time for a table cell: `HH:MM` today, else `YYYY-MM-DD HH:MM` (local time). */
+export function shortTime(iso: string, now: number): string {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return iso;
+  const pad = (n: number) => String(n).padStart(2, '0');
+  const day = `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+  const t = new Date(now);
+  const today = `${t.getFullYear()}-${pad(t.getMonth() + 1)}-${pad(t.getDate())}`;
+  const hm = `${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  return day === today ? hm : `${day} ${hm}`;
+}
