@@ -175,13 +175,18 @@ function Main(props: { api: Api; user: User; onSignOut: (message?: string) => vo
     }
   }, [api, failed]);
 
+  const receiving = useRef(false);
   const loadStatus = useCallback(async () => {
     try {
-      setStatus(await api.status());
+      const s = await api.status();
+      setStatus(s);
+      // While files come in, their rows' progress moves too.
+      if (s.transfers.length > 0 || receiving.current) void loadList();
+      receiving.current = s.transfers.length > 0;
     } catch (err) {
       failed(err);
     }
-  }, [api, failed]);
+  }, [api, failed, loadList]);
 
   useEffect(() => {
     const onHash = () => setDir(dirOfHash(location.hash));
