@@ -284,6 +284,11 @@ export class TreeWatcher {
     if (name === basename(this.abs(dir))) this.schedule(dir, CHECK);
     const rel = joinRel(dir, name);
     if (type === 'rename') {
+      // Ignored whatever it is and not watched: a look would find nothing to
+      // do (Lockstep's own temp files, three events per file pulled).
+      if (!this.watches.has(rel) && this.o.ignored(rel, false) && this.o.ignored(rel, true)) {
+        return;
+      }
       this.schedule(rel, FRESH); // created, deleted or moved: look at what is there now
       return;
     }
