@@ -1,6 +1,7 @@
 // End to end: a small edit of a big file sends a chunk-list delta, not the
 // whole list, in both directions (the record to the receiver, and the
 // receiver's record of the new version back).
+import { randomBytes } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -63,4 +64,24 @@ describe('chunk-list deltas between real devices', () => {
     expect(toA.down, 'B fetched from A').toBeLessThan(MiB);
     expect(await tempFiles(b.folder)).toEqual([]);
   }, 120_000);
+
+  it('a file that grows for seconds (an export being written) reaches the peer without full-record retries', async () => {
+    cluster = await TestCluster.create(['A', 'B']);
+    const a = cluster.get('A');
+    const b = cluster.get('B');
+    await cluster.startAll();
+    const path = join(b.folder, 'export.mov');
+    const fh = await open(path, 'w');
+    // 200 MiB in 5 MiB writes, 150 ms apart: A pulls versions while B
+    // indexes newer ones, and each record is a delta of the one before.
+    for (let i = 0; i < 40; i++) {
+      await fh.write(randomBytes(5 * MiB));
+      await new Promise((r) => setTimeout(r, 150));
+    }
+    await fh.close();
+    const want = await sha256File(path);
+    await converged([a, b], 'export.mov on A', (t) => t['export.mov']?.sha256 === want, 90_000);
+    expect(a.allMessages().filter((m) => /asking again for full records/.test(m))).toEqual([]);
+    expect(await tempFiles(a.folder)).toEqual([]);
+  }, 180_000);
 });

@@ -65,6 +65,11 @@ const MAX_BODY = 256 * 1024;
 
 /** Bytes a chunk reply may queue before it waits for the peer to take them. */
 const SEND_BUFFER = 4 * 1024 * 1024;
+/**
+ * Chunks of the big files' records last sent on one index stream, kept as
+ * delta bases (about 100 bytes each: some 10 MB at most).
+ */
+const LAST_SENT_CHUNKS = 100_000;
 
 /** Chunk response status bytes. */
 export const CHUNK_OK = 0;
@@ -202,12 +207,35 @@ export class PeerServer {
     let sent =
       q.get('indexId') === ownIndex && Number.isSafeInteger(asked) && asked > 0 ? asked : 0;
     // A receiver that asks for deltas gets a big file's chunk list told
-    // against the version it last said it holds of that path.
+    // against a version of the path it holds: the one last sent to it on this
+    // stream (it stores every record it gets, in order, so it always has
+    // that one), else the one it last said it holds itself (which it may
+    // have replaced meanwhile: it then asks again for full records).
     const deltas = q.get('delta') === '1';
-    const wire = (r: FileRecord) =>
-      deltas && r.type === 'file' && r.chunks.length >= DELTA_MIN_CHUNKS
-        ? toWireDelta(r, store.peerRecord(peer, r.path))
-        : toWire(r);
+    const lastSent = new Map<string, FileRecord>();
+    let lastSentChunks = 0;
+    const wire = (r: FileRecord) => {
+      if (!deltas || r.type !== 'file' || r.chunks.length < DELTA_MIN_CHUNKS) {
+        if (lastSent.has(r.path)) forget(r.path);
+        return toWire(r);
+      }
+      const w = toWireDelta(r, lastSent.get(r.path) ?? store.peerRecord(peer, r.path));
+      forget(r.path);
+      lastSent.set(r.path, r);
+      lastSentChunks += r.chunks.length;
+      // Bounded: the oldest go first (Map keeps insertion order).
+      for (const [path] of lastSent) {
+        if (lastSentChunks <= LAST_SENT_CHUNKS) break;
+        forget(path);
+      }
+      return w;
+    };
+    const forget = (path: string) => {
+      const had = lastSent.get(path);
+      if (had === undefined) return;
+      lastSentChunks -= had.chunks.length;
+      lastSent.delete(path);
+    };
     stream.respond({ ':status': 200, 'content-type': 'application/octet-stream' });
     stream.write(
       encodeFrame({
