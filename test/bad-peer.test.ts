@@ -483,7 +483,7 @@ describe('bad peers', () => {
         // A delta against a version D never had: D must not guess.
         return f.records(f.record('first.txt', 'first content'), {
           ...rec,
-          base: { [f.identity.short]: 999 },
+          base: { version: { [f.identity.short]: 999 }, digest: '0'.repeat(32) },
           chunks: [[0, 1]],
         });
       }
@@ -497,6 +497,39 @@ describe('bad peers', () => {
       d.messages().some((m) => /sent a delta against a version .* asking again for full/.test(m)),
     ).toBe(true);
     expect(d.messages().some((m) => m.startsWith('rejected a record from peer Fake'))).toBe(false);
+    await stillWorks(d);
+  });
+
+  it('keeps at most two index streams per peer, ending the oldest for a new one', async () => {
+    const { d, f } = await withFake((f) => f.records(f.record('good.txt', 'good content')));
+    await synced(d, 'good.txt', 'good content');
+    const session = http2.connect(`https://127.0.0.1:${d.peerPort}`, {
+      key: f.identity.keyPem,
+      cert: f.identity.certPem,
+      minVersion: 'TLSv1.3',
+      rejectUnauthorized: false,
+      checkServerIdentity: () => undefined,
+    });
+    session.on('error', () => undefined);
+    try {
+      const closed: boolean[] = [];
+      const heard: boolean[] = [];
+      for (let i = 0; i < 3; i++) {
+        closed.push(false);
+        heard.push(false);
+        const req = session.request({ ':path': '/v1/index?since=0&indexId=&delta=1' });
+        req.on('error', () => undefined);
+        req.on('data', () => (heard[i] = true));
+        req.on('close', () => (closed[i] = true));
+        await waitFor(`index stream ${i + 1} to answer`, () => heard[i]);
+      }
+      await waitFor('the oldest index stream to be ended', () => closed[0]);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(closed).toEqual([true, false, false]);
+      expect(d.messages()).toContain('ended an older index stream of the peer for its new one');
+    } finally {
+      session.destroy();
+    }
     await stillWorks(d);
   });
 

@@ -5,6 +5,7 @@
  * small edit almost all of it is the list the peer already holds, so the
  * record shrinks to a few ops. Pure: lists in, lists out.
  */
+import { createHash } from 'node:crypto';
 import type { Chunk } from './record.js';
 
 /** Copy `count` chunks of the base, starting at index `start`. */
@@ -51,11 +52,42 @@ export function diffChunks(base: readonly Chunk[], next: readonly Chunk[]): Chun
 }
 
 /**
- * Rebuilds a chunk list from `base` and `ops` (offsets recomputed), or
- * returns the reason the ops do not fit the base. New ops are taken as they
- * are: the caller checks lengths and hashes like any received chunk list.
+ * Names a chunk list's content: SHA-256 over each chunk's length (u32
+ * big-endian) and hash, first 128 bits in hex. A delta carries its base's
+ * digest, so the receiver never applies it to another list that happens to
+ * carry the same version.
  */
-export function applyChunkOps(base: readonly Chunk[], ops: readonly ChunkOp[]): Chunk[] | string {
+export function chunkListDigest(chunks: readonly Chunk[]): string {
+  const h = createHash('sha256');
+  const len = Buffer.alloc(4);
+  for (const c of chunks) {
+    len.writeUInt32BE(c.length, 0);
+    h.update(len);
+    h.update(c.hash, 'hex');
+  }
+  return h.digest('hex').slice(0, 32);
+}
+
+/** The number of chunks `ops` describe. */
+export function opsChunkCount(ops: readonly ChunkOp[]): number {
+  let n = 0;
+  for (const op of ops) n += isCopyOp(op) ? op[1] : 1;
+  return n;
+}
+
+/**
+ * Rebuilds a chunk list from `base` and `ops` (offsets recomputed), or
+ * returns the reason the ops do not fit the base or would describe more than
+ * `maxChunks` chunks (checked before anything is built). New ops are taken as
+ * they are: the caller checks lengths and hashes like any received chunk list.
+ */
+export function applyChunkOps(
+  base: readonly Chunk[],
+  ops: readonly ChunkOp[],
+  maxChunks = Number.MAX_SAFE_INTEGER,
+): Chunk[] | string {
+  const total = opsChunkCount(ops);
+  if (total > maxChunks) return `ops describe ${total} chunks, more than ${maxChunks}`;
   const out: Chunk[] = [];
   let offset = 0;
   for (let i = 0; i < ops.length; i++) {

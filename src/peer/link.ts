@@ -391,7 +391,10 @@ export class PeerLink extends EventEmitter<LinkEvents> {
     const req = session.request({
       ':path': `/v1/index?since=${known.sequence}&indexId=${encodeURIComponent(known.indexId)}&delta=${delta}`,
     });
-    const resolveBase = (path: string, version: Vector) => this.store.chunksAt(path, version);
+    const resolveBase =
+      delta === '1'
+        ? (path: string, version: Vector) => this.store.baseCandidates(this.peer.id, path, version)
+        : undefined;
     const decoder = new FrameDecoder();
     let hello = false;
     req.on('data', (buf: Buffer) => {

@@ -70,6 +70,8 @@ const SEND_BUFFER = 4 * 1024 * 1024;
  * delta bases (about 100 bytes each: some 10 MB at most).
  */
 const LAST_SENT_CHUNKS = 100_000;
+/** Index streams one peer may have open at once (the oldest is ended for a new one). */
+const MAX_INDEX_STREAMS = 2;
 
 /** Chunk response status bytes. */
 export const CHUNK_OK = 0;
@@ -79,6 +81,8 @@ export const CHUNK_MISSING = 1;
 export class PeerServer {
   private readonly server: http2.Http2SecureServer;
   private readonly peerOf = new WeakMap<http2.ServerHttp2Session, string>();
+  /** Open index streams per peer device ID. */
+  private readonly indexStreams = new Map<string, Set<http2.ServerHttp2Stream>>();
   private readonly sessions = new Set<http2.ServerHttp2Session>();
   private readonly sockets = new Set<Socket>();
   private closing = false;
@@ -201,6 +205,22 @@ export class PeerServer {
    * names another index ID), then `caughtUp`, then live changes.
    */
   private serveIndex(stream: http2.ServerHttp2Stream, peer: string, q: URLSearchParams): void {
+    // A peer needs one index stream (two while it reconnects and the old
+    // connection is not yet known dead); each holds delta bases, so a new
+    // one past that ends the oldest.
+    let mine = this.indexStreams.get(peer);
+    if (mine === undefined) this.indexStreams.set(peer, (mine = new Set()));
+    for (const old of mine) {
+      if (mine.size < MAX_INDEX_STREAMS) break;
+      this.host.log.info({ peer }, 'ended an older index stream of the peer for its new one');
+      mine.delete(old);
+      old.close(http2.constants.NGHTTP2_CANCEL);
+    }
+    mine.add(stream);
+    stream.once('close', () => {
+      mine.delete(stream);
+      if (mine.size === 0 && this.indexStreams.get(peer) === mine) this.indexStreams.delete(peer);
+    });
     const store = this.host.store;
     const ownIndex = store.indexId;
     const asked = Number(q.get('since') ?? '0');

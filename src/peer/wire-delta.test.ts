@@ -45,14 +45,12 @@ const edited = file({ [A]: 2 }, [1, 2, 500, ...ids.slice(2, 50), 600, 601, ...id
 
 /** Resolves only `old` (as the receiver holding it would). */
 const holdsOld: BaseResolver = (path, version) =>
-  path === old.path && JSON.stringify(version) === JSON.stringify(old.version)
-    ? old.chunks
-    : undefined;
+  path === old.path && JSON.stringify(version) === JSON.stringify(old.version) ? [old.chunks] : [];
 
 describe('chunk-list deltas on the wire', () => {
   it('encodes a small edit of a big file as a few ops and decodes it back', () => {
     const wire = toWireDelta(edited, old);
-    expect(wire.base).toEqual(old.version);
+    expect(wire.base?.version).toEqual(old.version);
     expect(wire.chunks.length).toBeLessThan(10);
     const json = JSON.parse(JSON.stringify(wire)) as unknown;
     expect(fromWire(json, holdsOld)).toEqual(edited);
@@ -82,9 +80,9 @@ describe('chunk-list deltas on the wire', () => {
 
   it('throws DeltaBaseMissing when the base is not held, and nothing else is taken', () => {
     const wire = JSON.parse(JSON.stringify(toWireDelta(edited, old))) as unknown;
-    expect(() => fromWire(wire, () => undefined)).toThrow(DeltaBaseMissing);
+    expect(() => fromWire(wire, () => [])).toThrow(DeltaBaseMissing);
     expect(() =>
-      decodeIndexMessage({ type: 'records', records: [toWire(old), wire] }, () => undefined),
+      decodeIndexMessage({ type: 'records', records: [toWire(old), wire] }, () => []),
     ).toThrow(DeltaBaseMissing);
   });
 
@@ -111,8 +109,26 @@ describe('chunk-list deltas on the wire', () => {
     },
     {
       name: 'a base that is not a version',
-      change: (w) => (w.base = { nope: 1 }),
+      change: (w) => ((w.base as Record<string, unknown>).version = { nope: 1 }),
       error: /invalid base version/,
+    },
+    {
+      name: 'a base without a digest',
+      change: (w) => (w.base = { version: old.version }),
+      error: /base: missing field digest/,
+    },
+    {
+      name: 'a base digest that is not hex',
+      change: (w) => ((w.base as Record<string, unknown>).digest = 'zz'),
+      error: /base digest must be 32 lowercase hex/,
+    },
+    {
+      name: 'copies that describe more chunks than a record may have',
+      change: (w) => {
+        w.size = 2 ** 40;
+        w.chunks = Array.from({ length: 10_000 }, () => [0, 100]);
+      },
+      error: /describes 1000000 chunks, more than 250000/,
     },
     {
       name: 'a base on a tombstone',
@@ -138,6 +154,28 @@ describe('chunk-list deltas on the wire', () => {
     });
   }
 
+  it('never applies a delta to another list that carries the same version', () => {
+    // Same version, other content (a reused counter, or a hostile third peer's row).
+    const impostor = chunks(ids.map((i) => i + 5000));
+    const wire = JSON.parse(JSON.stringify(toWireDelta(edited, old))) as unknown;
+    expect(() => fromWire(wire, () => [impostor])).toThrow(DeltaBaseMissing);
+    // The right list among the candidates is found.
+    expect(fromWire(wire, () => [impostor, old.chunks])).toEqual(edited);
+  });
+
+  it('bounds the chunk entries one message may make', () => {
+    const wire = JSON.parse(JSON.stringify(toWireDelta(edited, old))) as Record<string, unknown>;
+    wire.size = 2 ** 40;
+    wire.chunks = Array.from({ length: 1000 }, () => [0, 100]); // 100,000 chunks each
+    const msg = decodeIndexMessage(
+      { type: 'records', records: Array.from({ length: 12 }, () => ({ ...wire })) },
+      holdsOld,
+    );
+    expect(msg.type === 'records' && msg.records.length).toBe(0);
+    const reasons = msg.type === 'records' ? msg.rejected.map((r) => r.reason) : [];
+    expect(reasons.some((r) => /more than 1000000 chunk entries/.test(r))).toBe(true);
+  });
+
   it('leaves a bad delta record to the rejected list, like any bad record', () => {
     const wire = JSON.parse(JSON.stringify(toWireDelta(edited, old))) as Record<string, unknown>;
     wire.chunks = [[0, 500]];
@@ -150,6 +188,6 @@ describe('chunk-list deltas on the wire', () => {
     const fromB = file({ [A]: 1, [B]: 1 }, ids);
     const next = file({ [A]: 2, [B]: 1 }, [...ids.slice(0, 99), 777]);
     const wire = JSON.parse(JSON.stringify(toWireDelta(next, fromB))) as unknown;
-    expect(fromWire(wire, (_p, v) => (v[B] === 1 ? fromB.chunks : undefined))).toEqual(next);
+    expect(fromWire(wire, (_p, v) => (v[B] === 1 ? [fromB.chunks] : []))).toEqual(next);
   });
 });

@@ -12,7 +12,13 @@ import { parseDeviceId } from '../core/device-id.js';
 import { DEFAULT_CDC } from '../core/fastcdc.js';
 import { MAX_PATH_LENGTH, MAX_NAME_LENGTH, isInternalPath, pathProblem } from '../core/path.js';
 import { HASH_ALGORITHM, type Chunk, type EntryType, type FileRecord } from '../core/record.js';
-import { applyChunkOps, diffChunks, type ChunkOp } from '../core/chunk-delta.js';
+import {
+  applyChunkOps,
+  chunkListDigest,
+  diffChunks,
+  opsChunkCount,
+  type ChunkOp,
+} from '../core/chunk-delta.js';
 import { checkVector, type Vector } from '../core/vector.js';
 
 /** The protocol version carried by `hello`; a peer with another one is refused. */
@@ -48,11 +54,11 @@ export interface WireRecord {
   sequence: number;
   modifiedBy: string;
   /**
-   * Optional: the version whose chunk list the copy entries of `chunks`
-   * refer to. Sent only to a receiver that asked for deltas, naming a version
-   * of this path the receiver said it holds.
+   * Optional: the record whose chunk list the copy entries of `chunks` refer
+   * to, by version and by {@link chunkListDigest}. Sent only to a receiver
+   * that asked for deltas, naming a record of this path it holds.
    */
-  base?: Record<string, number>;
+  base?: { version: Record<string, number>; digest: string };
 }
 
 /**
@@ -68,10 +74,25 @@ export class DeltaBaseMissing extends Error {
 }
 
 /**
- * Finds the chunk list of `path` at exactly `version`, for decoding deltas;
- * undefined when this device holds no such record.
+ * The chunk lists this device holds of `path` at exactly `version`, where a
+ * delta's base may be (the sender's record as last received, this device's
+ * own), for decoding deltas; the decoder picks the one whose digest matches.
  */
-export type BaseResolver = (path: string, version: Vector) => readonly Chunk[] | undefined;
+export type BaseResolver = (path: string, version: Vector) => readonly (readonly Chunk[])[];
+
+/**
+ * The most chunks one record may have once its delta is applied (a full
+ * list this long fills a frame), and the most chunk entries the records of
+ * one message may make, bases looked up included: a delta is small on the
+ * wire, so without these a peer could make the receiver build millions.
+ */
+export const MAX_RECORD_CHUNKS = 250_000;
+export const MAX_MESSAGE_CHUNKS = 1_000_000;
+
+/** What decoding one message may still spend on chunk entries. */
+export interface ChunkBudget {
+  chunks: number;
+}
 
 /** Sent first by the serving side of an index stream. */
 export interface HelloMessage {
@@ -136,6 +157,7 @@ const WIRE_FIELDS = [
 ] as const;
 const WIRE_FIELDS_DELTA = [...WIRE_FIELDS, 'base'] as const;
 const HASH_RE = /^[0-9a-f]{64}$/;
+const DIGEST_RE = /^[0-9a-f]{32}$/;
 const MTIME_RE = /^-?\d{1,20}$/;
 const SHORT_ID_RE = /^[A-Z2-7]{7}$/;
 const INDEX_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
@@ -184,7 +206,11 @@ export function toWireDelta(r: FileRecord, base: FileRecord | undefined): WireRe
   }
   const ops = diffChunks(base.chunks, r.chunks);
   if (ops.length * 2 > r.chunks.length) return full;
-  return { ...full, chunks: ops as WireRecord['chunks'], base: { ...base.version } };
+  return {
+    ...full,
+    chunks: ops as WireRecord['chunks'],
+    base: { version: { ...base.version }, digest: chunkListDigest(base.chunks) },
+  };
 }
 
 /**
@@ -196,7 +222,11 @@ export function toWireDelta(r: FileRecord, base: FileRecord | undefined): WireRe
  *
  * @throws LockstepError `PEER_INVALID`, naming the path (when known) and the problem
  */
-export function fromWire(value: unknown, resolveBase?: BaseResolver): FileRecord {
+export function fromWire(
+  value: unknown,
+  resolveBase?: BaseResolver,
+  budget: ChunkBudget = { chunks: MAX_MESSAGE_CHUNKS },
+): FileRecord {
   if (!isPlainObject(value)) throw recordError(undefined, `must be an object, got ${show(value)}`);
   const delta = Object.hasOwn(value, 'base');
   checkFields(value, delta ? WIRE_FIELDS_DELTA : WIRE_FIELDS, (problem) =>
@@ -261,23 +291,30 @@ export function fromWire(value: unknown, resolveBase?: BaseResolver): FileRecord
   if ((deleted || entryType !== 'file') && chunks.length !== 0) {
     throw bad(`${what} must have no chunks, got ${chunks.length}`);
   }
-  let baseVersion: Vector | undefined;
+  let base: { version: Vector; digest: string } | undefined;
   if (delta) {
     if (deleted || entryType !== 'file') throw bad(`${what} cannot carry a chunk delta`);
-    if (!isPlainObject(value.base)) throw bad(`base must be an object, got ${show(value.base)}`);
-    try {
-      baseVersion = checkVector(value.base);
-    } catch (err) {
-      throw bad(`invalid base version: ${(err as Error).message.slice(0, QUOTE_CHARS)}`);
-    }
+    base = decodeBase(value.base, bad);
     if (resolveBase === undefined) throw bad('carries a chunk delta, which was not asked for');
   }
   // Everything else is checked before the base is looked up: a malformed
   // record is refused, never taken as a reason to ask again.
   const ops = decodeChunkOps(chunks as unknown[], size, bad, delta);
   let baseChunks: readonly Chunk[] = [];
-  if (baseVersion !== undefined && resolveBase !== undefined) {
-    const found = resolveBase(path, baseVersion);
+  if (base !== undefined && resolveBase !== undefined) {
+    const count = opsChunkCount(ops);
+    if (count > MAX_RECORD_CHUNKS) {
+      throw bad(`chunk delta describes ${count} chunks, more than ${MAX_RECORD_CHUNKS}`);
+    }
+    spend(budget, count, bad);
+    let found: readonly Chunk[] | undefined;
+    for (const candidate of resolveBase(path, base.version)) {
+      spend(budget, candidate.length, bad);
+      if (chunkListDigest(candidate) === base.digest) {
+        found = candidate;
+        break;
+      }
+    }
     if (found === undefined) throw new DeltaBaseMissing(path);
     baseChunks = found;
   }
@@ -370,13 +407,43 @@ function decodeChunkOps(
   return ops;
 }
 
+/** Takes `n` chunk entries from what one message may still make. */
+function spend(budget: ChunkBudget, n: number, bad: (problem: string) => LockstepError): void {
+  budget.chunks -= n;
+  if (budget.chunks < 0) {
+    throw bad(`the message's chunk deltas make more than ${MAX_MESSAGE_CHUNKS} chunk entries`);
+  }
+}
+
+/** Checks a delta's `base`: `{ version, digest }`. */
+function decodeBase(
+  value: unknown,
+  bad: (problem: string) => LockstepError,
+): { version: Vector; digest: string } {
+  if (!isPlainObject(value)) throw bad(`base must be an object, got ${show(value)}`);
+  checkFields(value, ['version', 'digest'], (problem) => bad(`base: ${problem}`));
+  if (!isPlainObject(value.version)) {
+    throw bad(`base version must be an object, got ${show(value.version)}`);
+  }
+  let version;
+  try {
+    version = checkVector(value.version);
+  } catch (err) {
+    throw bad(`invalid base version: ${(err as Error).message.slice(0, QUOTE_CHARS)}`);
+  }
+  if (typeof value.digest !== 'string' || !DIGEST_RE.test(value.digest)) {
+    throw bad(`base digest must be 32 lowercase hex characters, got ${show(value.digest)}`);
+  }
+  return { version, digest: value.digest };
+}
+
 /** The chunk list told by checked `ops`, against `base` when they copy from one. */
 function chunksOf(
   ops: readonly ChunkOp[],
   base: readonly Chunk[],
   bad: (problem: string) => LockstepError,
 ): Chunk[] {
-  const list = applyChunkOps(base, ops);
+  const list = applyChunkOps(base, ops, MAX_RECORD_CHUNKS);
   if (typeof list === 'string') throw bad(`chunk delta does not fit its base: ${list}`);
   return list;
 }
@@ -499,9 +566,10 @@ export function decodeIndexMessage(value: unknown, resolveBase?: BaseResolver): 
       }
       const records: FileRecord[] = [];
       const rejected: RejectedRecord[] = [];
+      const budget: ChunkBudget = { chunks: MAX_MESSAGE_CHUNKS };
       for (const item of list as unknown[]) {
         try {
-          records.push(fromWire(item, resolveBase));
+          records.push(fromWire(item, resolveBase, budget));
         } catch (err) {
           if (!(err instanceof LockstepError)) throw err;
           const path = isPlainObject(item) ? stringOr(item.path) : undefined;

@@ -302,18 +302,20 @@ export class IndexStore {
   }
 
   /**
-   * The chunk list of `path` at exactly `version`, from this device's record
-   * or any peer's; undefined when none holds that version as a live file.
-   * Decodes chunk-list deltas from peers.
+   * The chunk lists of `path` at exactly `version` in peer `deviceId`'s
+   * record (as last received) and in this device's, where live files: the
+   * only places a delta's base from that peer may be.
    */
-  chunksAt(path: string, version: Vector): readonly Chunk[] | undefined {
+  baseCandidates(deviceId: string, path: string, version: Vector): (readonly Chunk[])[] {
     const text = JSON.stringify(version);
-    for (const row of this.stmts.byPath.iterate(path) as Iterable<FileRow>) {
-      if (row.version === text && row.deleted === 0 && row.type === 0) {
-        return rowToRecord(row).chunks;
+    const out: (readonly Chunk[])[] = [];
+    for (const device of [this.deviceIdx(deviceId), LOCAL]) {
+      const row = this.stmts.peerGet.get(device, path) as FileRow | undefined;
+      if (row !== undefined && row.version === text && row.deleted === 0 && row.type === 0) {
+        out.push(rowToRecord(row).chunks);
       }
     }
-    return undefined;
+    return out;
   }
 
   /** Peer `deviceId`'s record of `path` as last received, if any. */
