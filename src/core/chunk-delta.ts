@@ -5,7 +5,6 @@
  * small edit almost all of it is the list the peer already holds, so the
  * record shrinks to a few ops. Pure: lists in, lists out.
  */
-import { createHash } from 'node:crypto';
 import type { Chunk } from './record.js';
 
 /** Copy `count` chunks of the base, starting at index `start`. */
@@ -49,23 +48,6 @@ export function diffChunks(base: readonly Chunk[], next: readonly Chunk[]): Chun
     }
   }
   return ops as ChunkOp[];
-}
-
-/**
- * Names a chunk list's content: SHA-256 over each chunk's length (u32
- * big-endian) and hash, first 128 bits in hex. A delta carries its base's
- * digest, so the receiver never applies it to another list that happens to
- * carry the same version.
- */
-export function chunkListDigest(chunks: readonly Chunk[]): string {
-  const h = createHash('sha256');
-  const len = Buffer.alloc(4);
-  for (const c of chunks) {
-    len.writeUInt32BE(c.length, 0);
-    h.update(len);
-    h.update(c.hash, 'hex');
-  }
-  return h.digest('hex').slice(0, 32);
 }
 
 /** The number of chunks `ops` describe. */

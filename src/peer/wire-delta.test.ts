@@ -5,6 +5,7 @@ import type { Vector } from '../core/vector.js';
 import {
   DELTA_MIN_CHUNKS,
   DeltaBaseMissing,
+  chunkListDigest,
   decodeIndexMessage,
   fromWire,
   toWire,
@@ -154,6 +155,13 @@ describe('chunk-list deltas on the wire', () => {
     });
   }
 
+  it('names lists by content: same chunks, same digest; any change, another', () => {
+    expect(chunkListDigest(chunks([1, 2, 3]))).toBe(chunkListDigest(chunks([1, 2, 3])));
+    expect(chunkListDigest(chunks([1, 2, 3]))).toMatch(/^[0-9a-f]{32}$/);
+    expect(chunkListDigest(chunks([1, 2, 4]))).not.toBe(chunkListDigest(chunks([1, 2, 3])));
+    expect(chunkListDigest(chunks([1, 2, 3], 11))).not.toBe(chunkListDigest(chunks([1, 2, 3])));
+    expect(chunkListDigest(chunks([1, 2]))).not.toBe(chunkListDigest(chunks([1, 2, 3])));
+  });
   it('never applies a delta to another list that carries the same version', () => {
     // Same version, other content (a reused counter, or a hostile third peer's row).
     const impostor = chunks(ids.map((i) => i + 5000));

@@ -7,18 +7,13 @@
  * could name a place outside the folder, an oversized frame or a record that
  * contradicts itself is rejected at the wire with `PEER_INVALID`.
  */
+import { createHash } from 'node:crypto';
 import { LockstepError } from '../base/errors.js';
 import { parseDeviceId } from '../core/device-id.js';
 import { DEFAULT_CDC } from '../core/fastcdc.js';
 import { MAX_PATH_LENGTH, MAX_NAME_LENGTH, isInternalPath, pathProblem } from '../core/path.js';
 import { HASH_ALGORITHM, type Chunk, type EntryType, type FileRecord } from '../core/record.js';
-import {
-  applyChunkOps,
-  chunkListDigest,
-  diffChunks,
-  opsChunkCount,
-  type ChunkOp,
-} from '../core/chunk-delta.js';
+import { applyChunkOps, diffChunks, opsChunkCount, type ChunkOp } from '../core/chunk-delta.js';
 import { checkVector, type Vector } from '../core/vector.js';
 
 /** The protocol version carried by `hello`; a peer with another one is refused. */
@@ -180,6 +175,23 @@ export function toWire(r: FileRecord): WireRecord {
     sequence: r.sequence,
     modifiedBy: r.modifiedBy,
   };
+}
+
+/**
+ * Names a chunk list's content: SHA-256 over each chunk's length (u32
+ * big-endian) and hash, first 128 bits in hex. A delta carries its base's
+ * digest, so the receiver never applies it to another list that happens to
+ * carry the same version.
+ */
+export function chunkListDigest(chunks: readonly Chunk[]): string {
+  const h = createHash('sha256');
+  const len = Buffer.alloc(4);
+  for (const c of chunks) {
+    len.writeUInt32BE(c.length, 0);
+    h.update(len);
+    h.update(c.hash, 'hex');
+  }
+  return h.digest('hex').slice(0, 32);
 }
 
 /** Records with fewer chunks than this are always sent whole. */
