@@ -317,7 +317,7 @@ export class Puller {
       // One batch failing must not drop the ones after it.
       finishing = finishing.then(() =>
         this.finish(batch).catch((err: unknown) => {
-          for (const { step } of batch) this.failed(step.refusedFor ?? step.path, err);
+          for (const { step } of batch) this.stepFailed(step, err);
         }),
       );
     };
@@ -329,7 +329,7 @@ export class Puller {
           ready.push({ step, tmp });
           if (ready.length >= 256) flush();
         } catch (err) {
-          this.failed(step.refusedFor ?? step.path, err);
+          this.stepFailed(step, err);
         }
       }
     };
@@ -484,7 +484,7 @@ export class Puller {
               if (step.refusedFor !== undefined) replan.push(step.refusedFor);
             }
           } catch (err) {
-            this.failed(key, err);
+            this.stepFailed(step, err);
           }
         }
       })();
@@ -599,6 +599,22 @@ export class Puller {
       clearTimeout(r.timer);
       this.retries.delete(path);
     }
+  }
+
+  /**
+   * A step failed: it is retried through its path (a kept copy of a refused
+   * version through the locked path it was refused for, whose next plan may
+   * name another copy; this copy's temp file then goes when its own path is
+   * planned).
+   */
+  private stepFailed(step: Step, err: unknown): void {
+    if (step.refusedFor === undefined) {
+      this.failed(step.path, err);
+      return;
+    }
+    this.failed(step.refusedFor, err);
+    this.sweep.add(step.path);
+    this.schedule([step.path]);
   }
 
   private failed(path: string, err: unknown): void {
