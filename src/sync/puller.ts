@@ -261,12 +261,11 @@ export class Puller {
         steps.push({
           ...a,
           kind: 'pull',
-          record: { ...w, path: copy },
-          // A deleted copy comes back with a version above its tombstone.
-          version:
-            there === undefined
-              ? w.version
-              : update(merge(there.version, w.version), store.localShort),
+          // A new file made here: a version of its own (the refused one's
+          // belongs to another path, and could supersede a file another
+          // device made under the same name).
+          record: { ...w, path: copy, modifiedBy: store.localShort },
+          version: update(there?.version ?? {}, store.localShort),
           path: copy,
           local: there,
           planned: performance.now(),
