@@ -166,12 +166,10 @@ export class Puller {
     for (const path of paths) {
       const { local, remotes } = this.host.store.candidates(path);
       const a = planPath(local, remotes);
-      if (
-        this.sweep.delete(path) &&
-        (a.kind === 'none' || a.kind === 'delete' || a.kind === 'tombstone')
-      ) {
+      if (this.sweep.delete(path) && a.kind !== 'pull') {
         // A temp file left by an interrupted pull that is no longer wanted
-        // (no pull runs between cycles, so none is in use).
+        // (no pull runs between cycles, so none is in use): only a pull uses
+        // one (a version-only or permission change after a replan does not).
         try {
           // Never through a parent that is a symlink (it could lead outside).
           if (ensureParents(this.host.root, path, false)) {
