@@ -22,13 +22,15 @@ import {
   renameSync,
   rmdirSync,
   unlinkSync,
+  writeFileSync,
   writeSync,
 } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { apiOf, call } from './api-client.js';
-import { TestCluster, hashesIn, sha256, type TestDevice } from './cluster.js';
+import { TestCluster, hashesIn, sha256, treeOf, type TestDevice } from './cluster.js';
 import { meshThroughProxies } from './faults.js';
 import { quiescent } from './model.js';
 
@@ -202,12 +204,26 @@ async function runSequence(ops: readonly Op[]): Promise<void> {
     totals.applied += ledger.applied;
     totals.files += Object.keys(tree).length;
   } catch (err) {
-    const logs = all
-      .map(
-        (d) =>
-          `--- ${d.name} (${d.short}) log tail ---\n${d.allOutput().split('\n').slice(-25).join('\n')}`,
-      )
-      .join('\n');
+    // Everything needed to understand it, kept beside the temp dirs.
+    const keep = join(tmpdir(), `lockstep-convergence-seed${SEED}-run${run}`);
+    mkdirSync(keep, { recursive: true });
+    for (const d of all) {
+      writeFileSync(join(keep, `${d.name}.log`), d.allOutput());
+      writeFileSync(
+        join(keep, `${d.name}.tree.json`),
+        JSON.stringify(await treeOf(d.folder), null, 1),
+      );
+    }
+    writeFileSync(join(keep, 'ops.json'), JSON.stringify(ops, null, 1));
+    writeFileSync(join(keep, 'written.json'), JSON.stringify([...ledger.written], null, 1));
+    const logs =
+      `logs, trees and operations kept in ${keep}\n` +
+      all
+        .map(
+          (d) =>
+            `--- ${d.name} (${d.short}) log tail ---\n${d.allOutput().split('\n').slice(-25).join('\n')}`,
+        )
+        .join('\n');
     throw new Error(`${(err as Error).message}\n${logs}`, { cause: err });
   } finally {
     await cluster.close();

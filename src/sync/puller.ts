@@ -166,12 +166,10 @@ export class Puller {
     for (const path of paths) {
       const { local, remotes } = this.host.store.candidates(path);
       const a = planPath(local, remotes);
-      if (
-        this.sweep.delete(path) &&
-        (a.kind === 'none' || a.kind === 'delete' || a.kind === 'tombstone')
-      ) {
+      if (this.sweep.delete(path) && a.kind !== 'pull') {
         // A temp file left by an interrupted pull that is no longer wanted
-        // (no pull runs between cycles, so none is in use).
+        // (no pull runs between cycles, so none is in use): only a pull uses
+        // one (a version-only or permission change after a replan does not).
         try {
           // Never through a parent that is a symlink (it could lead outside).
           if (ensureParents(this.host.root, path, false)) {
@@ -261,12 +259,11 @@ export class Puller {
         steps.push({
           ...a,
           kind: 'pull',
-          record: { ...w, path: copy },
-          // A deleted copy comes back with a version above its tombstone.
-          version:
-            there === undefined
-              ? w.version
-              : update(merge(there.version, w.version), store.localShort),
+          // A new file made here: a version of its own (the refused one's
+          // belongs to another path, and could supersede a file another
+          // device made under the same name).
+          record: { ...w, path: copy, modifiedBy: store.localShort },
+          version: update(there?.version ?? {}, store.localShort),
           path: copy,
           local: there,
           planned: performance.now(),
@@ -317,7 +314,7 @@ export class Puller {
       // One batch failing must not drop the ones after it.
       finishing = finishing.then(() =>
         this.finish(batch).catch((err: unknown) => {
-          for (const { step } of batch) this.failed(step.refusedFor ?? step.path, err);
+          for (const { step } of batch) this.stepFailed(step, err);
         }),
       );
     };
@@ -329,7 +326,7 @@ export class Puller {
           ready.push({ step, tmp });
           if (ready.length >= 256) flush();
         } catch (err) {
-          this.failed(step.refusedFor ?? step.path, err);
+          this.stepFailed(step, err);
         }
       }
     };
@@ -484,7 +481,7 @@ export class Puller {
               if (step.refusedFor !== undefined) replan.push(step.refusedFor);
             }
           } catch (err) {
-            this.failed(key, err);
+            this.stepFailed(step, err);
           }
         }
       })();
@@ -599,6 +596,22 @@ export class Puller {
       clearTimeout(r.timer);
       this.retries.delete(path);
     }
+  }
+
+  /**
+   * A step failed: it is retried through its path (a kept copy of a refused
+   * version through the locked path it was refused for, whose next plan may
+   * name another copy; this copy's temp file then goes when its own path is
+   * planned).
+   */
+  private stepFailed(step: Step, err: unknown): void {
+    if (step.refusedFor === undefined) {
+      this.failed(step.path, err);
+      return;
+    }
+    this.failed(step.refusedFor, err);
+    this.sweep.add(step.path);
+    this.schedule([step.path]);
   }
 
   private failed(path: string, err: unknown): void {
