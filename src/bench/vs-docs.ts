@@ -102,7 +102,8 @@ export function renderBenchmarksMd(r: VsReport, notes: string, command: string):
         ...(run.error !== undefined
           ? [`${tool} run ${i + 1} failed: ${run.error.split('\n')[0]}`]
           : []),
-        ...(run.note !== undefined ? [`${tool} run ${i + 1}: ${run.note}`] : []),
+        // rsync's delta statistics matter where there is a delta.
+        ...(run.note !== undefined && s.id === 'S3' ? [`${tool} run ${i + 1}: ${run.note}`] : []),
       ]),
     );
     if (notes.length > 0) out.push('', ...notes.map((n) => `- ${n}`));
