@@ -5,7 +5,7 @@
  * part after {@link NOTES_MARK} (profiles, what stands in the way) is kept
  * as it is when the page is regenerated.
  */
-import { scaleTable } from './scale.js';
+import { mbOr, scaleTable } from './scale.js';
 import { fmt, sizeText } from './sync-report.js';
 import { goals, goalText, ROW_HEAD, scenarioRows, type VsReport } from './vs-report.js';
 
@@ -116,9 +116,11 @@ export function renderBenchmarksMd(r: VsReport, notes: string, command: string):
         ['phase', 'time', 'A: peak RSS', 'B: peak RSS', 'A: database', 'B: database'],
         ...x.phases.map((p) => [
           p.name,
-          p.error !== undefined ? `failed: ${p.error.split('\n')[0]}` : `${fmt(p.seconds, 2)} s`,
-          `${fmt(p.rssMb.A ?? NaN, 0)} MB`,
-          `${fmt(p.rssMb.B ?? NaN, 0)} MB`,
+          p.error !== undefined
+            ? `failed: ${p.error.split('\n')[0]}`
+            : `${fmt(p.seconds, 2)} s${p.detail ? ` (${p.detail})` : ''}`,
+          mbOr(p.rssMb.A),
+          mbOr(p.rssMb.B),
           p.dbBytes.A !== undefined ? sizeText(p.dbBytes.A) : '-',
           p.dbBytes.B !== undefined ? sizeText(p.dbBytes.B) : '-',
         ]),
