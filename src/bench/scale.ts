@@ -96,6 +96,20 @@ function dbBytes(home: string): number {
   return n;
 }
 
+/** What the device's last "full scan done" log line says, in words. */
+export function scanLogged(output: string): string | undefined {
+  const lines = output.split('\n').filter((l) => l.includes('"msg":"full scan done"'));
+  const last = lines.at(-1);
+  if (last === undefined) return undefined;
+  try {
+    const o = JSON.parse(last) as { ms?: number; scanned?: number };
+    if (o.ms === undefined) return undefined;
+    return `the scan itself ${(o.ms / 1000).toFixed(2)} s${o.scanned !== undefined ? ` for ${o.scanned} entries` : ''}, as logged`;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Runs the scale scenario; progress lines to `progress`. */
 export async function benchScale(
   dir: string,
@@ -118,7 +132,11 @@ export async function benchScale(
     const paths = writeMix(p.dirA, mix);
     const homes = { A: runner.home('A'), B: runner.home('B') };
     // Peak RSS: VmHWM, reset at the phase's start (a process started within it: its whole life).
-    const phase = async (name: string, body: (w: ProcWatch) => Promise<void>) => {
+    const phase = async (
+      name: string,
+      body: (w: ProcWatch) => Promise<void>,
+      detail?: () => string | undefined,
+    ) => {
       const watch = new ProcWatch(runner);
       watch.begin();
       const t0 = performance.now();
@@ -139,8 +157,10 @@ export async function benchScale(
         dbBytes: { A: dbBytes(homes.A), B: dbBytes(homes.B) },
         ...(error !== undefined ? { error } : {}),
       };
+      const more = error === undefined ? detail?.() : undefined;
+      if (more !== undefined) Object.assign(out, { detail: more });
       phases.push(out);
-      progress(`  ${name}: ${error ?? `${seconds.toFixed(2)} s`}`);
+      progress(`  ${name}: ${error ?? `${seconds.toFixed(2)} s`}${more ? ` (${more})` : ''}`);
       if (error !== undefined) throw new Error(`${name}: ${error}`);
     };
     // The watch polls the processes while the harness waits.
@@ -148,7 +168,8 @@ export async function benchScale(
       const expected = listTree(p.dirA, runner);
       await untilMatched(p as Pair, expected, Promise.resolve(), w, timeoutMs, performance.now());
     };
-    await phase('A indexes the folder (first start)', () => runner.start('A'));
+    const scanned = () => scanLogged(runner.output('A'));
+    await phase('A indexes the folder (first start)', () => runner.start('A'), scanned);
     await phase('into an empty B, until B matches', async (w) => {
       await runner.start('B');
       await matched(w);
@@ -156,7 +177,7 @@ export async function benchScale(
     const err = verifyContents(p, digestTree(p.dirA, listTree(p.dirA, runner)));
     if (err !== undefined) throw new Error(err);
     await runner.stop();
-    await phase('rescan: A restarted on the unchanged folder', () => runner.start('A'));
+    await phase('rescan: A restarted on the unchanged folder', () => runner.start('A'), scanned);
     await runner.start('B');
     await matched(undefined);
     await phase(`${burst} files rewritten on A, until B matches`, async (w) => {
@@ -186,12 +207,19 @@ export function scaleTable(x: ScaleResult): string[] {
       ['phase', 'time', 'A: peak RSS', 'B: peak RSS', 'A: db', 'B: db'],
       ...x.phases.map((p) => [
         p.name,
-        p.error !== undefined ? `FAILED: ${p.error}` : `${fmt(p.seconds, 2)} s`,
-        `${fmt(p.rssMb.A ?? NaN, 0)} MB`,
-        `${fmt(p.rssMb.B ?? NaN, 0)} MB`,
+        p.error !== undefined
+          ? `FAILED: ${p.error}`
+          : `${fmt(p.seconds, 2)} s${p.detail ? ` (${p.detail})` : ''}`,
+        mbOr(p.rssMb.A),
+        mbOr(p.rssMb.B),
         p.dbBytes.A !== undefined ? sizeText(p.dbBytes.A) : '-',
         p.dbBytes.B !== undefined ? sizeText(p.dbBytes.B) : '-',
       ]),
     ]).map((l) => `  ${l}`),
   ];
+}
+
+/** `N MB`, or '-' when not measured. */
+export function mbOr(n: number | undefined): string {
+  return n === undefined ? '-' : `${fmt(n, 0)} MB`;
 }

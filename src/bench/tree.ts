@@ -90,7 +90,8 @@ export interface MatchState {
 
 /** A directory as last listed, and what its entries came to if that cannot change. */
 interface DirState {
-  readonly mtimeNs: bigint;
+  /** The directory's ctime at the listing: any change to its entries or times moves it. */
+  readonly ctimeNs: bigint;
   /** Wall-clock time (ns) just before the listing. */
   readonly listedAtNs: bigint;
   readonly names: fs.Dirent[];
@@ -99,9 +100,11 @@ interface DirState {
 }
 
 /**
- * A directory listing may be reused while the directory's mtime is unchanged
+ * A directory listing may be reused while the directory's ctime is unchanged
  * and was already this much older than the listing (file system timestamps
- * are coarse: a change in the same tick as the listing could keep the mtime).
+ * are coarse: a change in the same tick as the listing could keep the ctime).
+ * Not the mtime: a tool may set it back (rsync restores directory mtimes
+ * after writing into them), the ctime only ever moves on.
  */
 const DIR_QUIET_NS = 50_000_000n;
 
@@ -198,13 +201,13 @@ export class TreeMatcher {
       const had = this.dirs.get(rel);
       if (
         had !== undefined &&
-        had.mtimeNs === st.mtimeNs &&
-        st.mtimeNs < had.listedAtNs - DIR_QUIET_NS
+        had.ctimeNs === st.ctimeNs &&
+        st.ctimeNs < had.listedAtNs - DIR_QUIET_NS
       )
         return had;
       const listedAtNs = BigInt(Date.now()) * 1_000_000n;
       const dir: DirState = {
-        mtimeNs: st.mtimeNs,
+        ctimeNs: st.ctimeNs,
         listedAtNs,
         names: fs.readdirSync(abs, { withFileTypes: true }),
       };

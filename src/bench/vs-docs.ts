@@ -5,7 +5,7 @@
  * part after {@link NOTES_MARK} (profiles, what stands in the way) is kept
  * as it is when the page is regenerated.
  */
-import { scaleTable } from './scale.js';
+import { mbOr, scaleTable } from './scale.js';
 import { fmt, sizeText } from './sync-report.js';
 import { goals, goalText, ROW_HEAD, scenarioRows, type VsReport } from './vs-report.js';
 
@@ -102,7 +102,8 @@ export function renderBenchmarksMd(r: VsReport, notes: string, command: string):
         ...(run.error !== undefined
           ? [`${tool} run ${i + 1} failed: ${run.error.split('\n')[0]}`]
           : []),
-        ...(run.note !== undefined ? [`${tool} run ${i + 1}: ${run.note}`] : []),
+        // rsync's delta statistics matter where there is a delta.
+        ...(run.note !== undefined && s.id === 'S3' ? [`${tool} run ${i + 1}: ${run.note}`] : []),
       ]),
     );
     if (notes.length > 0) out.push('', ...notes.map((n) => `- ${n}`));
@@ -115,9 +116,11 @@ export function renderBenchmarksMd(r: VsReport, notes: string, command: string):
         ['phase', 'time', 'A: peak RSS', 'B: peak RSS', 'A: database', 'B: database'],
         ...x.phases.map((p) => [
           p.name,
-          p.error !== undefined ? `failed: ${p.error.split('\n')[0]}` : `${fmt(p.seconds, 2)} s`,
-          `${fmt(p.rssMb.A ?? NaN, 0)} MB`,
-          `${fmt(p.rssMb.B ?? NaN, 0)} MB`,
+          p.error !== undefined
+            ? `failed: ${p.error.split('\n')[0]}`
+            : `${fmt(p.seconds, 2)} s${p.detail ? ` (${p.detail})` : ''}`,
+          mbOr(p.rssMb.A),
+          mbOr(p.rssMb.B),
           p.dbBytes.A !== undefined ? sizeText(p.dbBytes.A) : '-',
           p.dbBytes.B !== undefined ? sizeText(p.dbBytes.B) : '-',
         ]),

@@ -58,6 +58,8 @@ export interface ScalePhase {
   readonly rssMb: Partial<Record<Side, number>>;
   /** Size of each device's index database (with its WAL) after the phase, bytes. */
   readonly dbBytes: Partial<Record<Side, number>>;
+  /** More about the phase (the scan's own time as the device logged it). */
+  readonly detail?: string;
   readonly error?: string;
 }
 

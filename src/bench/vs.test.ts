@@ -3,7 +3,7 @@ import { parseBenchArgs } from './args.js';
 import { lsyncdConf, luaString } from './lsyncd-runner.js';
 import { descendants, parseStat } from './procs.js';
 import { rsyncClientArgs, rsyncdConf, rsyncPartial, rsyncStatsNote } from './rsync-runner.js';
-import { scaleMix } from './scale.js';
+import { mbOr, scaleMix, scanLogged } from './scale.js';
 import type { SyncRun } from './sync-report.js';
 import {
   parseConfigVersion,
@@ -268,6 +268,18 @@ describe('process trees and the scale mix', () => {
     ]);
     expect(descendants(2, parents).sort()).toEqual([2, 3, 4]);
     expect(descendants(1, parents).sort()).toEqual([1, 2, 3, 4, 5]);
+  });
+
+  it('reads the scan time from the device log', () => {
+    const log = [
+      '{"msg":"full scan done","ms":5000,"scanned":10}',
+      'noise',
+      '{"level":30,"msg":"full scan done","ms":712.4,"scanned":101001}',
+    ].join('\n');
+    expect(scanLogged(log)).toBe('the scan itself 0.71 s for 101001 entries, as logged');
+    expect(scanLogged('nothing')).toBeUndefined();
+    expect(mbOr(undefined)).toBe('-');
+    expect(mbOr(99.6)).toBe('100 MB');
   });
 
   it('mixes 100,000 files into 2 GiB', () => {
