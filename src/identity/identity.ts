@@ -3,9 +3,8 @@
  * device ID is derived from the certificate (see core/device-id.ts); peers pin
  * it, so no certificate authority is involved.
  */
-import 'reflect-metadata';
 import { createHash, KeyObject, randomBytes, webcrypto, X509Certificate } from 'node:crypto';
-import * as x509 from '@peculiar/x509';
+import type * as X509 from '@peculiar/x509';
 import { errorMessage, LockstepError } from '../base/errors.js';
 import { formatDeviceId } from '../core/device-id.js';
 
@@ -17,7 +16,7 @@ const BACKDATE_MS = 24 * 60 * 60 * 1000;
 const ALGORITHM = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 
 /** The WebCrypto types @peculiar/x509 declares (from the DOM library, which this project does not load). */
-type SelfSignedParams = Parameters<typeof x509.X509CertificateGenerator.createSelfSigned>;
+type SelfSignedParams = Parameters<typeof X509.X509CertificateGenerator.createSelfSigned>;
 type X509Crypto = NonNullable<SelfSignedParams[1]>;
 type X509Keys = SelfSignedParams[0]['keys'];
 
@@ -44,6 +43,11 @@ function randomSerial(): string {
  * @param commonName - the certificate's subject CN
  */
 export async function createIdentity(commonName = 'lockstep'): Promise<Identity> {
+  // Loaded only here (init): the certificate library and its reflection
+  // polyfill add about 13 MB to a process, and a running device only reads
+  // certificates, which Node does itself.
+  await import('reflect-metadata');
+  const x509 = await import('@peculiar/x509');
   const crypto = webcrypto as unknown as X509Crypto;
   const keys = (await webcrypto.subtle.generateKey(ALGORITHM, true, [
     'sign',
