@@ -31,7 +31,7 @@ export function writeDocs(report: VsReport, withJson: boolean): void {
 
 export async function vsMain(args: BenchArgs): Promise<void> {
   if (args.docsFrom !== undefined) {
-    writeDocs(JSON.parse(fs.readFileSync(args.docsFrom, 'utf8')) as VsReport, false);
+    await writeDocs(JSON.parse(fs.readFileSync(args.docsFrom, 'utf8')) as VsReport, false);
     return;
   }
   const dir = fs.mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), 'lockstep-vs-'));
@@ -51,7 +51,7 @@ export async function vsMain(args: BenchArgs): Promise<void> {
     }
     if (args.json) process.stdout.write(`${JSON.stringify({ vs: report }, null, 2)}\n`);
     else console.log([...vsTable(report), ...scaleLines(report)].join('\n'));
-    if (args.writeDocs) writeDocs(report, true);
+    if (args.writeDocs) await writeDocs(report, true);
     if (vsFailed(report) || report.scaleRun?.phases.some((p) => p.error !== undefined)) {
       process.exitCode = 1;
     }

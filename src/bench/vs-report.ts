@@ -160,7 +160,7 @@ function ratioGoal(
   if (!Number.isFinite(q)) return { goal, measured: 'not measured', met: undefined };
   const measured = `${fmt(q, 2)}× rsync (${unit(value)} vs ${unit(base)})`;
   if (q <= 1) return { goal, measured, met: true };
-  return { goal, measured, met: false, by: `${fmt((q - 1) * 100, 0)}% slower/larger than rsync` };
+  return { goal, measured, met: false, by: `${fmt((q - 1) * 100, 0)}% over rsync` };
 }
 
 /** A ceiling goal (`value` ≤ `limit`). */
@@ -272,7 +272,8 @@ export function scenarioRows(s: VsScenario, tools: readonly VsTool[]): string[][
 }
 
 function spreadWire(w: Spread): string {
-  return w.n > 1 && w.min !== w.max ? `${mb(w.median)} (${mb(w.min)}–${mb(w.max)})` : mb(w.median);
+  const [lo, hi] = [mb(w.min), mb(w.max)];
+  return w.n > 1 && lo !== hi ? `${mb(w.median)} (${lo}–${hi})` : mb(w.median);
 }
 
 export const ROW_HEAD = [
