@@ -65,6 +65,9 @@ export interface ScalePhase {
 
 /** The scale scenario: many files into an empty device, a rescan, a change burst. */
 export interface ScaleResult {
+  /** When it ran, and the load average (1 min) at its start and end: it may be a run of its own. */
+  readonly startedAt?: string;
+  readonly load?: { readonly start: number; readonly end: number };
   readonly description: string;
   readonly files: number;
   readonly bytes: number;
