@@ -9,6 +9,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BenchArgs } from './args.js';
+import { onInterrupt } from './procs.js';
 import { benchScale, scaleSelected } from './scale.js';
 import { syncOptionsFromEnv } from './sync.js';
 import { benchVs, chooseTools } from './vs.js';
@@ -52,6 +53,7 @@ export async function vsMain(args: BenchArgs): Promise<void> {
     return;
   }
   const dir = fs.mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), 'lockstep-vs-'));
+  const off = onInterrupt(() => fs.rmSync(dir, { recursive: true, force: true }), true);
   try {
     const progress = (line: string) => console.error(line);
     const opts = syncOptionsFromEnv(
@@ -79,6 +81,7 @@ export async function vsMain(args: BenchArgs): Promise<void> {
       process.exitCode = 1;
     }
   } finally {
+    off();
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }
