@@ -119,7 +119,7 @@ export function profileMarkdown(title: string, s: ProfileSummary): string[] {
   return [
     `#### ${title}`,
     '',
-    `${s.busyMs.toFixed(0)} ms on the CPU (main thread) of ${s.totalMs.toFixed(0)} ms sampled; shares are of the CPU time.`,
+    `${s.busyMs.toFixed(0)} ms on the CPU (this thread) of ${s.totalMs.toFixed(0)} ms sampled; shares are of the CPU time.`,
     '',
     '| where | self time | share |',
     '| --- | --- | --- |',

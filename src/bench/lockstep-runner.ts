@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { MARKER_NAME, TEMP_PREFIX } from '../core/path.js';
+import { onInterrupt } from './procs.js';
 import { freePort, type Side, type SyncEnv, type SyncRunner } from './runner.js';
 
 const BIN = fileURLToPath(new URL('../../bin/lockstep.js', import.meta.url));
@@ -97,7 +98,14 @@ export class LockstepRunner implements SyncRunner {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const tail: string[] = [];
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    // Not left running if the benchmark is interrupted.
+    const off = onInterrupt(() => child.kill('SIGKILL'));
+    const exited = new Promise<void>((resolve) =>
+      child.once('exit', () => {
+        off();
+        resolve();
+      }),
+    );
     this.procs.set(side, { child, exited, tail });
     // Keep reading both pipes: a full pipe would stall the device.
     child.stderr.on('data', (d: Buffer) => keep(tail, d.toString()));

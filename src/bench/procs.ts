@@ -152,6 +152,8 @@ const STAT_MARK = 'LOCKSTEP-BENCH-STAT';
 
 /** Every process group started and not yet stopped: ended if the benchmark itself is interrupted. */
 const live = new Set<Proc>();
+/** More to do on an interrupt: first the `early` ones (stopping processes), then the rest (removing data). */
+const cleanups = { early: new Set<() => void>(), late: new Set<() => void>() };
 let handlersSet = false;
 function endOnInterrupt(): void {
   if (handlersSet) return;
@@ -159,9 +161,30 @@ function endOnInterrupt(): void {
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     process.once(sig, () => {
       for (const p of live) if (p.pid !== undefined) signalGroup(p.pid, 'SIGKILL');
+      for (const set of [cleanups.early, cleanups.late]) {
+        for (const fn of set) {
+          try {
+            fn();
+          } catch {
+            // go on with the rest
+          }
+        }
+      }
       process.exit(130);
     });
   }
+}
+
+/**
+ * Runs `fn` if the benchmark is interrupted (SIGINT, SIGTERM), after stopping
+ * the processes started with {@link Proc}; `late` ones after the others.
+ * Returns a function that unregisters it.
+ */
+export function onInterrupt(fn: () => void, late = false): () => void {
+  endOnInterrupt();
+  const set = late ? cleanups.late : cleanups.early;
+  set.add(fn);
+  return () => set.delete(fn);
 }
 
 /**

@@ -12,6 +12,7 @@
  */
 import { randomFillSync } from 'node:crypto';
 import * as fs from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { LockstepRunner } from './lockstep-runner.js';
@@ -116,6 +117,8 @@ export async function benchScale(
   progress: (line: string) => void,
   timeoutMs = Number(process.env.BENCH_SYNC_TIMEOUT_S ?? 1800) * 1000,
 ): Promise<ScaleResult> {
+  const startedAt = new Date().toISOString();
+  const loadStart = loadavg()[0] ?? 0;
   const factor = Number(process.env.BENCH_SCALE_FACTOR ?? 1) || 1;
   const files = Math.max(1000, Math.round(100_000 * factor));
   const total = Math.round(2 * 2 ** 30 * factor);
@@ -196,7 +199,8 @@ export async function benchScale(
       phases.push({ name: 'set-up', seconds: NaN, rssMb: {}, dbBytes: {}, error: String(err) });
     }
   });
-  return { description, files, bytes, phases };
+  const load = { start: loadStart, end: loadavg()[0] ?? 0 };
+  return { startedAt, load, description, files, bytes, phases };
 }
 
 /** The human table of a scale run. */

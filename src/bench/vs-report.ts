@@ -65,6 +65,9 @@ export interface ScalePhase {
 
 /** The scale scenario: many files into an empty device, a rescan, a change burst. */
 export interface ScaleResult {
+  /** When it ran, and the load average (1 min) at its start and end: it may be a run of its own. */
+  readonly startedAt?: string;
+  readonly load?: { readonly start: number; readonly end: number };
   readonly description: string;
   readonly files: number;
   readonly bytes: number;
@@ -160,7 +163,7 @@ function ratioGoal(
   if (!Number.isFinite(q)) return { goal, measured: 'not measured', met: undefined };
   const measured = `${fmt(q, 2)}× rsync (${unit(value)} vs ${unit(base)})`;
   if (q <= 1) return { goal, measured, met: true };
-  return { goal, measured, met: false, by: `${fmt((q - 1) * 100, 0)}% slower/larger than rsync` };
+  return { goal, measured, met: false, by: `${fmt((q - 1) * 100, 0)}% over rsync` };
 }
 
 /** A ceiling goal (`value` ≤ `limit`). */
@@ -272,7 +275,8 @@ export function scenarioRows(s: VsScenario, tools: readonly VsTool[]): string[][
 }
 
 function spreadWire(w: Spread): string {
-  return w.n > 1 && w.min !== w.max ? `${mb(w.median)} (${mb(w.min)}–${mb(w.max)})` : mb(w.median);
+  const [lo, hi] = [mb(w.min), mb(w.max)];
+  return w.n > 1 && lo !== hi ? `${mb(w.median)} (${lo}–${hi})` : mb(w.median);
 }
 
 export const ROW_HEAD = [
