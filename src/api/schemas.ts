@@ -259,6 +259,7 @@ function replies(ok: object, okStatus = 200): Record<string, object> {
     404: errorSchema,
     409: errorSchema,
     423: errorSchema,
+    429: errorSchema,
     500: errorSchema,
     503: errorSchema,
   };

@@ -448,3 +448,38 @@ describe('client API server: the web page and its sign-in', () => {
     expect(after.statusCode).toBe(401);
   });
 });
+
+describe('web sign-in', () => {
+  let backend: FakeBackend;
+  let api: ApiServer;
+
+  beforeEach(() => {
+    backend = new FakeBackend(SAMPLE_FILES);
+    api = createApiServer({ backend, users, log: pino({ level: 'silent' }), heartbeatMs: 50 });
+  });
+  afterEach(() => api.close());
+
+  const post = (url: string, token: string | undefined, payload: object = {}) =>
+    api.app.inject({
+      method: 'POST',
+      url,
+      headers: token === undefined ? {} : auth(token),
+      payload,
+    });
+  /** A web session of the user of `token`, through a sign-in code. */
+  const sessionOf = async (token: string): Promise<string> => {
+    const { code } = (await post('/api/v1/signin-codes', token)).json<{ code: string }>();
+    return (await post('/api/v1/signin', undefined, { code })).json<{ token: string }>().token;
+  };
+
+  it('a web session cannot make sign-in codes (so it cannot renew itself)', async () => {
+    const session = await sessionOf(ALICE);
+    const r = await post('/api/v1/signin-codes', session);
+    expect(r.statusCode).toBe(403);
+    expect(r.json()).toEqual({
+      error: { code: 'FORBIDDEN', message: expect.stringMatching(/web session cannot create/) },
+    });
+    // The user token still can.
+    expect((await post('/api/v1/signin-codes', ALICE)).statusCode).toBe(201);
+  });
+});

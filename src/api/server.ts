@@ -30,6 +30,8 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   NOT_A_FILE: 409,
   LOCKED: 423,
   NOT_LOCK_OWNER: 403,
+  FORBIDDEN: 403,
+  TOO_MANY: 429,
   AUTHORITY_UNREACHABLE: 503,
   AUTHORITY_DISAGREE: 503,
   FOLDER_STOPPED: 503,
@@ -304,8 +306,23 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
 
   // --- the web page and its sign-in
 
-  app.post(`${API_PREFIX}/signin-codes`, { schema: routeSchemas.signinCode }, async (req, reply) =>
-    reply.code(201).send({ ...sessions.createCode(req.user), user: req.user }),
+  /** Refuses a request made with a web session: only a user token makes codes and sessions. */
+  const needUserToken = (req: FastifyRequest, what: string): void => {
+    if (users.authenticate(tokenOf(req, false) ?? '') === undefined) {
+      throw new LockstepError(
+        'FORBIDDEN',
+        `A web session cannot create ${what}: use a user token (the device's token file, or one from \`lockstep user add\`)`,
+      );
+    }
+  };
+
+  app.post(
+    `${API_PREFIX}/signin-codes`,
+    { schema: routeSchemas.signinCode },
+    async (req, reply) => {
+      needUserToken(req, 'sign-in codes');
+      return reply.code(201).send({ ...sessions.createCode(req.user), user: req.user });
+    },
   );
 
   app.post(
