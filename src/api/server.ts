@@ -52,7 +52,7 @@ export interface ApiServerOptions {
   readonly heartbeatMs?: number;
   /** The built web page (`dist/web`), served at `/`; no page when unset or not built. */
   readonly webRoot?: string;
-  /** Sign-in codes and web sessions. @default a new store */
+  /** Sign-in codes and web sessions (over `users`). @default a new store */
   readonly sessions?: SessionStore;
 }
 
@@ -130,7 +130,7 @@ function validators(): { coercing: Ajv; strict: Ajv } {
 export function createApiServer(opts: ApiServerOptions): ApiServer {
   const { backend, users, log } = opts;
   const heartbeatMs = opts.heartbeatMs ?? HEARTBEAT_MS;
-  const sessions = opts.sessions ?? new SessionStore();
+  const sessions = opts.sessions ?? new SessionStore(users);
   const app = Fastify({
     bodyLimit: BODY_LIMIT,
     logger: false,
@@ -321,7 +321,7 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
     { schema: routeSchemas.signinCode },
     async (req, reply) => {
       needUserToken(req, 'sign-in codes');
-      return reply.code(201).send({ ...sessions.createCode(req.user), user: req.user });
+      return reply.code(201).send(sessions.createCode(tokenOf(req, false) ?? ''));
     },
   );
 
