@@ -21,6 +21,7 @@ import {
   userSchema,
 } from './schemas.js';
 import { createApiServer, type ApiServer } from './server.js';
+import { MAX_CODES_PER_USER } from './sessions.js';
 
 const ADMIN = 'admin-token';
 const ALICE = 'alice-token';
@@ -481,5 +482,20 @@ describe('web sign-in', () => {
     });
     // The user token still can.
     expect((await post('/api/v1/signin-codes', ALICE)).statusCode).toBe(201);
+  });
+
+  it('a user at its cap of sign-in codes gets 429 TOO_MANY', async () => {
+    for (let i = 0; i < MAX_CODES_PER_USER; i++) {
+      expect((await post('/api/v1/signin-codes', ALICE)).statusCode).toBe(201);
+    }
+    const r = await post('/api/v1/signin-codes', ALICE);
+    expect(r.statusCode).toBe(429);
+    expect(r.json()).toEqual({
+      error: {
+        code: 'TOO_MANY',
+        message: expect.stringMatching(/alice has 20 unused sign-in codes/),
+      },
+    });
+    expect((await post('/api/v1/signin-codes', ADMIN)).statusCode).toBe(201);
   });
 });

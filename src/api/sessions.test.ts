@@ -6,10 +6,19 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { initHome, readToken } from '../config/home.js';
 import { addUser, openUserStore, staticUserStore } from '../config/users.js';
-import { SESSION_TTL_MS, SIGNIN_CODE_TTL_MS, SessionStore } from './sessions.js';
+import {
+  MAX_CODES_PER_USER,
+  MAX_SESSIONS_PER_USER,
+  SESSION_TTL_MS,
+  SIGNIN_CODE_TTL_MS,
+  SessionStore,
+} from './sessions.js';
 
 const ALICE = { name: 'alice', admin: false };
-const users = staticUserStore({ 'alice-token': ALICE });
+const users = staticUserStore({
+  'alice-token': ALICE,
+  'bob-token': { name: 'bob', admin: false },
+});
 
 describe('SessionStore', () => {
   it('exchanges a code once for a session of the code’s user', () => {
@@ -43,6 +52,42 @@ describe('SessionStore', () => {
     expect(s.authenticate(session?.token as string)).toEqual(ALICE);
     now += SESSION_TTL_MS;
     expect(s.authenticate(session?.token as string)).toBeUndefined();
+  });
+
+  it("a user at its cap of codes is refused, and no one else's codes or sessions go", () => {
+    const s = new SessionStore(users);
+    const bobCode = s.createCode('bob-token').code;
+    const bobSession = s.exchange(s.createCode('bob-token').code)?.token as string;
+    let made = 0;
+    let refused = 0;
+    for (let i = 0; i < 1100; i++) {
+      try {
+        s.createCode('alice-token');
+        made++;
+      } catch (err) {
+        expect(err).toMatchObject({ code: 'TOO_MANY' });
+        refused++;
+      }
+    }
+    expect(made).toBe(MAX_CODES_PER_USER);
+    expect(refused).toBe(1100 - MAX_CODES_PER_USER);
+    expect(s.authenticate(bobSession)?.name).toBe('bob');
+    expect(s.exchange(bobCode)?.user.name).toBe('bob');
+  });
+
+  it('a user at its cap of sessions is refused until one ends; the code stays usable', () => {
+    const s = new SessionStore(users);
+    const sessions: string[] = [];
+    for (let i = 0; i < MAX_SESSIONS_PER_USER; i++) {
+      sessions.push(s.exchange(s.createCode('alice-token').code)?.token as string);
+    }
+    const { code } = s.createCode('alice-token');
+    expect(() => s.exchange(code)).toThrow(/50 web sessions, the most allowed: sign out/);
+    const bob = s.exchange(s.createCode('bob-token').code);
+    expect(bob?.user.name).toBe('bob');
+    expect(sessions.every((t) => s.authenticate(t)?.name === 'alice')).toBe(true);
+    s.revoke(sessions[0] as string);
+    expect(s.exchange(code)?.user).toEqual(ALICE);
   });
 
   it('ends a session on sign-out', () => {

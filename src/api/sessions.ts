@@ -7,9 +7,10 @@
  * and the SHA-256 of the user token it came from, and is checked against the
  * current users on every use: removing the user, giving it a new token or
  * rotating the administrator's token file ends its sessions, and a changed
- * admin flag applies at once. At most {@link MAX_ENTRIES} codes and as
- * many sessions are kept (the oldest go first). Only SHA-256 digests are
- * kept, compared in constant time.
+ * admin flag applies at once. Each user has at most {@link MAX_CODES_PER_USER}
+ * codes and {@link MAX_SESSIONS_PER_USER} sessions; past that, new ones are
+ * refused (never someone else's dropped). Only SHA-256 digests are kept,
+ * compared in constant time.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { LockstepError } from '../base/errors.js';
@@ -20,8 +21,10 @@ import type { SignInCode, User, WebSession } from './backend.js';
 export const SIGNIN_CODE_TTL_MS = 10 * 60_000;
 /** How long a web session lasts, in milliseconds. */
 export const SESSION_TTL_MS = 24 * 3600_000;
-/** Most codes and sessions kept at once (the oldest go first). */
-const MAX_ENTRIES = 1000;
+/** Most unused sign-in codes one user may have. */
+export const MAX_CODES_PER_USER = 20;
+/** Most web sessions one user may have. */
+export const MAX_SESSIONS_PER_USER = 50;
 
 /** A code or session: the digest of its secret, its user and its expiry. */
 interface Entry {
@@ -64,11 +67,11 @@ export class SessionStore {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** Drops expired entries and, past the limit, the oldest. */
+  /** Drops expired entries. */
   private prune(): void {
     const t = this.now();
-    this.codes = this.codes.filter((e) => e.expiresMs > t).slice(-MAX_ENTRIES);
-    this.sessions = this.sessions.filter((e) => e.expiresMs > t).slice(-MAX_ENTRIES);
+    this.codes = this.codes.filter((e) => e.expiresMs > t);
+    this.sessions = this.sessions.filter((e) => e.expiresMs > t);
   }
 
   /** The current user of an entry: undefined once its token no longer belongs to that user. */
@@ -90,8 +93,31 @@ export class SessionStore {
     return user;
   }
 
+  /** Refuses a new entry for `name` when it has `max` already; `hint` says what to do. */
+  private checkCap(
+    entries: readonly Entry[],
+    name: string,
+    max: number,
+    what: string,
+    hint: string,
+  ): void {
+    if (entries.filter((e) => e.name === name).length >= max) {
+      throw new LockstepError(
+        'TOO_MANY',
+        `The user ${name} has ${max} ${what}, the most allowed: ${hint}`,
+      );
+    }
+  }
+
   /** A new session of `user`, made with the user token whose digest is `userTokenHash`. */
   private addSession(user: User, userTokenHash: Buffer): WebSession {
+    this.checkCap(
+      this.sessions,
+      user.name,
+      MAX_SESSIONS_PER_USER,
+      'web sessions',
+      'sign out of some, or wait until they expire (24 hours after they began)',
+    );
     const token = newSecret();
     const expiresMs = this.now() + SESSION_TTL_MS;
     this.sessions.push({ hash: digest(token), name: user.name, userTokenHash, expiresMs });
@@ -101,11 +127,19 @@ export class SessionStore {
   /**
    * A new one-time sign-in code for the user of `userToken`.
    *
-   * @throws LockstepError `UNAUTHORIZED` if `userToken` is not a user token
+   * @throws LockstepError `UNAUTHORIZED` if `userToken` is not a user token,
+   *   `TOO_MANY` if the user has {@link MAX_CODES_PER_USER} unused codes
    */
   createCode(userToken: string): SignInCode {
     this.prune();
     const user = this.userOfToken(userToken);
+    this.checkCap(
+      this.codes,
+      user.name,
+      MAX_CODES_PER_USER,
+      'unused sign-in codes',
+      'use one, or wait until they expire (10 minutes after they were made)',
+    );
     const code = newSecret();
     const expiresMs = this.now() + SIGNIN_CODE_TTL_MS;
     this.codes.push({
@@ -121,6 +155,9 @@ export class SessionStore {
    * Exchanges a sign-in code for a session token of the code's user; the code
    * is used up. Undefined for an unknown, used or expired code, or one whose
    * user's token changed since.
+   *
+   * @throws LockstepError `TOO_MANY` if the user has {@link MAX_SESSIONS_PER_USER}
+   *   sessions (the code stays usable)
    */
   exchange(code: string): WebSession | undefined {
     this.prune();
