@@ -346,11 +346,7 @@ export const routeSchemas = {
     }),
   },
   events: {
-    querystring: {
-      type: 'object',
-      additionalProperties: false,
-      properties: { token: { type: 'string', maxLength: 1024 } },
-    },
+    querystring: { type: 'object', additionalProperties: false, properties: {} },
   },
   whoami: {
     querystring: { type: 'object', additionalProperties: false, properties: {} },

@@ -21,7 +21,7 @@ import {
   userSchema,
 } from './schemas.js';
 import { createApiServer, type ApiServer } from './server.js';
-import { MAX_CODES_PER_USER } from './sessions.js';
+import { MAX_CODES_PER_USER, SESSION_TTL_MS, SessionStore } from './sessions.js';
 
 const ADMIN = 'admin-token';
 const ALICE = 'alice-token';
@@ -89,21 +89,11 @@ describe('client API server', () => {
     expect(backend.calls).toEqual([]);
   });
 
-  it('accepts ?token= on /events only', async () => {
-    const files = await inject('GET', `/api/v1/files?token=${ADMIN}`, { token: null });
-    expect(files.statusCode).toBe(401);
-    const whoami = await inject('GET', `/api/v1/whoami?token=${ADMIN}`, { token: null });
-    expect(whoami.statusCode).toBe(401);
-    const port = await api.listen('127.0.0.1', 0);
-    const ctl = new AbortController();
-    const res = await fetch(`http://127.0.0.1:${port}/api/v1/events?token=${ADMIN}`, {
-      signal: ctl.signal,
-    });
-    expect(res.status).toBe(200);
-    expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
-    ctl.abort();
-    const bad = await fetch(`http://127.0.0.1:${port}/api/v1/events?token=nope`);
-    expect(bad.status).toBe(401);
+  it('takes the token only from the Authorization header, never from ?token=', async () => {
+    for (const url of ['/api/v1/files', '/api/v1/whoami', '/api/v1/events']) {
+      const r = await inject('GET', `${url}?token=${ADMIN}`, { token: null });
+      expect(r.statusCode, url).toBe(401);
+    }
   });
 
   it('GET /files lists the root by name with the contract shape', async () => {
@@ -457,6 +447,7 @@ describe('web sign-in', () => {
   beforeEach(() => {
     backend = new FakeBackend(SAMPLE_FILES);
     api = createApiServer({ backend, users, log: pino({ level: 'silent' }), heartbeatMs: 50 });
+    port = undefined;
   });
   afterEach(() => api.close());
 
@@ -482,6 +473,64 @@ describe('web sign-in', () => {
     });
     // The user token still can.
     expect((await post('/api/v1/signin-codes', ALICE)).statusCode).toBe(201);
+  });
+
+  /** Opens /events with `token`; `rest()` resolves with what follows once the device ends it. */
+  let port: number | undefined;
+  const openEvents = async (token: string) => {
+    port ??= await api.listen('127.0.0.1', 0);
+    const res = await fetch(`http://127.0.0.1:${port}/api/v1/events`, { headers: auth(token) });
+    expect(res.status).toBe(200);
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    const decoder = new TextDecoder();
+    let text = '';
+    const rest = async () => {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return text;
+        text += decoder.decode(value, { stream: true });
+      }
+    };
+    // The stream is open once its first comment arrives.
+    while (!text.includes(': connected\n\n')) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`stream ended: ${text}`);
+      text += decoder.decode(value, { stream: true });
+    }
+    return { rest };
+  };
+
+  it('signing out ends the event streams opened with that session, not others', async () => {
+    const session = await sessionOf(ALICE);
+    const other = await sessionOf(ALICE);
+    const stream = await openEvents(session);
+    const otherStream = await openEvents(other);
+    const out = await post('/api/v1/signout', session);
+    expect(out.json()).toEqual({ signedOut: true });
+    await stream.rest(); // ends (else this test times out)
+    // The other session's stream still gets events and heartbeats.
+    const ev: ClientEvent = { type: 'connected', device: DEV_B, time: '2026-11-24T18:03:41.000Z' };
+    backend.emit(ev);
+    await api.close();
+    const rest = await otherStream.rest();
+    expect(rest).toMatch(/event: connected/);
+  });
+
+  it('an event stream ends at the first heartbeat after its session expired', async () => {
+    let now = Date.now();
+    await api.close();
+    api = createApiServer({
+      backend,
+      users,
+      log: pino({ level: 'silent' }),
+      heartbeatMs: 50,
+      sessions: new SessionStore(users, () => now),
+    });
+    const session = await sessionOf(ALICE);
+    const stream = await openEvents(session);
+    now += SESSION_TTL_MS + 1;
+    const text = await stream.rest(); // ends (else this test times out)
+    expect(text).not.toMatch(/event:/);
   });
 
   it('a user at its cap of sign-in codes gets 429 TOO_MANY', async () => {
