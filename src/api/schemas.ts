@@ -170,7 +170,7 @@ export const signinCodeSchema = {
   properties: { code: str, expires: time, user: userSchema },
 } as const;
 
-/** A web session, exchanged for a sign-in code (`POST /signin`). */
+/** A web session, exchanged for a sign-in code (`POST /signin`) or made for a user token (`POST /sessions`). */
 export const sessionSchema = {
   type: 'object',
   required: ['token', 'user', 'expires'],
@@ -355,6 +355,10 @@ export const routeSchemas = {
   signinCode: {
     querystring: { type: 'object', additionalProperties: false, properties: {} },
     response: replies(signinCodeSchema, 201),
+  },
+  createSession: {
+    querystring: { type: 'object', additionalProperties: false, properties: {} },
+    response: replies(sessionSchema, 201),
   },
   signin: {
     querystring: { type: 'object', additionalProperties: false, properties: {} },

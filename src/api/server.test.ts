@@ -475,6 +475,26 @@ describe('web sign-in', () => {
     expect((await post('/api/v1/signin-codes', ALICE)).statusCode).toBe(201);
   });
 
+  it('POST /sessions makes a web session for a user token, not for a session', async () => {
+    expect((await post('/api/v1/sessions', undefined)).statusCode).toBe(401);
+    const made = await post('/api/v1/sessions', ALICE);
+    expect(made.statusCode).toBe(201);
+    const session = made.json<{ token: string; user: unknown; expires: string }>();
+    expect(session.user).toEqual({ name: 'alice', admin: false });
+    expect(session.token).not.toBe(ALICE);
+    const who = await api.app.inject({
+      method: 'GET',
+      url: '/api/v1/whoami',
+      headers: auth(session.token),
+    });
+    expect(who.json()).toEqual({ name: 'alice', admin: false });
+    const again = await post('/api/v1/sessions', session.token);
+    expect(again.statusCode).toBe(403);
+    expect(again.json()).toMatchObject({ error: { code: 'FORBIDDEN' } });
+    expect((await post('/api/v1/signout', session.token)).json()).toEqual({ signedOut: true });
+    expect((await post('/api/v1/signout', session.token)).statusCode).toBe(401);
+  });
+
   /** Opens /events with `token`; `rest()` resolves with what follows once the device ends it. */
   let port: number | undefined;
   const openEvents = async (token: string) => {

@@ -331,6 +331,12 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
     },
   );
 
+  // A session for a user token: what the page keeps instead of a pasted token.
+  app.post(`${API_PREFIX}/sessions`, { schema: routeSchemas.createSession }, async (req, reply) => {
+    needUserToken(req, 'sessions');
+    return reply.code(201).send(sessions.createSession(tokenOf(req) ?? ''));
+  });
+
   app.post(
     `${API_PREFIX}/signin`,
     { schema: routeSchemas.signin, config: { public: true } },

@@ -3,7 +3,7 @@
  * link) and the session tokens they are exchanged for. A code works once and
  * only for a few minutes; a session lasts until it expires, is signed out, or
  * the device restarts (both live only in memory). Only a user token (not a
- * session) makes codes. A code or session keeps its user's name
+ * session) makes codes and sessions. A code or session keeps its user's name
  * and the SHA-256 of the user token it came from, and is checked against the
  * current users on every use: removing the user, giving it a new token or
  * rotating the administrator's token file ends its sessions, and a changed
@@ -149,6 +149,18 @@ export class SessionStore {
       expiresMs,
     });
     return { code, expires: new Date(expiresMs).toISOString(), user };
+  }
+
+  /**
+   * A new web session of the user of `userToken` (what the page makes of a
+   * pasted token, so that it never keeps the token itself).
+   *
+   * @throws LockstepError `UNAUTHORIZED` if `userToken` is not a user token,
+   *   `TOO_MANY` if the user has {@link MAX_SESSIONS_PER_USER} sessions
+   */
+  createSession(userToken: string): WebSession {
+    this.prune();
+    return this.addSession(this.userOfToken(userToken), digest(userToken));
   }
 
   /**
