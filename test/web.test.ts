@@ -243,6 +243,8 @@ describe.runIf(runnable)('the web page in a real browser', () => {
       .getByRole('status')
       .getByText(/locked report\.pdf for admin \(expires in 2h/)
       .waitFor(WAIT);
+    // The listing is read again after the notice shows.
+    await row(pageA, 'report.pdf').locator('td.lock').getByText('admin@A').waitFor(WAIT);
     await expect(row(pageA, 'report.pdf').locator('td.lock').innerText()).resolves.toMatch(
       /admin@A[\s\S]*final edits/,
     );
