@@ -119,7 +119,7 @@ describe.runIf(runnable)('the web page in a real browser', () => {
       if (r.url().includes('/api/') && r.status() < 400) dataReplies.push(r.url());
     });
     await page.goto(`${apiOf(a)}/`);
-    await page.evaluate(() => localStorage.clear());
+    await page.evaluate(() => sessionStorage.clear());
     await page.reload();
     await page.getByRole('heading', { name: 'Sign in to Lockstep' }).waitFor(WAIT);
     await expect(page.getByLabel('Token').isVisible()).resolves.toBe(true);
@@ -243,6 +243,8 @@ describe.runIf(runnable)('the web page in a real browser', () => {
       .getByRole('status')
       .getByText(/locked report\.pdf for admin \(expires in 2h/)
       .waitFor(WAIT);
+    // The listing is read again after the notice shows.
+    await row(pageA, 'report.pdf').locator('td.lock').getByText('admin@A').waitFor(WAIT);
     await expect(row(pageA, 'report.pdf').locator('td.lock').innerText()).resolves.toMatch(
       /admin@A[\s\S]*final edits/,
     );
@@ -262,6 +264,69 @@ describe.runIf(runnable)('the web page in a real browser', () => {
     expect(none.stdout.trim()).toBe('No locks.');
     await pageB.getByRole('button', { name: 'Lock report.pdf', exact: true }).waitFor(WAIT);
     await expect(row(pageB, 'report.pdf').locator('td.lock').innerText()).resolves.toBe('');
+  });
+
+  it('a pasted token is kept only as a web session, in the tab’s session storage', async () => {
+    const kept = await pageB.evaluate(() => ({
+      session: sessionStorage.getItem('lockstep.session'),
+      local: Object.values(localStorage),
+      all: Object.values(sessionStorage),
+    }));
+    expect(kept.session).toMatch(/^[\w-]{43}$/);
+    expect(kept.session).not.toBe(tokenOf(b));
+    expect(kept.local).toEqual([]);
+    expect(kept.all).not.toContain(tokenOf(b));
+    const who = await fetch(`${apiOf(b)}/api/v1/whoami`, {
+      headers: { authorization: `Bearer ${kept.session}` },
+    });
+    expect(await who.json()).toEqual({ name: 'admin', admin: true });
+  });
+
+  it('while the device does not answer the page keeps its session and retries; a reload keeps it', async () => {
+    const page = await browser.newPage();
+    await page.goto(`${apiOf(b)}/`);
+    // A token kept by an earlier version of the page (no expiry) is dropped.
+    await page.evaluate((t) => localStorage.setItem('lockstep.token', t), tokenOf(b));
+    await page.reload();
+    await page.getByRole('heading', { name: 'Sign in to Lockstep' }).waitFor(WAIT);
+    expect(await page.evaluate(() => localStorage.getItem('lockstep.token'))).toBeNull();
+    await page.getByLabel('Token').fill(tokenOf(b));
+    await page.getByLabel('Token').press('Enter');
+    await page.getByText('Signed in as').waitFor(WAIT);
+    const session = await page.evaluate(() => sessionStorage.getItem('lockstep.session'));
+
+    await page.route('**/api/v1/whoami', (r) => r.abort('connectionrefused'));
+    await page.reload();
+    await page.getByText('Cannot reach the device, retrying').waitFor(WAIT);
+    expect(await page.evaluate(() => sessionStorage.getItem('lockstep.session'))).toBe(session);
+    await page.unroute('**/api/v1/whoami');
+    await page.getByText('Signed in as').waitFor(WAIT);
+    expect(await page.evaluate(() => sessionStorage.getItem('lockstep.session'))).toBe(session);
+    await page.close();
+  });
+
+  it('sign-out waits for the device and says when it failed; once done the session is gone', async () => {
+    const page = await browser.newPage();
+    await page.goto(`${apiOf(b)}/`);
+    await page.getByLabel('Token').fill(tokenOf(b));
+    await page.getByLabel('Token').press('Enter');
+    await page.getByText('Signed in as').waitFor(WAIT);
+    const session = (await page.evaluate(() => sessionStorage.getItem('lockstep.session'))) ?? '';
+    const whoami = () =>
+      fetch(`${apiOf(b)}/api/v1/whoami`, { headers: { authorization: `Bearer ${session}` } });
+
+    await page.route('**/api/v1/signout', (r) => r.abort('connectionrefused'));
+    await page.getByRole('button', { name: 'Sign out', exact: true }).click();
+    await page.getByRole('alert').filter({ hasText: 'Could not sign out' }).waitFor(WAIT);
+    await expect(page.getByText('Signed in as').isVisible()).resolves.toBe(true);
+    expect((await whoami()).status).toBe(200);
+
+    await page.unroute('**/api/v1/signout');
+    await page.getByRole('button', { name: 'Sign out', exact: true }).click();
+    await page.getByRole('heading', { name: 'Sign in to Lockstep' }).waitFor(WAIT);
+    expect(await page.evaluate(() => sessionStorage.getItem('lockstep.session'))).toBeNull();
+    expect((await whoami()).status).toBe(401);
+    await page.close();
   });
 
   it('locking a file someone else locked meanwhile shows an error naming the holder', async () => {

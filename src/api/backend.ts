@@ -167,7 +167,10 @@ export interface SignInCode {
   readonly user: User;
 }
 
-/** A web session, exchanged for a sign-in code (`POST /signin`): its bearer token. */
+/**
+ * A web session, exchanged for a sign-in code (`POST /signin`) or made for a
+ * user token (`POST /sessions`): its bearer token.
+ */
 export interface WebSession {
   readonly token: string;
   readonly user: User;

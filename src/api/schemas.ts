@@ -170,7 +170,7 @@ export const signinCodeSchema = {
   properties: { code: str, expires: time, user: userSchema },
 } as const;
 
-/** A web session, exchanged for a sign-in code (`POST /signin`). */
+/** A web session, exchanged for a sign-in code (`POST /signin`) or made for a user token (`POST /sessions`). */
 export const sessionSchema = {
   type: 'object',
   required: ['token', 'user', 'expires'],
@@ -259,6 +259,7 @@ function replies(ok: object, okStatus = 200): Record<string, object> {
     404: errorSchema,
     409: errorSchema,
     423: errorSchema,
+    429: errorSchema,
     500: errorSchema,
     503: errorSchema,
   };
@@ -345,11 +346,7 @@ export const routeSchemas = {
     }),
   },
   events: {
-    querystring: {
-      type: 'object',
-      additionalProperties: false,
-      properties: { token: { type: 'string', maxLength: 1024 } },
-    },
+    querystring: { type: 'object', additionalProperties: false, properties: {} },
   },
   whoami: {
     querystring: { type: 'object', additionalProperties: false, properties: {} },
@@ -358,6 +355,10 @@ export const routeSchemas = {
   signinCode: {
     querystring: { type: 'object', additionalProperties: false, properties: {} },
     response: replies(signinCodeSchema, 201),
+  },
+  createSession: {
+    querystring: { type: 'object', additionalProperties: false, properties: {} },
+    response: replies(sessionSchema, 201),
   },
   signin: {
     querystring: { type: 'object', additionalProperties: false, properties: {} },

@@ -21,6 +21,7 @@ import {
   userSchema,
 } from './schemas.js';
 import { createApiServer, type ApiServer } from './server.js';
+import { MAX_CODES_PER_USER, SESSION_TTL_MS, SessionStore } from './sessions.js';
 
 const ADMIN = 'admin-token';
 const ALICE = 'alice-token';
@@ -88,21 +89,11 @@ describe('client API server', () => {
     expect(backend.calls).toEqual([]);
   });
 
-  it('accepts ?token= on /events only', async () => {
-    const files = await inject('GET', `/api/v1/files?token=${ADMIN}`, { token: null });
-    expect(files.statusCode).toBe(401);
-    const whoami = await inject('GET', `/api/v1/whoami?token=${ADMIN}`, { token: null });
-    expect(whoami.statusCode).toBe(401);
-    const port = await api.listen('127.0.0.1', 0);
-    const ctl = new AbortController();
-    const res = await fetch(`http://127.0.0.1:${port}/api/v1/events?token=${ADMIN}`, {
-      signal: ctl.signal,
-    });
-    expect(res.status).toBe(200);
-    expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
-    ctl.abort();
-    const bad = await fetch(`http://127.0.0.1:${port}/api/v1/events?token=nope`);
-    expect(bad.status).toBe(401);
+  it('takes the token only from the Authorization header, never from ?token=', async () => {
+    for (const url of ['/api/v1/files', '/api/v1/whoami', '/api/v1/events']) {
+      const r = await inject('GET', `${url}?token=${ADMIN}`, { token: null });
+      expect(r.statusCode, url).toBe(401);
+    }
   });
 
   it('GET /files lists the root by name with the contract shape', async () => {
@@ -343,8 +334,8 @@ describe('client API server', () => {
     });
     await until(() => text.includes(': heartbeat\n\n'));
     ctl.abort();
-    await new Promise((r) => setTimeout(r, 20));
-    expect(backend.events.listenerCount('event')).toBe(0);
+    // The device lets go of the stream once it sees the client leave.
+    while (backend.events.listenerCount('event') > 0) await new Promise((r) => setTimeout(r, 10));
   });
 
   it('close() ends open event streams', async () => {
@@ -446,5 +437,134 @@ describe('client API server: the web page and its sign-in', () => {
       headers: auth(session.token),
     });
     expect(after.statusCode).toBe(401);
+  });
+});
+
+describe('web sign-in', () => {
+  let backend: FakeBackend;
+  let api: ApiServer;
+
+  beforeEach(() => {
+    backend = new FakeBackend(SAMPLE_FILES);
+    api = createApiServer({ backend, users, log: pino({ level: 'silent' }), heartbeatMs: 50 });
+    port = undefined;
+  });
+  afterEach(() => api.close());
+
+  const post = (url: string, token: string | undefined, payload: object = {}) =>
+    api.app.inject({
+      method: 'POST',
+      url,
+      headers: token === undefined ? {} : auth(token),
+      payload,
+    });
+  /** A web session of the user of `token`, through a sign-in code. */
+  const sessionOf = async (token: string): Promise<string> => {
+    const { code } = (await post('/api/v1/signin-codes', token)).json<{ code: string }>();
+    return (await post('/api/v1/signin', undefined, { code })).json<{ token: string }>().token;
+  };
+
+  it('a web session cannot make sign-in codes (so it cannot renew itself)', async () => {
+    const session = await sessionOf(ALICE);
+    const r = await post('/api/v1/signin-codes', session);
+    expect(r.statusCode).toBe(403);
+    expect(r.json()).toEqual({
+      error: { code: 'FORBIDDEN', message: expect.stringMatching(/web session cannot create/) },
+    });
+    // The user token still can.
+    expect((await post('/api/v1/signin-codes', ALICE)).statusCode).toBe(201);
+  });
+
+  it('POST /sessions makes a web session for a user token, not for a session', async () => {
+    expect((await post('/api/v1/sessions', undefined)).statusCode).toBe(401);
+    const made = await post('/api/v1/sessions', ALICE);
+    expect(made.statusCode).toBe(201);
+    const session = made.json<{ token: string; user: unknown; expires: string }>();
+    expect(session.user).toEqual({ name: 'alice', admin: false });
+    expect(session.token).not.toBe(ALICE);
+    const who = await api.app.inject({
+      method: 'GET',
+      url: '/api/v1/whoami',
+      headers: auth(session.token),
+    });
+    expect(who.json()).toEqual({ name: 'alice', admin: false });
+    const again = await post('/api/v1/sessions', session.token);
+    expect(again.statusCode).toBe(403);
+    expect(again.json()).toMatchObject({ error: { code: 'FORBIDDEN' } });
+    expect((await post('/api/v1/signout', session.token)).json()).toEqual({ signedOut: true });
+    expect((await post('/api/v1/signout', session.token)).statusCode).toBe(401);
+  });
+
+  /** Opens /events with `token`; `rest()` resolves with what follows once the device ends it. */
+  let port: number | undefined;
+  const openEvents = async (token: string) => {
+    port ??= await api.listen('127.0.0.1', 0);
+    const res = await fetch(`http://127.0.0.1:${port}/api/v1/events`, { headers: auth(token) });
+    expect(res.status).toBe(200);
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    const decoder = new TextDecoder();
+    let text = '';
+    const rest = async () => {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return text;
+        text += decoder.decode(value, { stream: true });
+      }
+    };
+    // The stream is open once its first comment arrives.
+    while (!text.includes(': connected\n\n')) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`stream ended: ${text}`);
+      text += decoder.decode(value, { stream: true });
+    }
+    return { rest };
+  };
+
+  it('signing out ends the event streams opened with that session, not others', async () => {
+    const session = await sessionOf(ALICE);
+    const other = await sessionOf(ALICE);
+    const stream = await openEvents(session);
+    const otherStream = await openEvents(other);
+    const out = await post('/api/v1/signout', session);
+    expect(out.json()).toEqual({ signedOut: true });
+    await stream.rest(); // ends (else this test times out)
+    // The other session's stream still gets events and heartbeats.
+    const ev: ClientEvent = { type: 'connected', device: DEV_B, time: '2026-11-24T18:03:41.000Z' };
+    backend.emit(ev);
+    await api.close();
+    const rest = await otherStream.rest();
+    expect(rest).toMatch(/event: connected/);
+  });
+
+  it('an event stream ends at the first heartbeat after its session expired', async () => {
+    let now = Date.now();
+    await api.close();
+    api = createApiServer({
+      backend,
+      users,
+      log: pino({ level: 'silent' }),
+      heartbeatMs: 50,
+      sessions: new SessionStore(users, () => now),
+    });
+    const session = await sessionOf(ALICE);
+    const stream = await openEvents(session);
+    now += SESSION_TTL_MS + 1;
+    const text = await stream.rest(); // ends (else this test times out)
+    expect(text).not.toMatch(/event:/);
+  });
+
+  it('a user at its cap of sign-in codes gets 429 TOO_MANY', async () => {
+    for (let i = 0; i < MAX_CODES_PER_USER; i++) {
+      expect((await post('/api/v1/signin-codes', ALICE)).statusCode).toBe(201);
+    }
+    const r = await post('/api/v1/signin-codes', ALICE);
+    expect(r.statusCode).toBe(429);
+    expect(r.json()).toEqual({
+      error: {
+        code: 'TOO_MANY',
+        message: expect.stringMatching(/alice has 20 unused sign-in codes/),
+      },
+    });
+    expect((await post('/api/v1/signin-codes', ADMIN)).statusCode).toBe(201);
   });
 });

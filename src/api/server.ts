@@ -30,6 +30,8 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   NOT_A_FILE: 409,
   LOCKED: 423,
   NOT_LOCK_OWNER: 403,
+  FORBIDDEN: 403,
+  TOO_MANY: 429,
   AUTHORITY_UNREACHABLE: 503,
   AUTHORITY_DISAGREE: 503,
   FOLDER_STOPPED: 503,
@@ -50,7 +52,7 @@ export interface ApiServerOptions {
   readonly heartbeatMs?: number;
   /** The built web page (`dist/web`), served at `/`; no page when unset or not built. */
   readonly webRoot?: string;
-  /** Sign-in codes and web sessions. @default a new store */
+  /** Sign-in codes and web sessions (over `users`). @default a new store */
   readonly sessions?: SessionStore;
 }
 
@@ -84,18 +86,11 @@ function sendError(reply: FastifyReply, status: number, code: string, message: s
   return reply.code(status).send({ error: { code, message } });
 }
 
-/** The bearer token of a request: the Authorization header, or `?token=` where allowed. */
-function tokenOf(req: FastifyRequest, queryAllowed: boolean): string | undefined {
+/** The bearer token of a request's Authorization header. */
+function tokenOf(req: FastifyRequest): string | undefined {
   const header = req.headers.authorization;
-  if (typeof header === 'string') {
-    const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header);
-    return m?.[1];
-  }
-  if (queryAllowed) {
-    const q = req.query as Record<string, unknown> | undefined;
-    if (typeof q?.token === 'string') return q.token;
-  }
-  return undefined;
+  if (typeof header !== 'string') return undefined;
+  return /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header)?.[1];
 }
 
 /** The `*` param of a wildcard route: the rest of the path, percent-decoded. */
@@ -128,7 +123,7 @@ function validators(): { coercing: Ajv; strict: Ajv } {
 export function createApiServer(opts: ApiServerOptions): ApiServer {
   const { backend, users, log } = opts;
   const heartbeatMs = opts.heartbeatMs ?? HEARTBEAT_MS;
-  const sessions = opts.sessions ?? new SessionStore();
+  const sessions = opts.sessions ?? new SessionStore(users);
   const app = Fastify({
     bodyLimit: BODY_LIMIT,
     logger: false,
@@ -141,7 +136,15 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
     frameworkErrors: (err, _req, reply) =>
       sendError(reply, 400, 'BAD_REQUEST', `Bad request: ${err.message.slice(0, 300)}`),
   });
-  const streams = new Set<ServerResponse>();
+  /** Open event streams, each with a check that its token is still valid. */
+  const streams = new Map<ServerResponse, () => boolean>();
+  /** The user of a user token or web session, as of now. */
+  const userOf = (token: string): User | undefined =>
+    users.authenticate(token) ?? sessions.authenticate(token);
+  /** Ends the event streams whose token is no longer valid (signed out, expired, user gone). */
+  const endStaleStreams = () => {
+    for (const [res, valid] of streams) if (!valid()) res.end();
+  };
 
   const ajv = validators();
   app.setValidatorCompiler(({ schema, httpPart }) =>
@@ -153,10 +156,8 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
   // unauthenticated client learns nothing, not even which paths exist.
   app.addHook('onRequest', async (req, reply) => {
     if (req.routeOptions.config?.public === true) return;
-    const isEvents = req.routeOptions.url === `${API_PREFIX}/events`;
-    const token = tokenOf(req, isEvents);
-    const user =
-      token === undefined ? undefined : (users.authenticate(token) ?? sessions.authenticate(token));
+    const token = tokenOf(req);
+    const user = token === undefined ? undefined : userOf(token);
     if (user === undefined) {
       reply.header('www-authenticate', 'Bearer realm="lockstep"');
       return sendError(
@@ -290,7 +291,14 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
     const onEvent = (ev: ClientEvent) => {
       res.write(sseFrame(ev));
     };
-    const heartbeat = setInterval(() => res.write(': heartbeat\n\n'), heartbeatMs);
+    // The token is checked again at each heartbeat (and at sign-out): a
+    // stream lives no longer than the session or user it was opened with.
+    const token = tokenOf(req) ?? '';
+    const valid = () => userOf(token) !== undefined;
+    const heartbeat = setInterval(() => {
+      if (valid()) res.write(': heartbeat\n\n');
+      else res.end();
+    }, heartbeatMs);
     heartbeat.unref();
     const end = () => {
       clearInterval(heartbeat);
@@ -298,15 +306,36 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
       streams.delete(res);
     };
     backend.events.on('event', onEvent);
-    streams.add(res);
+    streams.set(res, valid);
     res.on('close', end);
   });
 
   // --- the web page and its sign-in
 
-  app.post(`${API_PREFIX}/signin-codes`, { schema: routeSchemas.signinCode }, async (req, reply) =>
-    reply.code(201).send({ ...sessions.createCode(req.user), user: req.user }),
+  /** Refuses a request made with a web session: only a user token makes codes and sessions. */
+  const needUserToken = (req: FastifyRequest, what: string): void => {
+    if (users.authenticate(tokenOf(req) ?? '') === undefined) {
+      throw new LockstepError(
+        'FORBIDDEN',
+        `A web session cannot create ${what}: use a user token (the device's token file, or one from \`lockstep user add\`)`,
+      );
+    }
+  };
+
+  app.post(
+    `${API_PREFIX}/signin-codes`,
+    { schema: routeSchemas.signinCode },
+    async (req, reply) => {
+      needUserToken(req, 'sign-in codes');
+      return reply.code(201).send(sessions.createCode(tokenOf(req) ?? ''));
+    },
   );
+
+  // A session for a user token: what the page keeps instead of a pasted token.
+  app.post(`${API_PREFIX}/sessions`, { schema: routeSchemas.createSession }, async (req, reply) => {
+    needUserToken(req, 'sessions');
+    return reply.code(201).send(sessions.createSession(tokenOf(req) ?? ''));
+  });
 
   app.post(
     `${API_PREFIX}/signin`,
@@ -327,9 +356,11 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
     },
   );
 
-  app.post(`${API_PREFIX}/signout`, { schema: routeSchemas.signout }, async (req) => ({
-    signedOut: sessions.revoke(tokenOf(req, false) ?? ''),
-  }));
+  app.post(`${API_PREFIX}/signout`, { schema: routeSchemas.signout }, async (req) => {
+    const signedOut = sessions.revoke(tokenOf(req) ?? '');
+    if (signedOut) endStaleStreams();
+    return { signedOut };
+  });
 
   const page = opts.webRoot === undefined ? undefined : loadPage(opts.webRoot);
   for (const [url, file] of page ?? []) {
@@ -343,7 +374,7 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
   }
 
   app.addHook('preClose', async () => {
-    for (const res of streams) res.end();
+    for (const res of streams.keys()) res.end();
   });
 
   return {

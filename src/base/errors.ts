@@ -32,6 +32,10 @@ export type ErrorCode =
   | 'AUTHORITY_DISAGREE'
   /** A client without a valid token. */
   | 'UNAUTHORIZED'
+  /** The caller may not do this (e.g. a web session asking for a sign-in code). */
+  | 'FORBIDDEN'
+  /** The caller has as many of something (sign-in codes, sessions) as allowed. */
+  | 'TOO_MANY'
   /** A user of that name exists already. */
   | 'USER_EXISTS'
   /** A device refused or failed a client request for a reason not listed here. */

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -49,6 +50,17 @@ describe('users', () => {
     expect(users.authenticate(second.token)?.name).toBe('alice');
   });
 
+  it('a store that is already open sees a user given a new token or removed', () => {
+    const users = openUserStore(home);
+    const first = addUser(home, 'alice');
+    expect(users.authenticate(first.token)?.name).toBe('alice');
+    const second = addUser(home, 'alice', { replace: true });
+    expect(users.authenticate(first.token)).toBeUndefined();
+    expect(users.authenticate(second.token)?.name).toBe('alice');
+    writeFileSync(join(home, 'users.json'), JSON.stringify({ version: 1, users: [] }));
+    expect(users.authenticate(second.token)).toBeUndefined();
+  });
+
   it.each(['', 'a b', 'x'.repeat(65), 'é', 'a/b', 'a\nb'])('refuses the name %j', (name) => {
     expect(() => addUser(home, name)).toThrow(/Invalid user name/);
   });
@@ -72,5 +84,6 @@ describe('users', () => {
     const s = staticUserStore({ t1: { name: 'a', admin: false } });
     expect(s.authenticate('t1')?.name).toBe('a');
     expect(s.authenticate('t2')).toBeUndefined();
+    expect(s.userOfDigest(createHash('sha256').update('t1').digest())?.name).toBe('a');
   });
 });

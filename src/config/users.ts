@@ -39,6 +39,11 @@ type UsersFile = z.output<typeof usersFileSchema>;
 export interface UserStore {
   /** The user whose token this is, or undefined. */
   authenticate(token: string): User | undefined;
+  /**
+   * The user whose token has this SHA-256, or undefined (web sessions keep
+   * the digest of the token they were made with and check it on every use).
+   */
+  userOfDigest(sha256: Buffer): User | undefined;
 }
 
 /** SHA-256 of a token. */
@@ -159,8 +164,8 @@ interface Known {
 /**
  * The users of the home `home`: the administrator (the `token` file) and
  * those of `users.json`. Tokens are compared by their SHA-256 in constant
- * time. When a token is not known, the files are read again if they changed,
- * so users added while the device runs are seen at once.
+ * time. On every check the files are read again if they changed, so users
+ * added, removed or given new tokens while the device runs are seen at once.
  *
  * @throws LockstepError if the token file cannot be read or `users.json` is invalid
  */
@@ -192,19 +197,22 @@ export function openUserStore(home: string): UserStore {
     for (const k of known) if (timingSafeEqual(k.hash, hash) && found === undefined) found = k.user;
     return found;
   };
+  /** The user of a token digest, after reading the files again if they changed. */
+  const current = (hash: Buffer): User | undefined => {
+    try {
+      load();
+    } catch {
+      // A half-edited or broken file: keep the users we had.
+    }
+    return find(hash);
+  };
   return {
     authenticate(token: string): User | undefined {
       if (token === '') return undefined;
-      const hash = digest(token);
-      const user = find(hash);
-      if (user !== undefined) return user;
-      try {
-        if (!load()) return undefined;
-      } catch {
-        // A half-edited or broken file: keep the users we had.
-        return undefined;
-      }
-      return find(hash);
+      return current(digest(token));
+    },
+    userOfDigest(sha256: Buffer): User | undefined {
+      return current(sha256);
     },
   };
 }
@@ -212,13 +220,13 @@ export function openUserStore(home: string): UserStore {
 /** A user store over a fixed token table (for tests and embedding). */
 export function staticUserStore(tokens: Readonly<Record<string, User>>): UserStore {
   const known: Known[] = Object.entries(tokens).map(([t, user]) => ({ hash: digest(t), user }));
+  const find = (hash: Buffer): User | undefined => {
+    let found: User | undefined;
+    for (const k of known) if (timingSafeEqual(k.hash, hash) && found === undefined) found = k.user;
+    return found;
+  };
   return {
-    authenticate(token: string): User | undefined {
-      const hash = digest(token);
-      let found: User | undefined;
-      for (const k of known)
-        if (timingSafeEqual(k.hash, hash) && found === undefined) found = k.user;
-      return found;
-    },
+    authenticate: (token: string) => find(digest(token)),
+    userOfDigest: (sha256: Buffer) => find(sha256),
   };
 }

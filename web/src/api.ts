@@ -81,6 +81,11 @@ export function exchangeCode(code: string): Promise<WebSession> {
   return request<WebSession>('POST', '/signin', undefined, { code });
 }
 
+/** A session for a user token (pasted into the sign-in form): the page keeps only the session. */
+export function createSession(token: string): Promise<WebSession> {
+  return request<WebSession>('POST', '/sessions', token, {});
+}
+
 /** The API as one signed-in user. */
 export class Api {
   constructor(readonly token: string) {}
@@ -111,9 +116,9 @@ export class Api {
     return request('DELETE', `/locks/${encodePath(path)}${force ? '?force=true' : ''}`, this.token);
   }
 
-  /** Ends this session on the device (a token from a file stays valid). */
+  /** Ends this session on the device; throws an {@link ApiError} if that failed. */
   async signOut(): Promise<void> {
-    await request('POST', '/signout', this.token, {}).catch(() => undefined);
+    await request('POST', '/signout', this.token, {});
   }
 
   /**

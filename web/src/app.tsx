@@ -3,84 +3,126 @@
  * the live listing with locks, the devices and the activity feed.
  */
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
-import type { ClientEvent, ListPage, Status, User } from '../../src/api/backend.js';
-import { Api, ApiError, exchangeCode } from './api';
+import type { ClientEvent, ListPage, Status, User, WebSession } from '../../src/api/backend.js';
+import { Api, ApiError, createSession, exchangeCode } from './api';
 import { Devices, Feed, type FeedItem } from './side';
 import { Listing } from './listing';
 import { dirOfHash, errorText, pathOf, rowOf, signinCodeOf } from './logic';
 
-const TOKEN_KEY = 'lockstep.token';
+/** The session token, kept in this tab's session storage (never a pasted token). */
+const SESSION_KEY = 'lockstep.session';
+/** Where earlier versions kept a pasted token, with no expiry: removed at start. */
+const OLD_TOKEN_KEY = 'lockstep.token';
+/** Wait before asking a device that did not answer again, in milliseconds. */
+const RETRY_MS = 3000;
 /** How long a changed row stays highlighted, in milliseconds. */
 const FLASH_MS = 2500;
 /** Events kept in the feed. */
 const FEED_SIZE = 100;
 
-/** Reads the kept token (storage may be unavailable). */
-function keptToken(): string | undefined {
+/** Reads the kept session token (storage may be unavailable). */
+function keptSession(): string | undefined {
   try {
-    return localStorage.getItem(TOKEN_KEY) ?? undefined;
+    return sessionStorage.getItem(SESSION_KEY) ?? undefined;
   } catch {
     return undefined;
   }
 }
 
-function keepToken(token: string | undefined): void {
+function keepSession(token: string | undefined): void {
   try {
-    if (token === undefined) localStorage.removeItem(TOKEN_KEY);
-    else localStorage.setItem(TOKEN_KEY, token);
+    if (token === undefined) sessionStorage.removeItem(SESSION_KEY);
+    else sessionStorage.setItem(SESSION_KEY, token);
   } catch {
-    // private mode: the session lasts as long as the page
+    // storage unavailable: the session lasts as long as the page
+  }
+}
+
+function forgetOldToken(): void {
+  try {
+    localStorage.removeItem(OLD_TOKEN_KEY);
+  } catch {
+    // storage unavailable: nothing kept there either
   }
 }
 
 type Auth =
   | { state: 'checking' }
+  | { state: 'unreachable'; message: string }
   | { state: 'out'; message?: string }
   | { state: 'in'; api: Api; user: User };
 
 export function App() {
   const [auth, setAuth] = useState<Auth>({ state: 'checking' });
 
-  const signInWith = useCallback(async (token: string, message?: string) => {
-    const api = new Api(token);
-    try {
-      const user = await api.whoami();
-      keepToken(token);
-      setAuth({ state: 'in', api, user });
-    } catch (err) {
-      keepToken(undefined);
-      const e = err as ApiError;
-      setAuth({
-        state: 'out',
-        message:
-          e.status === 401 ? (message ?? 'That token is not valid on this device.') : errorText(e),
-      });
-    }
+  const signedIn = useCallback((session: WebSession) => {
+    keepSession(session.token);
+    setAuth({ state: 'in', api: new Api(session.token), user: session.user });
+  }, []);
+
+  // A pasted token is exchanged for a session at once; only the session is kept.
+  const signInWith = useCallback(
+    async (token: string) => {
+      try {
+        signedIn(await createSession(token));
+      } catch (err) {
+        const e = err as ApiError;
+        setAuth({
+          state: 'out',
+          message: e.status === 401 ? 'That token is not valid on this device.' : errorText(e),
+        });
+      }
+    },
+    [signedIn],
+  );
+
+  const signedOut = useCallback((message?: string) => {
+    keepSession(undefined);
+    setAuth({ state: 'out', ...(message === undefined ? {} : { message }) });
   }, []);
 
   useEffect(() => {
+    forgetOldToken();
     const code = signinCodeOf(location.hash);
     if (code !== undefined) {
       // Take the code out of the address at once: it works only once anyway.
       history.replaceState(null, '', `${location.pathname}#/`);
       exchangeCode(code)
-        .then((s) => signInWith(s.token))
+        .then(signedIn)
         .catch((err: ApiError) => setAuth({ state: 'out', message: err.message }));
       return;
     }
-    const token = keptToken();
-    if (token === undefined) setAuth({ state: 'out' });
-    else void signInWith(token, 'Your session has ended: sign in again.');
-  }, [signInWith]);
-
-  const signOut = useCallback(
-    (message?: string) => {
-      if (auth.state === 'in') void auth.api.signOut();
-      keepToken(undefined);
-      setAuth({ state: 'out', ...(message === undefined ? {} : { message }) });
-    },
-    [auth],
-  );
+    const token = keptSession();
+    if (token === undefined) {
+      setAuth({ state: 'out' });
+      return;
+    }
+    // Resume the kept session. Only a refusal (401) ends it: while the
+    // device does not answer, say so and ask again.
+    const api = new Api(token);
+    let stopped = false;
+    let retry: ReturnType<typeof setTimeout> | undefined;
+    const attempt = async () => {
+      try {
+        const user = await api.whoami();
+        if (!stopped) setAuth({ state: 'in', api, user });
+      } catch (err) {
+        if (stopped) return;
+        const e = err as ApiError;
+        if (e.status === 401) {
+          signedOut('Your session has ended: sign in again.');
+        } else {
+          setAuth({ state: 'unreachable', message: errorText(e) });
+          retry = setTimeout(() => void attempt(), RETRY_MS);
+        }
+      }
+    };
+    void attempt();
+    return () => {
+      stopped = true;
+      clearTimeout(retry);
+    };
+  }, [signedIn, signedOut]);
 
   if (auth.state === 'checking') {
     return (
@@ -89,10 +131,18 @@ export function App() {
       </main>
     );
   }
+  if (auth.state === 'unreachable') {
+    return (
+      <main class="center" aria-busy="true">
+        <p role="status">Cannot reach the device, retrying…</p>
+        <p class="error">{auth.message}</p>
+      </main>
+    );
+  }
   if (auth.state === 'out') {
     return <SignIn message={auth.message} onToken={(t) => void signInWith(t)} />;
   }
-  return <Main api={auth.api} user={auth.user} onSignOut={signOut} />;
+  return <Main api={auth.api} user={auth.user} onSignedOut={signedOut} />;
 }
 
 function SignIn(props: { message: string | undefined; onToken: (token: string) => void }) {
@@ -140,8 +190,8 @@ export interface Notice {
   readonly text: string;
 }
 
-function Main(props: { api: Api; user: User; onSignOut: (message?: string) => void }) {
-  const { api, user, onSignOut } = props;
+function Main(props: { api: Api; user: User; onSignedOut: (message?: string) => void }) {
+  const { api, user, onSignedOut } = props;
   const [dir, setDir] = useState(() => dirOfHash(location.hash));
   const [page, setPage] = useState<ListPage | undefined>();
   const [listError, setListError] = useState<string | undefined>();
@@ -157,10 +207,10 @@ function Main(props: { api: Api; user: User; onSignOut: (message?: string) => vo
   const failed = useCallback(
     (err: unknown): string => {
       const e = err as ApiError;
-      if (e.status === 401) onSignOut('Your session has ended: sign in again.');
+      if (e.status === 401) onSignedOut('Your session has ended: sign in again.');
       return errorText(e);
     },
-    [onSignOut],
+    [onSignedOut],
   );
 
   const loadList = useCallback(async () => {
@@ -248,7 +298,7 @@ function Main(props: { api: Api; user: User; onSignOut: (message?: string) => vo
       onEvent,
       (state) => {
         if (state === 'unauthorized') {
-          onSignOut('Your session has ended: sign in again.');
+          onSignedOut('Your session has ended: sign in again.');
           return;
         }
         setLive(state);
@@ -264,7 +314,29 @@ function Main(props: { api: Api; user: User; onSignOut: (message?: string) => vo
       ctl.abort();
       if (refresh !== undefined) clearTimeout(refresh);
     };
-  }, [api, loadList, loadStatus, onSignOut]);
+  }, [api, loadList, loadStatus, onSignedOut]);
+
+  // Sign-out waits for the device: if it failed, the session still works there.
+  const [signingOut, setSigningOut] = useState(false);
+  const signOut = useCallback(async () => {
+    setSigningOut(true);
+    try {
+      await api.signOut();
+      onSignedOut();
+    } catch (err) {
+      const e = err as ApiError;
+      // 401: the session had ended already.
+      if (e.status === 401) {
+        onSignedOut();
+        return;
+      }
+      setSigningOut(false);
+      setNotice({
+        kind: 'error',
+        text: `Could not sign out: ${errorText(e)} You are still signed in; try again.`,
+      });
+    }
+  }, [api, onSignedOut]);
 
   const act = useCallback(
     async (what: () => Promise<string>) => {
@@ -294,8 +366,8 @@ function Main(props: { api: Api; user: User; onSignOut: (message?: string) => vo
           Signed in as <strong>{user.name}</strong>
           {user.admin ? ' (administrator)' : ''}
         </p>
-        <button type="button" class="quiet" onClick={() => onSignOut()}>
-          Sign out
+        <button type="button" class="quiet" disabled={signingOut} onClick={() => void signOut()}>
+          {signingOut ? 'Signing out…' : 'Sign out'}
         </button>
       </header>
       <div class="layout">
