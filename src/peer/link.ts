@@ -123,7 +123,8 @@ export class PeerLink extends EventEmitter<LinkEvents> {
   /**
    * Asks the peer for chunks. `onChunk` gets each chunk's bytes (unverified:
    * the caller checks the hash) or null when the peer does not have it, in
-   * request order.
+   * request order. The bytes are valid only during the call (they may be in
+   * a buffer reused for the next chunk): copy them to keep them.
    */
   fetchChunks(
     hashes: readonly string[],
@@ -142,9 +143,16 @@ export class PeerLink extends EventEmitter<LinkEvents> {
         'content-type': 'application/json',
       });
       let i = 0;
-      let pending: Buffer | undefined;
-      let need = -1; // bytes of the current chunk still expected; -1: a header is next
-      const parts: Buffer[] = [];
+      // The response is parsed in place: a chunk's body that lies within one
+      // incoming buffer is handed out as a slice of it; one that spans
+      // buffers is copied into `scratch` (reused for every spanning chunk of
+      // this response). A header (status byte and length) that spans buffers
+      // is gathered in `head`.
+      const head = Buffer.allocUnsafe(5);
+      let headHave = 0;
+      let scratch: Buffer | undefined;
+      let have = 0; // bytes of the current chunk copied into scratch so far
+      let need = -1; // bytes of the current chunk; -1: a header is next
       let status = 0;
       // A peer that stops answering without closing the connection must not
       // hold the pull forever: no bytes for a while ends the request.
@@ -166,40 +174,60 @@ export class PeerLink extends EventEmitter<LinkEvents> {
       req.on('response', (h) => {
         status = Number(h[':status']);
       });
-      req.on('data', (buf: Buffer) => {
+      req.on('data', (b: Buffer) => {
         arm();
         if (status !== 200) return;
-        let b = pending ? Buffer.concat([pending, buf]) : buf;
-        pending = undefined;
-        while (b.length > 0) {
+        let at = 0;
+        const end = b.length;
+        while (at < end) {
           if (need < 0) {
-            if (b[0] === CHUNK_MISSING) {
-              onChunk(hashes[i++] as string, null);
-              b = b.subarray(1);
-              continue;
+            if (headHave === 0) {
+              const s = b[at] as number;
+              if (s === CHUNK_MISSING) {
+                onChunk(hashes[i++] as string, null);
+                at++;
+                continue;
+              }
+              if (s !== CHUNK_OK) {
+                req.destroy(new LockstepError('PEER_INVALID', `Bad chunk status byte ${s}`));
+                return;
+              }
+              if (end - at >= 5) {
+                need = b.readUInt32BE(at + 1);
+                at += 5;
+              } else {
+                headHave = b.copy(head, 0, at, end);
+                return;
+              }
+            } else {
+              const n = b.copy(head, headHave, at, Math.min(end, at + 5 - headHave));
+              headHave += n;
+              at += n;
+              if (headHave < 5) return;
+              headHave = 0;
+              need = head.readUInt32BE(1);
             }
-            if (b[0] !== CHUNK_OK) {
-              req.destroy(new LockstepError('PEER_INVALID', `Bad chunk status byte ${b[0]}`));
-              return;
-            }
-            if (b.length < 5) {
-              pending = b;
-              return;
-            }
-            need = b.readUInt32BE(1);
-            b = b.subarray(5);
+            have = 0;
           }
-          const take = Math.min(need, b.length);
-          parts.push(b.subarray(0, take));
-          need -= take;
-          b = b.subarray(take);
-          if (need === 0) {
-            onChunk(
-              hashes[i++] as string,
-              parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts),
-            );
-            parts.length = 0;
+          if (have === 0 && end - at >= need) {
+            // The whole body is here: no copy.
+            const data = b.subarray(at, at + need);
+            at += need;
             need = -1;
+            onChunk(hashes[i++] as string, data);
+            continue;
+          }
+          if (scratch === undefined || scratch.length < need) {
+            scratch = Buffer.allocUnsafe(Math.max(need, scratch?.length ?? 0));
+          }
+          const n = b.copy(scratch, have, at, Math.min(end, at + need - have));
+          have += n;
+          at += n;
+          if (have === need) {
+            const data = scratch.subarray(0, need);
+            need = -1;
+            have = 0;
+            onChunk(hashes[i++] as string, data);
           }
         }
       });

@@ -39,7 +39,18 @@ interface Want {
   readonly hint: ChunkHint | null;
   /** Peers that may have it and have not failed it yet. */
   readonly sources: string[];
-  readonly waiters: { resolve: (b: Buffer) => void; reject: (e: unknown) => void }[];
+  readonly waiters: Waiter[];
+}
+
+/**
+ * Who waits for a chunk: with `use`, it is handed the verified bytes
+ * synchronously (valid only during the call) and then resolved; without,
+ * it is resolved with a copy of its own.
+ */
+interface Waiter {
+  readonly resolve: (b: Buffer) => void;
+  readonly reject: (e: unknown) => void;
+  readonly use?: (data: Buffer) => void;
 }
 
 interface Lane {
@@ -71,22 +82,44 @@ export class ChunkFetcher {
     sources: readonly string[],
     hint: ChunkHint | null = null,
   ): Promise<Buffer> {
-    return new Promise((resolve, reject) => {
-      const existing = this.wants.get(hash);
-      if (existing) {
-        existing.waiters.push({ resolve, reject });
-        return;
-      }
-      const want: Want = {
-        hash,
-        length,
-        hint,
-        sources: [...sources],
-        waiters: [{ resolve, reject }],
-      };
-      this.wants.set(hash, want);
-      this.enqueue(want);
-    });
+    return new Promise((resolve, reject) =>
+      this.want(hash, length, sources, hint, { resolve, reject }),
+    );
+  }
+
+  /**
+   * Like {@link get}, but hands the verified bytes to `use` synchronously,
+   * without a copy: they are valid only during that call. Resolves after
+   * `use` returned; rejects with what it threw, or when no source can give
+   * the chunk.
+   */
+  into(
+    hash: string,
+    length: number,
+    sources: readonly string[],
+    hint: ChunkHint | null,
+    use: (data: Buffer) => void,
+  ): Promise<void> {
+    return new Promise((resolve, reject) =>
+      this.want(hash, length, sources, hint, { resolve: () => resolve(), reject, use }),
+    );
+  }
+
+  private want(
+    hash: string,
+    length: number,
+    sources: readonly string[],
+    hint: ChunkHint | null,
+    waiter: Waiter,
+  ): void {
+    const existing = this.wants.get(hash);
+    if (existing) {
+      existing.waiters.push(waiter);
+      return;
+    }
+    const want: Want = { hash, length, hint, sources: [...sources], waiters: [waiter] };
+    this.wants.set(hash, want);
+    this.enqueue(want);
   }
 
   /** Chooses the connected source with the least queued work. */
@@ -193,11 +226,21 @@ export class ChunkFetcher {
     }
   }
 
+  /** Settles every waiter of `w`; verified bytes are handed out before this returns. */
   private settle(w: Want, result: Buffer | Error): void {
     this.wants.delete(w.hash);
-    for (const { resolve, reject } of w.waiters) {
+    let copy: Buffer | undefined;
+    for (const { resolve, reject, use } of w.waiters) {
       if (result instanceof Error) reject(result);
-      else resolve(result);
+      else if (use === undefined) resolve((copy ??= Buffer.from(result)));
+      else {
+        try {
+          use(result);
+          resolve(result);
+        } catch (err) {
+          reject(err);
+        }
+      }
     }
   }
 }

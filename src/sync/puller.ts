@@ -405,8 +405,8 @@ export class Puller {
         const hint = [step.path, w.offsets[0] as number, w.length] as const;
         fetches.push(
           this.host.fetcher
-            .get(hash, w.length, step.sources, hint)
-            .then((data) => put(hash, data))
+            // Written as it arrives, verified, straight from the receive buffer.
+            .into(hash, w.length, step.sources, hint, (data) => put(hash, data))
             .catch((err: unknown) => {
               error ??= err;
             })
