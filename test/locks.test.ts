@@ -1,4 +1,5 @@
 // Locks end to end: real devices, the real client API and CLI.
+import { randomBytes } from 'node:crypto';
 import { chmodSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -148,6 +149,23 @@ describe('locks across devices', () => {
     const un = await cli(a, 'unlock', 'f.txt');
     expect(un.code).toBe(0);
     await waitUntil('writable on B', () => (statSync(onB).mode & 0o200) !== 0);
+  }, 90_000);
+
+  it('leaves the file writable everywhere after an unlock that lands while its last edit is being pulled', async () => {
+    const { a, b } = await twoDevices();
+    expect((await cli(a, 'lock', 'f.txt')).code).toBe(0);
+    const onB = join(b.folder, 'f.txt');
+    await waitUntil('read-only on B', () => (statSync(onB).mode & 0o222) === 0);
+    // The holder's last edit, big enough to be still on its way to B when
+    // the unlock gets there.
+    const big = randomBytes(96 * 1024 * 1024);
+    writeFileSync(join(a.folder, 'f.txt'), big);
+    expect((await cli(a, 'unlock', 'f.txt')).code).toBe(0);
+    await converged(
+      [a, b],
+      (t) => t['f.txt']?.type === 'file' && t['f.txt'].sha256 === sha256(big),
+    );
+    await waitUntil('writable on B after the unlock', () => (statSync(onB).mode & 0o200) !== 0);
   }, 90_000);
 
   it('fails within 2 s while the authority is stopped; listing and sync between the others go on', async () => {

@@ -68,6 +68,11 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   readonly fds = new FdCache();
   /** Paths recently checked to be live local files, for serving chunk hints. */
   private readonly hintOk = new Map<string, { ok: boolean; at: number }>();
+  /**
+   * Paths made read-only for a lock held elsewhere: kept after the unlock
+   * until a change applied after it has been made writable as well.
+   */
+  private readonly readOnlyForLock = new Set<string>();
   private readonly changeListeners = new Set<() => void>();
   private readonly log: Logger;
   private closed = false;
@@ -182,7 +187,12 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       this.puller.schedule([c.lock.path]);
     });
     this.on('applied', (r) => {
-      if (this.locks.get(r.path) !== undefined) this.enforce(r.path);
+      // Also after an unlock: a pull planned while the file was read-only
+      // for the lock can finish after the unlock made it writable, and
+      // would leave it read-only.
+      if (this.locks.get(r.path) !== undefined || this.readOnlyForLock.has(r.path)) {
+        this.enforce(r.path, true);
+      }
     });
     for (const l of this.locks.all()) this.enforce(l.path);
     this.port = await this.server.listen(this.opts.listen.host, this.opts.listen.port);
@@ -269,16 +279,19 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   }
 
   /** Makes a file read-only while a user on another device holds its lock; writable after. */
-  private enforce(path: string): void {
+  private enforce(path: string, applied = false): void {
     const lock = this.locks.get(path);
     const abs = join(this.opts.folder, path);
     try {
       const st = fs.lstatSync(abs, { throwIfNoEntry: false });
       if (st === undefined || !st.isFile()) return;
       const mode = st.mode & 0o7777;
-      const want =
-        lock !== undefined && lock.device !== this.opts.deviceId ? mode & ~0o222 : mode | 0o200;
+      const lockedElsewhere = lock !== undefined && lock.device !== this.opts.deviceId;
+      const want = lockedElsewhere ? mode & ~0o222 : mode | 0o200;
       if (want !== mode) fs.chmodSync(abs, want);
+      // Forgotten only once a change applied after the unlock was made writable too.
+      if (lockedElsewhere) this.readOnlyForLock.add(path);
+      else if (applied) this.readOnlyForLock.delete(path);
     } catch (err) {
       this.log.warn(
         { path, err: errorMessage(err) },
