@@ -6,7 +6,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { lstat, mkdtemp, open, readdir, readlink, rm } from 'node:fs/promises';
-import { createServer, connect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, lockstepAsync, serve, waitUntil, type Served } from './helpers.js';
@@ -125,65 +124,6 @@ export async function writeRandomFile(path: string, bytes: number): Promise<stri
     await fh.close();
   }
   return h.digest('hex');
-}
-
-/** A TCP proxy that counts the bytes it carries in each direction. */
-export class CountingProxy {
-  /** Bytes from the dialing side to the target. */
-  up = 0;
-  /** Bytes from the target back to the dialing side. */
-  down = 0;
-  port = 0;
-  private readonly server: Server;
-  private readonly sockets = new Set<Socket>();
-
-  constructor(private readonly targetPort: number) {
-    this.server = createServer((client) => {
-      const upstream = connect(this.targetPort, '127.0.0.1');
-      this.sockets.add(client);
-      this.sockets.add(upstream);
-      client.on('data', (d: Buffer) => {
-        this.up += d.length;
-      });
-      upstream.on('data', (d: Buffer) => {
-        this.down += d.length;
-      });
-      client.pipe(upstream);
-      upstream.pipe(client);
-      const end = () => {
-        client.destroy();
-        upstream.destroy();
-        this.sockets.delete(client);
-        this.sockets.delete(upstream);
-      };
-      client.on('error', end);
-      upstream.on('error', end);
-      client.on('close', end);
-      upstream.on('close', end);
-    });
-  }
-
-  get total(): number {
-    return this.up + this.down;
-  }
-
-  reset(): void {
-    this.up = 0;
-    this.down = 0;
-  }
-
-  async listen(): Promise<number> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    const addr = this.server.address();
-    this.port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-    return this.port;
-  }
-
-  close(): Promise<void> {
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    for (const s of this.sockets) s.destroy();
-    return closed;
-  }
 }
 
 /** The `msg` of each JSON log line in `output`. */

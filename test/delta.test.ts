@@ -5,21 +5,15 @@ import { randomBytes } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  CountingProxy,
-  TestCluster,
-  converged,
-  sha256File,
-  tempFiles,
-  writeRandomFile,
-} from './cluster.js';
+import { TestCluster, converged, sha256File, tempFiles, writeRandomFile } from './cluster.js';
+import { FaultProxy } from './faults.js';
 
 const MiB = 1024 * 1024;
 const KiB = 1024;
 
 describe('chunk-list deltas between real devices', () => {
   let cluster: TestCluster | undefined;
-  const proxies: CountingProxy[] = [];
+  const proxies: FaultProxy[] = [];
 
   afterEach(async () => {
     await cluster?.close();
@@ -34,8 +28,8 @@ describe('chunk-list deltas between real devices', () => {
     // Each device dials the other through its own counting proxy: `toA.down`
     // is what B fetches from A (A's index and chunks), `toB.down` what A
     // fetches from B (B's index: the record of the new version, echoed).
-    const toA = new CountingProxy(a.peerPort);
-    const toB = new CountingProxy(b.peerPort);
+    const toA = new FaultProxy(a.peerPort);
+    const toB = new FaultProxy(b.peerPort);
     proxies.push(toA, toB);
     await Promise.all([toA.listen(), toB.listen()]);
     await a.addPeer(b, `127.0.0.1:${toB.port}`);

@@ -15,9 +15,16 @@ export type FaultMode =
   /** Keeps connections open but carries nothing (like a dead route). */
   | 'stall';
 
-/** A TCP proxy to one target port on 127.0.0.1 whose traffic can be cut, stalled or delayed. */
+/**
+ * A TCP proxy to one target port on 127.0.0.1 that counts the bytes it
+ * carries each way, and whose traffic can be cut, stalled or delayed.
+ */
 export class FaultProxy {
   port = 0;
+  /** Bytes received from the dialing side (toward the target). */
+  up = 0;
+  /** Bytes received from the target (back toward the dialing side). */
+  down = 0;
   /** Connections accepted so far. */
   accepted = 0;
   private modeNow: FaultMode = 'pass';
@@ -65,6 +72,8 @@ export class FaultProxy {
     this.pairs.add(pair);
     const forward = (from: Socket, to: Socket) => {
       from.on('data', (d: Buffer) => {
+        if (from === client) this.up += d.length;
+        else this.down += d.length;
         if (this.modeNow === 'stall') {
           // Hold it back (unread data stays in the kernel; this piece waits here).
           from.pause();
@@ -98,6 +107,16 @@ export class FaultProxy {
     };
     client.on('close', end);
     upstream.on('close', end);
+  }
+
+  get total(): number {
+    return this.up + this.down;
+  }
+
+  /** Starts counting again from zero. */
+  reset(): void {
+    this.up = 0;
+    this.down = 0;
   }
 
   async listen(): Promise<number> {

@@ -4,34 +4,8 @@ import { chmodSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSyn
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TestCluster, converged, sha256, treeOf, type TestDevice } from './cluster.js';
+import { apiOf, call, type Api } from './api-client.js';
 import { lockstepAsync, waitUntil } from './helpers.js';
-
-interface Api {
-  url: string;
-  token: string;
-}
-
-function apiOf(d: TestDevice): Api {
-  const config = JSON.parse(readFileSync(join(d.home, 'config.json'), 'utf8')) as {
-    apiListen: string;
-  };
-  return {
-    url: `http://${config.apiListen}`,
-    token: readFileSync(join(d.home, 'token'), 'utf8').trim(),
-  };
-}
-
-async function call(api: Api, method: string, path: string, body?: unknown) {
-  const res = await fetch(`${api.url}/api/v1${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${api.token}`,
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
-}
 
 const cli = (d: TestDevice, ...args: string[]) => lockstepAsync([...args, '--home', d.home]);
 

@@ -15,7 +15,6 @@ import { open, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
-  CountingProxy,
   TestCluster,
   converged,
   hashesIn,
@@ -27,6 +26,7 @@ import {
   type Entry,
   type TestDevice,
 } from './cluster.js';
+import { FaultProxy } from './faults.js';
 import { indexRow, waitFor, waitUntil } from './helpers.js';
 
 const MiB = 1024 * 1024;
@@ -44,7 +44,7 @@ const fileHash = (tree: Tree, path: string): string | undefined => {
 
 describe('peer sync between real devices', () => {
   let cluster: TestCluster | undefined;
-  const proxies: CountingProxy[] = [];
+  const proxies: FaultProxy[] = [];
 
   afterEach(async () => {
     await cluster?.close();
@@ -396,7 +396,7 @@ describe('peer sync between real devices', () => {
     const b = cluster.get('B');
     // A reaches B through a counting proxy: B's index and every chunk A
     // fetches come through it. B dials A directly.
-    const proxy = new CountingProxy(b.peerPort);
+    const proxy = new FaultProxy(b.peerPort);
     proxies.push(proxy);
     await proxy.listen();
     await a.addPeer(b, `127.0.0.1:${proxy.port}`);
@@ -430,7 +430,7 @@ describe('peer sync between real devices', () => {
     const a = cluster.get('A');
     const b = cluster.get('B');
     // B fetches from A through a counting proxy, to see how much the restart refetches.
-    const proxy = new CountingProxy(a.peerPort);
+    const proxy = new FaultProxy(a.peerPort);
     proxies.push(proxy);
     await proxy.listen();
     await a.addPeer(b);

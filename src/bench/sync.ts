@@ -55,6 +55,7 @@ import {
   verifyContents,
   whenContent,
   withPair,
+  type Pair,
 } from './sync-harness.js';
 import {
   fmt,
@@ -143,20 +144,34 @@ async function timedFromStartingB(
     const t0 = performance.now();
     const synced = p.runner.start('B').then(() => p.runner.waitSynced());
     const t1 = await untilMatched(p, expected, synced, watch, opts.timeoutMs, t0);
-    const usage = watch.end();
-    const harnessCpuS = watch.ownCpuS;
-    const wire = await settledWire(p.proxy);
-    const error = verifyContents(p, digestsA);
-    const note = p.runner.note?.();
-    return {
-      seconds: (t1 - t0) / 1000,
-      wire,
-      usage,
-      harnessCpuS,
-      ...(error ? { error } : {}),
-      ...(note ? { note } : {}),
-    };
+    return finishRun(p, watch, t1 - t0, digestsA);
   });
+}
+
+/**
+ * The run's result once B matched, `ms` after the clock started: stops the
+ * process watch, waits for the traffic to settle, checks B's contents
+ * against `digests` (path → SHA-256).
+ */
+async function finishRun(
+  p: Pair,
+  watch: ProcWatch,
+  ms: number,
+  digests: ReadonlyMap<string, string>,
+): Promise<SyncRun> {
+  const usage = watch.end();
+  const harnessCpuS = watch.ownCpuS;
+  const wire = await settledWire(p.proxy);
+  const error = verifyContents(p, digests);
+  const note = p.runner.note?.();
+  return {
+    seconds: ms / 1000,
+    wire,
+    usage,
+    harnessCpuS,
+    ...(error ? { error } : {}),
+    ...(note ? { note } : {}),
+  };
 }
 
 /**
@@ -221,19 +236,7 @@ async function runDelta(opts: SyncBenchOptions, size: number): Promise<SyncRun> 
     p.runner.changed?.();
     const expected = listTree(p.dirA, p.runner);
     const t1 = await untilMatched(p, expected, p.runner.waitSynced(), watch, opts.timeoutMs, t0);
-    const usage = watch.end();
-    const harnessCpuS = watch.ownCpuS;
-    const wire = await settledWire(p.proxy);
-    const error = verifyContents(p, new Map([['big.bin', digest]]));
-    const note = p.runner.note?.();
-    return {
-      seconds: (t1 - t0) / 1000,
-      wire,
-      usage,
-      harnessCpuS,
-      ...(error ? { error } : {}),
-      ...(note ? { note } : {}),
-    };
+    return finishRun(p, watch, t1 - t0, new Map([['big.bin', digest]]));
   });
 }
 
