@@ -28,6 +28,7 @@ import { hashHex } from '../scan/chunker.js';
 import type { IndexStore } from '../store/index-store.js';
 import type { ChunkFetcher } from './fetcher.js';
 import type { FdCache } from './fd-cache.js';
+import { GroupSync, type SyncFs } from './group-sync.js';
 
 /** What the puller needs from the device. */
 export interface PullerHost {
@@ -45,6 +46,8 @@ export interface PullerHost {
   stopped(): boolean;
   /** The short ID of the device whose user holds a lock on `path`, if it is locked. */
   lockHolder?(path: string): string | undefined;
+  /** Writes out the file system of a folder at once (default: `sync -f`); only ever a head start for the fsyncs. */
+  readonly syncfs?: SyncFs;
   /** Scans `paths` now; called only from inside a queue task. */
   scanNow(paths: readonly string[]): Promise<void>;
   /** Called after a change from a peer was applied and recorded. */
@@ -54,6 +57,12 @@ export interface PullerHost {
     conflictCopy: string | undefined,
     ms: number,
   ): void;
+}
+
+/** A file built in its temp file: fsynced and closed, or (small) still open for a group fsync. */
+interface Assembled {
+  readonly tmp: string;
+  readonly fd?: number;
 }
 
 type Step = Exclude<Action, { kind: 'none' }> & {
@@ -66,6 +75,10 @@ type Step = Exclude<Action, { kind: 'none' }> & {
   readonly refusedFor?: string;
 };
 
+/** Files this small are fsynced in groups ({@link GroupSync}); larger ones on their own. */
+const GROUP_SYNC_MAX_BYTES = 1024 * 1024;
+/** Assembled files waiting for their fsync, at most (each holds a descriptor). */
+const SYNCING_MAX = 256;
 /** Files assembled at once. */
 const FILES_IN_FLIGHT = 32;
 /** Bytes of chunks requested but not yet written, over all files. */
@@ -95,7 +108,11 @@ export class Puller {
   /** Files being assembled now: path → bytes done / total. */
   readonly progress = new Map<string, { done: number; total: number }>();
 
-  constructor(private readonly host: PullerHost) {}
+  private readonly groupSync: GroupSync;
+
+  constructor(private readonly host: PullerHost) {
+    this.groupSync = new GroupSync(host.root, host.syncfs);
+  }
 
   /** Plans (and then applies) `paths` soon. */
   schedule(paths: Iterable<string>): void {
@@ -132,6 +149,7 @@ export class Puller {
 
   close(): void {
     this.closed = true;
+    this.groupSync.close();
     for (const r of this.retries.values()) clearTimeout(r.timer);
     this.retries.clear();
   }
@@ -318,13 +336,33 @@ export class Puller {
         }),
       );
     };
+    const done = (step: Step, tmp: string) => {
+      ready.push({ step, tmp });
+      if (ready.length >= 256) flush();
+    };
+    // Small files wait for their fsync in groups while the workers go on.
+    const syncing = new Set<Promise<void>>();
     const worker = async () => {
       while (next < pulls.length && !this.closed) {
         const step = pulls[next++] as Step;
         try {
-          const tmp = await this.assemble(step);
-          ready.push({ step, tmp });
-          if (ready.length >= 256) flush();
+          const { tmp, fd } = await this.assemble(step);
+          if (fd === undefined) {
+            done(step, tmp);
+            continue;
+          }
+          const p = this.groupSync
+            .fsync(fd)
+            .then(
+              () => done(step, tmp),
+              (err: unknown) => this.stepFailed(step, err),
+            )
+            .finally(() => {
+              fs.closeSync(fd);
+              syncing.delete(p);
+            });
+          syncing.add(p);
+          while (syncing.size >= SYNCING_MAX) await Promise.race(syncing);
         } catch (err) {
           this.stepFailed(step, err);
         }
@@ -333,6 +371,7 @@ export class Puller {
     const flusher = setInterval(flush, 5);
     try {
       await Promise.all(Array.from({ length: Math.min(FILES_IN_FLIGHT, pulls.length) }, worker));
+      while (syncing.size > 0) await Promise.race(syncing);
     } finally {
       clearInterval(flusher);
     }
@@ -344,7 +383,7 @@ export class Puller {
    * Builds the winner's content in a temp file beside the target and returns
    * its path. Reuses what a temp file from an earlier attempt already holds.
    */
-  private async assemble(step: Step): Promise<string> {
+  private async assemble(step: Step): Promise<Assembled> {
     const rec = step.record;
     const abs = join(this.host.root, step.path);
     const tmp = tempPath(abs);
@@ -352,6 +391,7 @@ export class Puller {
     // Writes and reads go to the page cache synchronously: a thread hop per
     // chunk would cost more than the copy. Only the fsync waits on a thread.
     const fd = fs.openSync(tmp, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
+    let keep = false;
     try {
       landedInside(this.host.root, step.path, tmp, fs.fstatSync(fd));
     } catch (err) {
@@ -419,14 +459,19 @@ export class Puller {
       fs.fchmodSync(fd, newMode(step.local, rec));
       const secs = Number(rec.mtimeNs) / 1e9;
       fs.futimesSync(fd, secs, secs);
+      if (rec.size <= GROUP_SYNC_MAX_BYTES) {
+        // Made durable with others (see pullAll); the descriptor goes along.
+        keep = true;
+        return { tmp, fd };
+      }
       await new Promise<void>((resolve, reject) =>
         fs.fsync(fd, (err) => (err ? reject(err) : resolve())),
       );
     } finally {
-      fs.closeSync(fd);
+      if (!keep) fs.closeSync(fd);
       this.progress.delete(step.path);
     }
-    return tmp;
+    return { tmp };
   }
 
   /**
