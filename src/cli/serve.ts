@@ -12,6 +12,7 @@ import { formatBytes } from '../core/human.js';
 import { createClientBackend } from '../daemon/client-backend.js';
 import { Device } from '../daemon/device.js';
 import { createLogger } from '../daemon/log.js';
+import { FileLog } from '../daemon/file-log.js';
 import { fail } from './output.js';
 
 /** Adds the `serve` command. */
@@ -47,6 +48,7 @@ async function serve(home: string): Promise<void> {
   let cluster: Cluster | undefined = undefined;
   let api: RunningApi | undefined = undefined;
   let stopping = false;
+  const fileLogs: FileLog[] = [];
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
@@ -62,6 +64,7 @@ async function serve(home: string): Promise<void> {
       .then(() => device.close())
       .then(
         () => {
+          for (const l of fileLogs) l.flush();
           log.info('stopped cleanly');
           log.flush();
           setTimeout(() => process.exit(0), 50).unref();
@@ -74,11 +77,13 @@ async function serve(home: string): Promise<void> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+  const indexLog = new FileLog(log, 'indexed');
+  fileLogs.push(indexLog);
   device.on('indexed', (records, source) => {
     if (source !== 'watch') return;
     for (const r of records) {
-      log.info(
-        { path: r.path, seq: r.sequence },
+      indexLog.add(
+        r,
         r.deleted
           ? `deleted ${r.path}`
           : `indexed ${r.path} (${r.type === 'file' ? formatBytes(r.size) : r.type})`,
@@ -105,6 +110,8 @@ async function serve(home: string): Promise<void> {
     name: config.name,
     lockAuthority: config.lockAuthority,
   });
+  const syncLog = new FileLog(log, 'synced');
+  fileLogs.push(syncLog);
   cluster.on('applied', (r, kind, copy) => {
     if (copy !== undefined) {
       log.warn(
@@ -113,13 +120,16 @@ async function serve(home: string): Promise<void> {
       );
     }
     // Version-only merges (the same content on both sides) change nothing on disk.
-    const quiet = kind === 'version' || kind === 'tombstone';
-    (quiet ? log.debug.bind(log) : log.info.bind(log))(
-      { path: r.path, kind, seq: r.sequence },
-      r.deleted
-        ? `synced delete of ${r.path}`
-        : `synced ${r.path} (${r.type === 'file' ? formatBytes(r.size) : r.type})`,
-    );
+    if (kind === 'version' || kind === 'tombstone') {
+      log.debug({ path: r.path, kind, seq: r.sequence }, `recorded the version of ${r.path}`);
+    } else {
+      syncLog.add(
+        r,
+        r.deleted
+          ? `synced delete of ${r.path}`
+          : `synced ${r.path} (${r.type === 'file' ? formatBytes(r.size) : r.type})`,
+      );
+    }
   });
   await cluster.start();
   // --- The client API (src/api): its one call site. It listens before the

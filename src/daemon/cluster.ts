@@ -74,6 +74,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
    */
   private readonly readOnlyForLock = new Set<string>();
   private readonly changeListeners = new Set<() => void>();
+  private changeSoon = false;
   private readonly log: Logger;
   private closed = false;
   /** The bound peer port. */
@@ -156,6 +157,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       lockHolder: (path) => this.locks.get(path)?.device.slice(0, 7),
       scanNow: (paths) => device.scanNow(paths),
       applied: (rec, kind, copy, ms) => {
+        device.wrote(rec);
         this.localChanged();
         this.emit('applied', rec, kind, copy, ms);
       },
@@ -389,7 +391,17 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     return readLocalChunk(this.opts.folder, this.opts.device.store, this.fds, hash);
   }
 
+  /**
+   * Tells the index streams that local records changed: once per turn of the
+   * event loop, so a batch of pulled files goes out in one frame, not one
+   * database read and one frame per file.
+   */
   private localChanged(): void {
-    for (const fn of this.changeListeners) fn();
+    if (this.changeSoon) return;
+    this.changeSoon = true;
+    setImmediate(() => {
+      this.changeSoon = false;
+      for (const fn of this.changeListeners) fn();
+    });
   }
 }

@@ -5,6 +5,7 @@
  * later layers.
  */
 import { EventEmitter } from 'node:events';
+import type { BigIntStats } from 'node:fs';
 import { LockstepError, errorMessage } from '../base/errors.js';
 import { SerialQueue } from '../base/serial-queue.js';
 import { IGNORE_FILE } from '../core/path.js';
@@ -50,6 +51,9 @@ export interface DeviceEvents {
 }
 
 /** One running device. */
+/** Notes of files pulled that the watcher has not reported yet, at most. */
+const ECHOES_MAX = 10_000;
+
 export class Device extends EventEmitter<DeviceEvents> {
   readonly store: IndexStore;
   private readonly pool: HashPool;
@@ -66,6 +70,8 @@ export class Device extends EventEmitter<DeviceEvents> {
   private stoppedTimer: NodeJS.Timeout | undefined;
   private pending: ScanTarget[] = [];
   private pendingScheduled = false;
+  /** Files a pull just wrote: path → what it wrote (see {@link wrote}). */
+  private readonly echoes = new Map<string, { inode: number; size: number; mtimeNs: bigint }>();
   private closed = false;
   /** Why the folder is stopped, or undefined while it syncs. */
   stoppedReason: string | undefined;
@@ -182,6 +188,7 @@ export class Device extends EventEmitter<DeviceEvents> {
       root: this.opts.folder,
       ignored: (p, isDir) => this.scanOpts.ignore.ignores(p, isDir),
       onBatch: (batch) => this.onWatchBatch(batch),
+      echo: (path, st) => this.isEcho(path, st),
       onError: (err, rel) =>
         this.log.warn(
           { path: rel, err: errorMessage(err) },
@@ -194,6 +201,25 @@ export class Device extends EventEmitter<DeviceEvents> {
       'watching folder',
     );
     await this.fullScan('start');
+  }
+
+  /**
+   * Notes a file this device itself just wrote and recorded (a pull), so the
+   * watcher's event for it is recognized by its identity and not scanned.
+   */
+  wrote(rec: FileRecord): void {
+    if (rec.deleted || rec.type !== 'file') return;
+    // Events that never come (a directory not watched yet) leave entries behind.
+    if (this.echoes.size >= ECHOES_MAX) this.echoes.clear();
+    this.echoes.set(rec.path, { inode: rec.inode, size: rec.size, mtimeNs: rec.mtimeNs });
+  }
+
+  /** Whether `st` at `path` is exactly the file {@link wrote} noted there (used once). */
+  private isEcho(path: string, st: BigIntStats): boolean {
+    const e = this.echoes.get(path);
+    if (e === undefined) return false;
+    this.echoes.delete(path);
+    return st.ino === BigInt(e.inode) && st.size === BigInt(e.size) && st.mtimeNs === e.mtimeNs;
   }
 
   private onWatchBatch(batch: readonly ScanTarget[]): void {

@@ -124,6 +124,11 @@ describe('IndexStore', () => {
       { path: 'x', offset: 10, length: 10 },
       { path: 'y', offset: 0, length: 10 },
     ]);
+    const H3 = 'cd'.repeat(32);
+    expect(store.chunksKnown([H1, H3, H2, H2])).toEqual(new Set([H1, H2]));
+    expect(store.chunksKnown([])).toEqual(new Set());
+    store.commit([{ path: 'x', seen: null }]);
+    expect(store.chunksKnown([H1, H2])).toEqual(new Set([H2]));
   });
 
   it('lists changes since a sequence number and live paths within a directory', () => {

@@ -119,6 +119,9 @@ export class IndexStore {
       chunk: this.db.prepare(
         'SELECT f.path, c.offset, c.length FROM chunks c JOIN files f ON f.id = c.file WHERE c.hash = ? LIMIT ?',
       ),
+      chunksKnown: this.db.prepare(
+        'SELECT DISTINCT lower(hex(hash)) AS h FROM chunks WHERE hash IN (SELECT unhex(value) FROM json_each(?))',
+      ),
       count: this.db.prepare(
         'SELECT count(*) AS n, coalesce(sum(size), 0) AS bytes FROM files WHERE device = 1 AND deleted = 0',
       ),
@@ -235,6 +238,17 @@ export class IndexStore {
   /** Where this device holds chunk `hash` (hex) on disk, at most `limit` places. */
   findChunk(hash: string, limit = 8): ChunkLocation[] {
     return this.stmts.chunk.all(Buffer.from(hash, 'hex'), limit) as ChunkLocation[];
+  }
+
+  /**
+   * Which of `hashes` (hex) this device holds somewhere on disk, as far as
+   * the index knows: one query for many, where {@link findChunk} would take
+   * one each (a pull of many new files asks for all of their chunks).
+   */
+  chunksKnown(hashes: readonly string[]): Set<string> {
+    if (hashes.length === 0) return new Set();
+    const rows = this.stmts.chunksKnown.all(JSON.stringify(hashes)) as { h: string }[];
+    return new Set(rows.map((r) => r.h));
   }
 
   /**

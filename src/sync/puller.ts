@@ -79,6 +79,8 @@ type Step = Exclude<Action, { kind: 'none' }> & {
 const GROUP_SYNC_MAX_BYTES = 1024 * 1024;
 /** Assembled files waiting for their fsync, at most (each holds a descriptor). */
 const SYNCING_MAX = 256;
+/** Files whose chunks are looked up locally with one query. */
+const KNOWN_WINDOW = 256;
 /** Files assembled at once. */
 const FILES_IN_FLIGHT = 32;
 /** Bytes of chunks requested but not yet written, over all files. */
@@ -342,11 +344,22 @@ export class Puller {
     };
     // Small files wait for their fsync in groups while the workers go on.
     const syncing = new Set<Promise<void>>();
+    // Which chunks of the next files this device has, asked for many files at once.
+    let known = new Set<string>();
+    let knownTo = 0;
     const worker = async () => {
       while (next < pulls.length && !this.closed) {
+        if (next >= knownTo) {
+          knownTo = Math.min(pulls.length, next + KNOWN_WINDOW);
+          const hashes = new Set<string>();
+          for (let i = next; i < knownTo; i++) {
+            for (const c of (pulls[i] as Step).record.chunks) hashes.add(c.hash);
+          }
+          known = this.host.store.chunksKnown([...hashes]);
+        }
         const step = pulls[next++] as Step;
         try {
-          const { tmp, fd } = await this.assemble(step);
+          const { tmp, fd } = await this.assemble(step, known);
           if (fd === undefined) {
             done(step, tmp);
             continue;
@@ -383,7 +396,7 @@ export class Puller {
    * Builds the winner's content in a temp file beside the target and returns
    * its path. Reuses what a temp file from an earlier attempt already holds.
    */
-  private async assemble(step: Step): Promise<Assembled> {
+  private async assemble(step: Step, known: ReadonlySet<string>): Promise<Assembled> {
     const rec = step.record;
     const abs = join(this.host.root, step.path);
     const tmp = tempPath(abs);
@@ -433,6 +446,7 @@ export class Puller {
       }
       // 2. Chunks this device has in other files (the old version, a renamed file).
       for (const [hash, w] of [...want]) {
+        if (!known.has(hash)) continue;
         const data = readLocalChunk(this.host.root, this.host.store, this.host.fds, hash, w.length);
         if (data) put(hash, data);
       }

@@ -4,6 +4,7 @@ import {
   mkdtempSync,
   renameSync,
   rmSync,
+  statSync,
   symlinkSync,
   unlinkSync,
   writeFileSync,
@@ -114,6 +115,29 @@ describe.each([
     unlinkSync(p('f.txt'));
     await waitFor(() => reported('f.txt', false));
     expect(errors).toEqual([]);
+  });
+
+  it('leaves out a file the device itself just put in place, but not a later change', async () => {
+    const echoes = new Map<string, bigint>();
+    await startWatcher({
+      echo: (rel, st) => {
+        const ino = echoes.get(rel);
+        echoes.delete(rel);
+        return ino === st.ino;
+      },
+    });
+    writeFileSync(p('.tmp-pulled'), 'pulled');
+    writeFileSync(p('.tmp-other'), 'other');
+    echoes.set('pulled.txt', statSync(p('.tmp-pulled'), { bigint: true }).ino);
+    renameSync(p('.tmp-pulled'), p('pulled.txt'));
+    renameSync(p('.tmp-other'), p('other.txt'));
+    await waitFor(() => reported('other.txt'));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(reported('pulled.txt')).toBe(false);
+    // Someone else's write to it afterwards is reported.
+    writeFileSync(p('.tmp-user'), 'the user');
+    renameSync(p('.tmp-user'), p('pulled.txt'));
+    await waitFor(() => reported('pulled.txt'));
   });
 
   it('watches one directory per directory, not per file', async () => {

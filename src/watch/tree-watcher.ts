@@ -24,6 +24,12 @@ export interface TreeWatcherOptions {
   onBatch: (batch: ChangedPath[]) => void;
   /** Receives problems that do not stop the watcher; `relPath` is '' for the root. */
   onError: (err: Error, relPath: string) => void;
+  /**
+   * Whether what is at `relPath` now (a file) is exactly what this device
+   * itself just wrote and recorded there (a pull renamed into place): such
+   * an event needs no report, since a scan would find nothing new.
+   */
+  echo?: (relPath: string, st: BigIntStats) => boolean;
   /** Deliver a batch after this long without new events (ms, default 2). */
   quietMs?: number;
   /** ...but never later than this after the first pending event (ms, default 100). */
@@ -103,7 +109,12 @@ export class TreeWatcher {
   private limitReported = false;
 
   constructor(opts: TreeWatcherOptions) {
-    this.o = { ...opts, quietMs: opts.quietMs ?? 2, maxDelayMs: opts.maxDelayMs ?? 100 };
+    this.o = {
+      ...opts,
+      echo: opts.echo ?? (() => false),
+      quietMs: opts.quietMs ?? 2,
+      maxDelayMs: opts.maxDelayMs ?? 100,
+    };
   }
 
   /** The number of directories currently watched (one inotify watch each). */
@@ -374,6 +385,7 @@ export class TreeWatcher {
       return;
     }
     // A file (or nothing): unwatched paths that vanished were files, so test as a file.
+    if (st?.isFile() === true && this.o.echo(rel, st)) return;
     if (!this.o.ignored(rel, false)) this.add(rel, false);
   }
 
