@@ -82,7 +82,7 @@ const SYNCING_MAX = 256;
 /** Files whose chunks are looked up locally with one query. */
 const KNOWN_WINDOW = 256;
 /** Files assembled at once. */
-const FILES_IN_FLIGHT = 32;
+const FILES_IN_FLIGHT = 128;
 /** Bytes of chunks requested but not yet written, over all files. */
 const BYTES_IN_FLIGHT = 32 * 1024 * 1024;
 const RETRY_MIN_MS = 1000;
@@ -343,7 +343,9 @@ export class Puller {
       if (ready.length >= 256) flush();
     };
     // Small files wait for their fsync in groups while the workers go on.
-    const syncing = new Set<Promise<void>>();
+    const slots = new Budget(SYNCING_MAX);
+    let syncing = 0;
+    let allSynced: (() => void) | undefined;
     // Which chunks of the next files this device has, asked for many files at once.
     let known = new Set<string>();
     let knownTo = 0;
@@ -364,7 +366,9 @@ export class Puller {
             done(step, tmp);
             continue;
           }
-          const p = this.groupSync
+          await slots.take(1);
+          syncing++;
+          void this.groupSync
             .fsync(fd)
             .then(
               () => done(step, tmp),
@@ -372,10 +376,9 @@ export class Puller {
             )
             .finally(() => {
               fs.closeSync(fd);
-              syncing.delete(p);
+              slots.give(1);
+              if (--syncing === 0) allSynced?.();
             });
-          syncing.add(p);
-          while (syncing.size >= SYNCING_MAX) await Promise.race(syncing);
         } catch (err) {
           this.stepFailed(step, err);
         }
@@ -384,7 +387,7 @@ export class Puller {
     const flusher = setInterval(flush, 5);
     try {
       await Promise.all(Array.from({ length: Math.min(FILES_IN_FLIGHT, pulls.length) }, worker));
-      while (syncing.size > 0) await Promise.race(syncing);
+      if (syncing > 0) await new Promise<void>((resolve) => (allSynced = resolve));
     } finally {
       clearInterval(flusher);
     }
