@@ -215,11 +215,18 @@ export class Device extends EventEmitter<DeviceEvents> {
   }
 
   /** Whether `st` at `path` is exactly the file {@link wrote} noted there (used once). */
-  private isEcho(path: string, st: BigIntStats): boolean {
+  private isEcho(path: string, look: () => BigIntStats | undefined): boolean {
     const e = this.echoes.get(path);
     if (e === undefined) return false;
     this.echoes.delete(path);
-    return st.ino === BigInt(e.inode) && st.size === BigInt(e.size) && st.mtimeNs === e.mtimeNs;
+    const st = look();
+    return (
+      st !== undefined &&
+      st.isFile() &&
+      st.ino === BigInt(e.inode) &&
+      st.size === BigInt(e.size) &&
+      st.mtimeNs === e.mtimeNs
+    );
   }
 
   private onWatchBatch(batch: readonly ScanTarget[]): void {

@@ -6,7 +6,7 @@
  * for 51 ms and chokidar holds a watch per file.
  */
 
-import { watch, type BigIntStats, type FSWatcher } from 'node:fs';
+import { lstatSync, watch, type BigIntStats, type FSWatcher } from 'node:fs';
 import { lstat, readdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -25,11 +25,12 @@ export interface TreeWatcherOptions {
   /** Receives problems that do not stop the watcher; `relPath` is '' for the root. */
   onError: (err: Error, relPath: string) => void;
   /**
-   * Whether what is at `relPath` now (a file) is exactly what this device
-   * itself just wrote and recorded there (a pull renamed into place): such
-   * an event needs no report, since a scan would find nothing new.
+   * Whether what is at `relPath` now is exactly the file this device itself
+   * just wrote and recorded there (a pull renamed into place): such an event
+   * needs no report, since a scan would find nothing new. `look` lstats the
+   * path (call it only for a path written, to keep other events cheap).
    */
-  echo?: (relPath: string, st: BigIntStats) => boolean;
+  echo?: (relPath: string, look: () => BigIntStats | undefined) => boolean;
   /** Deliver a batch after this long without new events (ms, default 2). */
   quietMs?: number;
   /** ...but never later than this after the first pending event (ms, default 100). */
@@ -57,6 +58,9 @@ const gone = (err: unknown): boolean => ['ENOENT', 'ENOTDIR'].includes(errorCode
 /** lstat with exact times; a path gone (or unreadable) reads as undefined, i.e. absent. */
 const lstatOrUndefined = (abs: string): Promise<BigIntStats | undefined> =>
   lstat(abs, { bigint: true }).catch(() => undefined);
+
+const lstatNow = (abs: string): BigIntStats | undefined =>
+  lstatSync(abs, { bigint: true, throwIfNoEntry: false });
 
 /**
  * Whether lstat reports real birth times. Without statx, libuv copies ctime
@@ -300,6 +304,8 @@ export class TreeWatcher {
       if (!this.watches.has(rel) && this.o.ignored(rel, false) && this.o.ignored(rel, true)) {
         return;
       }
+      // A file a pull just put in place: one look on the spot settles it.
+      if (!this.busy.has(rel) && this.o.echo(rel, () => lstatNow(this.abs(rel)))) return;
       this.schedule(rel, FRESH); // created, deleted or moved: look at what is there now
       return;
     }
@@ -385,7 +391,7 @@ export class TreeWatcher {
       return;
     }
     // A file (or nothing): unwatched paths that vanished were files, so test as a file.
-    if (st?.isFile() === true && this.o.echo(rel, st)) return;
+    if (st?.isFile() === true && this.o.echo(rel, () => st)) return;
     if (!this.o.ignored(rel, false)) this.add(rel, false);
   }
 
