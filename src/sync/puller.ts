@@ -79,6 +79,8 @@ type Step = Exclude<Action, { kind: 'none' }> & {
 const GROUP_SYNC_MAX_BYTES = 1024 * 1024;
 /** Assembled files waiting for their fsync, at most (each holds a descriptor). */
 const SYNCING_MAX = 256;
+/** Paths planned at once (a bigger cycle is planned window by window). */
+const PLAN_WINDOW = 4096;
 /** Files whose chunks are looked up locally with one query. */
 const KNOWN_WINDOW = 256;
 /** Files assembled at once. */
@@ -303,8 +305,34 @@ export class Puller {
     });
   }
 
+  /**
+   * Plans and applies `paths`. Many paths (a first sync) are planned a
+   * window at a time, so that memory holds one window's plans, not the whole
+   * difference; their deletes are planned again and applied after every
+   * window's pulls, as within one window.
+   */
   private async cycle(paths: readonly string[]): Promise<void> {
-    const steps = this.plan(paths);
+    await inWindows(
+      paths,
+      PLAN_WINDOW,
+      (p) => this.plan(p),
+      (steps) => this.runSteps(steps),
+      () => this.closed,
+    );
+    if (this.later.length > 0) {
+      // The deletes of its entries may still be on their way from the peer.
+      const again = this.later;
+      this.later = [];
+      setTimeout(() => this.schedule(again), DEFER_MS).unref();
+    }
+  }
+
+  /**
+   * Applies planned steps in the order that keeps data: directories, links
+   * and metadata first, then files, then deletes (children first), so a
+   * rename's new path finds its data in the old one.
+   */
+  private async runSteps(steps: readonly Step[]): Promise<void> {
     if (steps.length === 0) return;
     const quick = steps
       .filter((s) => s.kind !== 'pull' && s.kind !== 'delete')
@@ -314,12 +342,6 @@ export class Puller {
     if (quick.length > 0) await this.finish(quick.map((s) => ({ step: s })));
     if (pulls.length > 0) await this.pullAll(pulls);
     if (deletes.length > 0) await this.finish(deletes.map((s) => ({ step: s })));
-    if (this.later.length > 0) {
-      // The deletes of its entries may still be on their way from the peer.
-      const again = this.later;
-      this.later = [];
-      setTimeout(() => this.schedule(again), DEFER_MS).unref();
-    }
   }
 
   /** Assembles files with bounded concurrency; finishes them in batches. */
@@ -694,6 +716,35 @@ export class Puller {
     const timer = setTimeout(() => this.schedule([path]), delay);
     timer.unref();
     this.retries.set(path, { attempts, timer });
+  }
+}
+
+/**
+ * Plans and runs `paths` a window of `size` at a time. With more than one
+ * window, deletes are held back: their paths are planned again, children
+ * first, and run after every window (a rename's new path may be in a later
+ * window than its old path's delete, and must find the data still there).
+ */
+export async function inWindows<S extends { readonly kind: string; readonly path: string }>(
+  paths: readonly string[],
+  size: number,
+  plan: (paths: readonly string[]) => S[],
+  run: (steps: S[]) => Promise<void>,
+  stop: () => boolean = () => false,
+): Promise<void> {
+  if (paths.length <= size) {
+    await run(plan(paths));
+    return;
+  }
+  const deletes: string[] = [];
+  for (let i = 0; i < paths.length && !stop(); i += size) {
+    const steps = plan(paths.slice(i, i + size));
+    for (const s of steps) if (s.kind === 'delete') deletes.push(s.path);
+    await run(steps.filter((s) => s.kind !== 'delete'));
+  }
+  deletes.sort((a, b) => cmp(b, a));
+  for (let i = 0; i < deletes.length && !stop(); i += size) {
+    await run(plan(deletes.slice(i, i + size)));
   }
 }
 
