@@ -129,6 +129,10 @@ describe('IndexStore', () => {
     expect(store.chunksKnown([])).toEqual(new Set());
     store.commit([{ path: 'x', seen: null }]);
     expect(store.chunksKnown([H1, H2])).toEqual(new Set([H2]));
+    // Asked in slices: one found past the first slice of 8,192.
+    const many = Array.from({ length: 10_000 }, (_, i) => i.toString(16).padStart(64, '0'));
+    many[9_000] = H2;
+    expect(store.chunksKnown(many)).toEqual(new Set([H2]));
   });
 
   it('lists changes since a sequence number and live paths within a directory', () => {

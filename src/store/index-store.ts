@@ -246,9 +246,12 @@ export class IndexStore {
    * one each (a pull of many new files asks for all of their chunks).
    */
   chunksKnown(hashes: readonly string[]): Set<string> {
-    if (hashes.length === 0) return new Set();
-    const rows = this.stmts.chunksKnown.all(JSON.stringify(hashes)) as { h: string }[];
-    return new Set(rows.map((r) => r.h));
+    const out = new Set<string>();
+    for (let i = 0; i < hashes.length; i += 8192) {
+      const part = JSON.stringify(hashes.slice(i, i + 8192));
+      for (const r of this.stmts.chunksKnown.all(part) as { h: string }[]) out.add(r.h);
+    }
+    return out;
   }
 
   /**

@@ -83,6 +83,8 @@ const SYNCING_MAX = 256;
 const PLAN_WINDOW = 4096;
 /** Files whose chunks are looked up locally with one query. */
 const KNOWN_WINDOW = 256;
+/** ...and at most about this many chunks (a file of more is looked up alone). */
+const KNOWN_MAX_CHUNKS = 32_768;
 /** Files assembled at once. */
 const FILES_IN_FLIGHT = 128;
 /** Bytes of chunks requested but not yet written, over all files. */
@@ -374,10 +376,15 @@ export class Puller {
     const worker = async () => {
       while (next < pulls.length && !this.closed) {
         if (next >= knownTo) {
-          knownTo = Math.min(pulls.length, next + KNOWN_WINDOW);
+          // The next files, up to a number of files and of chunks (at least one file).
           const hashes = new Set<string>();
-          for (let i = next; i < knownTo; i++) {
-            for (const c of (pulls[i] as Step).record.chunks) hashes.add(c.hash);
+          knownTo = next;
+          while (
+            knownTo < pulls.length &&
+            knownTo - next < KNOWN_WINDOW &&
+            (knownTo === next || hashes.size < KNOWN_MAX_CHUNKS)
+          ) {
+            for (const c of (pulls[knownTo++] as Step).record.chunks) hashes.add(c.hash);
           }
           known = this.host.store.chunksKnown([...hashes]);
         }
