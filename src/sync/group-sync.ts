@@ -17,8 +17,8 @@ import type { Readable, Writable } from 'node:stream';
 
 /** Fewer files than this waiting are fsynced one by one (no process start). */
 const GROUP_MIN = 16;
-/** A syncfs slower than this (a busy disk shared with others) is not used for a while. */
-const SLOW_MS = 1000;
+/** A syncfs slower than this (much dirty data of others on the disk) is not used for a while. */
+const SLOW_MS = 5000;
 const BACKOFF_MS = 60_000;
 
 /** Writes out everything dirty on the file system that holds the folder. */
