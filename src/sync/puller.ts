@@ -437,14 +437,16 @@ export class Puller {
     // chunk would cost more than the copy. Only the fsync waits on a thread.
     const fd = fs.openSync(tmp, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
     let keep = false;
+    let existing: number;
     try {
-      landedInside(this.host.root, step.path, tmp, fs.fstatSync(fd));
+      const st = fs.fstatSync(fd);
+      landedInside(this.host.root, step.path, tmp, st);
+      existing = st.size;
     } catch (err) {
       fs.closeSync(fd);
       throw err;
     }
     try {
-      const existing = fs.fstatSync(fd).size;
       // Where each distinct chunk goes (a file may repeat a chunk).
       const want = new Map<string, { length: number; offsets: number[] }>();
       for (const c of rec.chunks) {
@@ -501,7 +503,11 @@ export class Puller {
       }
       await Promise.all(fetches);
       if (error !== undefined) throw error;
-      fs.ftruncateSync(fd, rec.size);
+      // Every chunk is in place, so the file already has rec.size bytes
+      // unless a longer temp file was left by an earlier attempt.
+      const last = rec.chunks.at(-1);
+      const end = last === undefined ? 0 : last.offset + last.length;
+      if (existing > rec.size || end !== rec.size) fs.ftruncateSync(fd, rec.size);
       fs.fchmodSync(fd, newMode(step.local, rec));
       const secs = Number(rec.mtimeNs) / 1e9;
       fs.futimesSync(fd, secs, secs);
