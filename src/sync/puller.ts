@@ -439,9 +439,9 @@ export class Puller {
     let keep = false;
     let existing: number;
     try {
-      const st = fs.fstatSync(fd);
+      const st = fs.fstatSync(fd, { bigint: true });
       landedInside(this.host.root, step.path, tmp, st);
-      existing = st.size;
+      existing = Number(st.size);
     } catch (err) {
       fs.closeSync(fd);
       throw err;
@@ -620,11 +620,13 @@ export class Puller {
       }
       removeEntry(abs, there);
     }
+    // What a pull put in place, as seen right after (its identity is checked).
+    let landed: fs.BigIntStats | undefined;
     switch (step.kind) {
       case 'pull': {
-        const data = fs.lstatSync(tmp as string);
+        const data = fs.lstatSync(tmp as string, { bigint: true });
         fs.renameSync(tmp as string, abs);
-        landedInside(this.host.root, step.path, abs, data);
+        landed = landedInside(this.host.root, step.path, abs, data);
         break;
       }
       case 'mkdir':
@@ -647,7 +649,7 @@ export class Puller {
       case 'tombstone':
         break;
     }
-    const st = rec.deleted ? undefined : fs.lstatSync(abs, { bigint: true });
+    const st = rec.deleted ? undefined : (landed ?? fs.lstatSync(abs, { bigint: true }));
     const record = store.commitSynced(
       rec,
       step.version,
@@ -831,20 +833,21 @@ export function ensureParents(root: string, rel: string, create = true): boolean
  * elsewhere, it is removed from there (it is ours: same inode) and this
  * throws.
  *
+ * @returns the lstat of `abs`
  * @throws LockstepError `PATH_INVALID`
  */
-function landedInside(root: string, rel: string, abs: string, st: fs.Stats): void {
+function landedInside(root: string, rel: string, abs: string, st: fs.BigIntStats): fs.BigIntStats {
   let parentsOk = false;
   try {
     parentsOk = ensureParents(root, rel, false);
   } catch {
     parentsOk = false;
   }
-  const here = parentsOk ? fs.lstatSync(abs, { throwIfNoEntry: false }) : undefined;
-  if (here !== undefined && here.ino === st.ino && here.dev === st.dev) return;
+  const here = parentsOk ? fs.lstatSync(abs, { bigint: true, throwIfNoEntry: false }) : undefined;
+  if (here !== undefined && here.ino === st.ino && here.dev === st.dev) return here;
   try {
     const real = join(fs.realpathSync(dirname(abs)), basename(abs));
-    const there = fs.lstatSync(real, { throwIfNoEntry: false });
+    const there = fs.lstatSync(real, { bigint: true, throwIfNoEntry: false });
     if (there !== undefined && there.ino === st.ino && there.dev === st.dev) fs.unlinkSync(real);
   } catch {
     // Gone already, or the path no longer resolves.
