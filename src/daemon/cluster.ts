@@ -95,7 +95,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
           this.changeListeners.add(fn);
           return () => this.changeListeners.delete(fn);
         },
-        readChunk: (hash, hint) => this.readChunk(hash, hint),
+        readChunk: (hash, hint, into, at) => this.readChunk(hash, hint, into, at),
         lockAuthority: () => this.authority(),
         locks: {
           snapshot: () => this.locks.all(),
@@ -372,7 +372,12 @@ export class Cluster extends EventEmitter<ClusterEvents> {
    * live local file (no lookup, and no re-hash: the asker verifies), else
    * from wherever the chunk table says, verified.
    */
-  private readChunk(hash: string, hint: ChunkHint | null): Buffer | undefined {
+  private readChunk(
+    hash: string,
+    hint: ChunkHint | null,
+    into?: Buffer,
+    at = 0,
+  ): Buffer | undefined {
     if (hint !== null) {
       const [path, offset, length] = hint;
       const now = Date.now();
@@ -384,7 +389,11 @@ export class Cluster extends EventEmitter<ClusterEvents> {
         this.hintOk.set(path, known);
       }
       if (known.ok) {
-        const data = this.fds.read(join(this.opts.folder, path), offset, length);
+        const room = into !== undefined && at + length <= into.length;
+        const file = join(this.opts.folder, path);
+        const data = room
+          ? this.fds.read(file, offset, length, into, at)
+          : this.fds.read(file, offset, length);
         if (data !== undefined) return data;
       }
     }

@@ -51,9 +51,10 @@ export interface PeerHost {
   /**
    * The bytes of chunk `hash` from the local disk, or undefined if this
    * device does not have it. `hint` says where the asking device expects it;
-   * the asker verifies every chunk against its hash.
+   * the asker verifies every chunk against its hash. With `into`, the bytes
+   * may be read into it at `at` (when they fit), the result then a view of it.
    */
-  readChunk(hash: string, hint: ChunkHint | null): Buffer | undefined;
+  readChunk(hash: string, hint: ChunkHint | null, into?: Buffer, at?: number): Buffer | undefined;
 }
 
 /** Records per index frame. */
@@ -63,8 +64,16 @@ const CHUNKS_PER_FRAME = 100_000;
 /** Largest accepted request body (a chunk request of 1,024 hashes is ~70 KiB). */
 const MAX_BODY = 256 * 1024;
 
-/** Bytes a chunk reply may queue before it waits for the peer to take them. */
-const SEND_BUFFER = 4 * 1024 * 1024;
+/**
+ * Chunk replies are written in slabs of this size (headers and chunks packed
+ * together): reused once sent, so that serving a GiB neither allocates a
+ * Buffer per chunk nor leaves a GiB of garbage for the collector.
+ */
+const SLAB = 1024 * 1024;
+/** Slabs a chunk reply may have queued before it waits for the peer to take them. */
+const SLABS_PER_STREAM = 4;
+/** Sent slabs kept for reuse (more are garbage once sent). */
+const SLABS_KEPT = 16;
 /**
  * Chunks of the big files' records last sent on one index stream, kept as
  * delta bases (about 100 bytes each: some 10 MB at most).
@@ -86,6 +95,8 @@ export class PeerServer {
   private readonly sessions = new Set<http2.ServerHttp2Session>();
   private readonly sockets = new Set<Socket>();
   private closing = false;
+  /** Sent chunk-reply slabs, for reuse. */
+  private readonly freeSlabs: Buffer[] = [];
 
   constructor(
     private readonly host: PeerHost,
@@ -366,27 +377,72 @@ export class PeerServer {
       return;
     }
     stream.respond({ ':status': 200, 'content-type': 'application/octet-stream' });
+    let slab = this.slab();
+    let used = 0;
+    let queued = 0; // slabs written to the stream and not yet sent
+    let wake: (() => void) | undefined;
+    stream.once('close', () => wake?.());
+    const send = () => {
+      const full = slab;
+      queued++;
+      stream.write(full.subarray(0, used), (err) => {
+        queued--;
+        // A slab is reused only once it was sent (not when its write failed).
+        if (!err && this.freeSlabs.length < SLABS_KEPT) this.freeSlabs.push(full);
+        wake?.();
+      });
+      slab = this.slab();
+      used = 0;
+    };
     try {
       for (let i = 0; i < req.hashes.length; i++) {
         if (stream.destroyed) return;
-        const data = this.host.readChunk(req.hashes[i] as string, req.at[i] ?? null);
-        const head = Buffer.allocUnsafe(data ? 5 : 1);
-        head[0] = data ? CHUNK_OK : CHUNK_MISSING;
-        if (data) head.writeUInt32BE(data.length, 1);
-        stream.write(head);
-        if (data) stream.write(data);
-        // A stream buffers only 16 KiB before it asks to wait: waiting after
-        // every chunk would serialize reads with sending. Keep up to a few
-        // MiB queued (HTTP/2 flow control still paces the peer).
-        if (stream.writableLength > SEND_BUFFER) {
-          await new Promise<void>((r) => stream.once('drain', r));
+        const hint = req.at[i] ?? null;
+        // Room for the expected chunk after its header, or start a new slab.
+        if (used > 0 && used + 5 + (hint?.[2] ?? 0) > SLAB) send();
+        while (queued >= SLABS_PER_STREAM && !stream.destroyed) {
+          // Reads go on while the slabs before are sent, but only so far
+          // ahead (HTTP/2 flow control paces the peer).
+          await new Promise<void>((r) => (wake = r));
+          wake = undefined;
+        }
+        if (stream.destroyed) return;
+        const data = this.host.readChunk(req.hashes[i] as string, hint, slab, used + 5);
+        if (data === undefined) {
+          slab[used++] = CHUNK_MISSING;
+          continue;
+        }
+        if (data.buffer === slab.buffer && data.byteOffset === slab.byteOffset + used + 5) {
+          slab[used] = CHUNK_OK;
+          slab.writeUInt32BE(data.length, used + 1);
+          used += 5 + data.length;
+          continue;
+        }
+        // Read elsewhere (not where the asker expected it): copied in, or
+        // written on its own when it does not fit a slab.
+        if (used > 0 && used + 5 + data.length > SLAB) send();
+        slab[used] = CHUNK_OK;
+        slab.writeUInt32BE(data.length, used + 1);
+        used += 5;
+        if (used + data.length <= SLAB) {
+          used += data.copy(slab, used);
+        } else {
+          send();
+          stream.write(data);
         }
       }
+      if (used > 0) send();
+      if (this.freeSlabs.length < SLABS_KEPT) this.freeSlabs.push(slab);
       stream.end();
     } catch (err) {
       this.host.log.warn({ peer, err: errorMessage(err) }, 'serving chunks failed');
       stream.destroy();
     }
+  }
+
+  /** A slab for a chunk reply: a sent one, or a new one. */
+  private slab(): Buffer {
+    return this.freeSlabs.pop() ?? Buffer.allocUnsafeSlow(SLAB);
   }
 }
 

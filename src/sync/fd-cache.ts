@@ -25,9 +25,11 @@ export class FdCache {
   /**
    * Reads `length` bytes at `offset` of `file` synchronously (the page cache
    * usually answers at once; a thread hop would cost more than the read).
-   * Returns undefined when the file is gone or shorter than that.
+   * Returns undefined when the file is gone or shorter than that. With
+   * `into`, the bytes are read into it at `at` (it must have room) and the
+   * result is a view of it, so that a caller can reuse its buffers.
    */
-  read(file: string, offset: number, length: number): Buffer | undefined {
+  read(file: string, offset: number, length: number, into?: Buffer, at = 0): Buffer | undefined {
     let entry = this.fds.get(file);
     const now = Date.now();
     if (entry !== undefined && now - entry.checked > RECHECK_MS) {
@@ -61,7 +63,8 @@ export class FdCache {
       this.fds.set(file, entry);
     }
     entry.used = Date.now();
-    const buf = Buffer.allocUnsafe(length);
+    const buf = into === undefined ? Buffer.allocUnsafe(length) : into.subarray(at, at + length);
+    if (buf.length !== length) throw new RangeError('FdCache.read: no room in the buffer');
     let done = 0;
     try {
       while (done < length) {

@@ -24,6 +24,7 @@ import { conflictName, planPath, type Action, type Candidate } from '../core/pla
 import { sameContent, type FileRecord } from '../core/record.js';
 import { dominates, merge, update, type Vector } from '../core/vector.js';
 import type { Logger } from '../daemon/log.js';
+import { WriteBack } from './writeback.js';
 import { hashHex } from '../scan/chunker.js';
 import type { IndexStore } from '../store/index-store.js';
 import type { ChunkFetcher } from './fetcher.js';
@@ -446,6 +447,7 @@ export class Puller {
       fs.closeSync(fd);
       throw err;
     }
+    const wb = new WriteBack(fd);
     try {
       // Where each distinct chunk goes (a file may repeat a chunk).
       const want = new Map<string, { length: number; offsets: number[] }>();
@@ -462,6 +464,7 @@ export class Puller {
         want.delete(hash);
         for (const off of w.offsets) writeAll(fd, data, off);
         progress.done += data.length * w.offsets.length;
+        wb.wrote(data.length * w.offsets.length);
       };
       // 1. What an earlier attempt left in the temp file.
       if (existing > 0) {
@@ -511,6 +514,7 @@ export class Puller {
       fs.fchmodSync(fd, newMode(step.local, rec));
       const secs = Number(rec.mtimeNs) / 1e9;
       fs.futimesSync(fd, secs, secs);
+      await wb.settle();
       if (rec.size <= GROUP_SYNC_MAX_BYTES) {
         // Made durable with others (see pullAll); the descriptor goes along.
         keep = true;
@@ -520,6 +524,7 @@ export class Puller {
         fs.fsync(fd, (err) => (err ? reject(err) : resolve())),
       );
     } finally {
+      await wb.idle();
       if (!keep) fs.closeSync(fd);
       this.progress.delete(step.path);
     }
