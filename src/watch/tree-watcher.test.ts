@@ -140,6 +140,15 @@ describe.each([
     await waitFor(() => reported('pulled.txt'));
   });
 
+  it("never looks at Lockstep's own temp files, whatever the ignore rules say", async () => {
+    await startWatcher(); // ignores nothing
+    writeFileSync(p('.lockstep-tmp-a.txt'), 'pulled');
+    renameSync(p('.lockstep-tmp-a.txt'), p('a.txt'));
+    await waitFor(() => reported('a.txt'));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(entries().map((e) => e.path)).not.toContain('.lockstep-tmp-a.txt');
+  });
+
   it('watches one directory per directory, not per file', async () => {
     for (const d of ['a', 'a/b', 'a/b/c', 'd', 'e']) mkdirSync(p(d));
     for (let i = 0; i < 20; i++) writeFileSync(p(`a/b/f${i}`), 'x');

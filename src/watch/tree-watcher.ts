@@ -12,7 +12,7 @@ import { basename, dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { errorCode, errorMessage } from '../base/errors.js';
 import { coalesce, type ChangedPath } from '../core/coalesce.js';
-import { joinRel, parentOf } from '../core/path.js';
+import { TEMP_PREFIX, joinRel, parentOf } from '../core/path.js';
 
 /** Options of a {@link TreeWatcher}. */
 export interface TreeWatcherOptions {
@@ -112,6 +112,9 @@ export class TreeWatcher {
   private rootLost = false;
   private limitReported = false;
 
+  /** The root's own name (events on the root itself come under it). */
+  private readonly rootBase: string;
+
   constructor(opts: TreeWatcherOptions) {
     this.o = {
       ...opts,
@@ -119,6 +122,7 @@ export class TreeWatcher {
       quietMs: opts.quietMs ?? 2,
       maxDelayMs: opts.maxDelayMs ?? 100,
     };
+    this.rootBase = basename(opts.root);
   }
 
   /** The number of directories currently watched (one inotify watch each). */
@@ -296,7 +300,11 @@ export class TreeWatcher {
     // Linux reports events on the directory itself (deleted, moved, chmod)
     // under its own base name: check the directory itself too. This may also
     // report a nonexistent `dir/name`; the consumer's lstat settles that.
-    if (name === basename(this.abs(dir))) this.schedule(dir, CHECK);
+    const base = dir === '' ? this.rootBase : dir.slice(dir.lastIndexOf('/') + 1);
+    if (name === base) this.schedule(dir, CHECK);
+    // Lockstep's own temp files are always ignored, and a pull makes several
+    // events on each: nothing to look at (not even the ignore rules).
+    if (name.startsWith(TEMP_PREFIX)) return;
     const rel = joinRel(dir, name);
     if (type === 'rename') {
       // Ignored whatever it is and not watched: a look would find nothing to
