@@ -63,8 +63,12 @@ export interface PullerHost {
 /** A file built in its temp file: fsynced and closed, or (small) still open for a group fsync. */
 interface Assembled {
   readonly tmp: string;
+  /** The temp file's identity when it was made (checked again where it lands). */
+  readonly id: FileId;
   readonly fd?: number;
 }
+
+type FileId = Pick<fs.BigIntStats, 'ino' | 'dev'>;
 
 type Step = Exclude<Action, { kind: 'none' }> & {
   readonly path: string;
@@ -350,7 +354,7 @@ export class Puller {
   /** Assembles files with bounded concurrency; finishes them in batches. */
   private async pullAll(pulls: Step[]): Promise<void> {
     let next = 0;
-    let ready: { step: Step; tmp: string }[] = [];
+    let ready: { step: Step; tmp: string; id: FileId }[] = [];
     let finishing: Promise<void> = Promise.resolve();
     const flush = () => {
       if (ready.length === 0) return;
@@ -363,8 +367,8 @@ export class Puller {
         }),
       );
     };
-    const done = (step: Step, tmp: string) => {
-      ready.push({ step, tmp });
+    const done = (step: Step, tmp: string, id: FileId) => {
+      ready.push({ step, tmp, id });
       if (ready.length >= 256) flush();
     };
     // Small files wait for their fsync in groups while the workers go on.
@@ -391,9 +395,9 @@ export class Puller {
         }
         const step = pulls[next++] as Step;
         try {
-          const { tmp, fd } = await this.assemble(step, known);
+          const { tmp, id, fd } = await this.assemble(step, known);
           if (fd === undefined) {
-            done(step, tmp);
+            done(step, tmp, id);
             continue;
           }
           await slots.take(1);
@@ -401,7 +405,7 @@ export class Puller {
           void this.groupSync
             .fsync(fd)
             .then(
-              () => done(step, tmp),
+              () => done(step, tmp, id),
               (err: unknown) => this.stepFailed(step, err),
             )
             .finally(() => {
@@ -439,10 +443,12 @@ export class Puller {
     const fd = fs.openSync(tmp, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
     let keep = false;
     let existing: number;
+    let id: FileId;
     try {
       const st = fs.fstatSync(fd, { bigint: true });
       landedInside(this.host.root, step.path, tmp, st);
       existing = Number(st.size);
+      id = { ino: st.ino, dev: st.dev };
     } catch (err) {
       fs.closeSync(fd);
       throw err;
@@ -518,7 +524,7 @@ export class Puller {
       if (rec.size <= GROUP_SYNC_MAX_BYTES) {
         // Made durable with others (see pullAll); the descriptor goes along.
         keep = true;
-        return { tmp, fd };
+        return { tmp, id, fd };
       }
       await new Promise<void>((resolve, reject) =>
         fs.fsync(fd, (err) => (err ? reject(err) : resolve())),
@@ -528,7 +534,7 @@ export class Puller {
       if (!keep) fs.closeSync(fd);
       this.progress.delete(step.path);
     }
-    return { tmp };
+    return { tmp, id };
   }
 
   /**
@@ -536,18 +542,18 @@ export class Puller {
    * index, move a conflict loser aside, put the new content in place, record
    * it. Targets that changed meanwhile are rescanned and planned again.
    */
-  private finish(items: { step: Step; tmp?: string }[]): Promise<void> {
+  private finish(items: { step: Step; tmp?: string; id?: FileId }[]): Promise<void> {
     return this.host.queue.run(async () => {
       if (this.host.stopped()) return;
       const replan: string[] = [];
       const rescan: string[] = [];
       const applied: { rec: FileRecord; kind: Step['kind']; copy?: string; ms: number }[] = [];
       this.host.store.db.transaction(() => {
-        for (const { step, tmp } of items) {
+        for (const { step, tmp, id } of items) {
           // A kept copy of a refused version is retried through its locked path.
           const key = step.refusedFor ?? step.path;
           try {
-            const outcome = this.apply(step, tmp);
+            const outcome = this.apply(step, tmp, id);
             if (tmp !== undefined && typeof outcome === 'string') {
               // Not put in place: its temp file goes if the next plan needs none.
               this.sweep.add(step.path);
@@ -597,6 +603,7 @@ export class Puller {
   private apply(
     step: Step,
     tmp: string | undefined,
+    id?: FileId,
   ): 'rescan' | 'replan' | 'later' | { record: FileRecord; copy?: string } {
     const store = this.host.store;
     const local = store.get(step.path);
@@ -629,9 +636,9 @@ export class Puller {
     let landed: fs.BigIntStats | undefined;
     switch (step.kind) {
       case 'pull': {
-        const data = fs.lstatSync(tmp as string, { bigint: true });
+        const made = id ?? fs.lstatSync(tmp as string, { bigint: true });
         fs.renameSync(tmp as string, abs);
-        landed = landedInside(this.host.root, step.path, abs, data);
+        landed = landedInside(this.host.root, step.path, abs, made);
         break;
       }
       case 'mkdir':
@@ -841,7 +848,7 @@ export function ensureParents(root: string, rel: string, create = true): boolean
  * @returns the lstat of `abs`
  * @throws LockstepError `PATH_INVALID`
  */
-function landedInside(root: string, rel: string, abs: string, st: fs.BigIntStats): fs.BigIntStats {
+function landedInside(root: string, rel: string, abs: string, st: FileId): fs.BigIntStats {
   let parentsOk = false;
   try {
     parentsOk = ensureParents(root, rel, false);
