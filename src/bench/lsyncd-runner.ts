@@ -8,8 +8,8 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Proc, which } from './procs.js';
-import { RSYNC_MODULE, RsyncDaemon, rsyncFsync, rsyncPartial } from './rsync-runner.js';
-import type { Side, SyncEnv, SyncRunner } from './runner.js';
+import { RSYNC_MODULE, ToRsyncDaemon, rsyncFsync } from './rsync-runner.js';
+import type { SyncEnv, SyncRunner } from './runner.js';
 
 /** `s` as a Lua string literal. */
 export function luaString(s: string): string {
@@ -52,13 +52,8 @@ export function lsyncdConf(o: {
 }
 
 /** lsyncd (rsync backend) from A to an rsync daemon on B. */
-export class LsyncdRunner implements SyncRunner {
+export class LsyncdRunner extends ToRsyncDaemon implements SyncRunner {
   readonly name = 'lsyncd';
-  readonly mtimeToleranceNs = 1_000_000n;
-  private dirs: { A: string; B: string } | undefined;
-  private env: SyncEnv | undefined;
-  private daemon: RsyncDaemon | undefined;
-  private aUp = false;
   private lsyncd: Proc | undefined;
 
   static available(): string | undefined {
@@ -67,28 +62,8 @@ export class LsyncdRunner implements SyncRunner {
     return undefined;
   }
 
-  own(): boolean {
-    return false;
-  }
-
-  partial(rel: string): boolean {
-    return rsyncPartial(rel);
-  }
-
-  async setup(dirA: string, dirB: string, env: SyncEnv): Promise<void> {
-    this.dirs = { A: dirA, B: dirB };
-    this.env = env;
-  }
-
-  async start(side?: Side): Promise<void> {
-    const { dirs, env } = this;
-    if (dirs === undefined || env === undefined) throw new Error('start before setup');
-    if (side === undefined || side === 'B') {
-      this.daemon = new RsyncDaemon(dirs.B, env.work, env.net.listen.B);
-      await this.daemon.start();
-    }
-    if (side === undefined || side === 'A') this.aUp = true;
-    if (!this.aUp || this.daemon === undefined || this.lsyncd !== undefined) return;
+  protected bothUp(dirs: { A: string; B: string }, env: SyncEnv): void {
+    if (this.lsyncd !== undefined) return;
     const conf = join(env.work, 'lsyncd.conf.lua');
     writeFileSync(
       conf,
@@ -103,22 +78,13 @@ export class LsyncdRunner implements SyncRunner {
     this.lsyncd = Proc.start('lsyncd', [conf]);
   }
 
+  protected onA(): Proc | undefined {
+    return this.lsyncd;
+  }
+
   async waitSynced(): Promise<void> {
     // A daemon: the harness compares the folders; but fail at once if lsyncd died.
     const p = this.lsyncd;
     if (p !== undefined && !p.running) throw new Error(`lsyncd exited:\n${p.tail.text()}`);
-  }
-
-  async stop(): Promise<void> {
-    await this.lsyncd?.stop();
-    await this.daemon?.stop();
-  }
-
-  pids(): Partial<Record<Side, number>> {
-    const out: Partial<Record<Side, number>> = {};
-    if (this.lsyncd?.running && this.lsyncd.pid !== undefined) out.A = this.lsyncd.pid;
-    const b = this.daemon?.pid;
-    if (b !== undefined) out.B = b;
-    return out;
   }
 }

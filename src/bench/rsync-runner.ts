@@ -130,22 +130,17 @@ export class RsyncDaemon {
 /** Whether to ask rsync (and lsyncd's rsync) to fsync each file, like Lockstep: BENCH_RSYNC_FSYNC=1. */
 export const rsyncFsync = () => process.env.BENCH_RSYNC_FSYNC === '1';
 
-/** rsync to a daemon: one run per start and per change. */
-export class RsyncRunner implements SyncRunner {
-  readonly name = 'rsync';
+/**
+ * The part {@link RsyncRunner} and {@link LsyncdRunner} share: an rsync
+ * daemon as B, and on A a process of the subclass's, started once both
+ * sides are up.
+ */
+export abstract class ToRsyncDaemon {
   readonly mtimeToleranceNs = 1_000_000n;
-  private dirs: { A: string; B: string } | undefined;
-  private env: SyncEnv | undefined;
-  private daemon: RsyncDaemon | undefined;
+  protected dirs: { A: string; B: string } | undefined;
+  protected env: SyncEnv | undefined;
+  protected daemon: RsyncDaemon | undefined;
   private aUp = false;
-  private client: Proc | undefined;
-  private readonly finished = new Map<number, number>();
-  /** What the last run's `--stats` said about delta transfer. */
-  lastNote: string | undefined;
-
-  static available(): string | undefined {
-    return which('rsync') === undefined ? 'rsync is not installed' : undefined;
-  }
 
   own(): boolean {
     return false;
@@ -161,13 +156,55 @@ export class RsyncRunner implements SyncRunner {
   }
 
   async start(side?: Side): Promise<void> {
-    if (this.dirs === undefined || this.env === undefined) throw new Error('start before setup');
+    const { dirs, env } = this;
+    if (dirs === undefined || env === undefined) throw new Error('start before setup');
     if (side === undefined || side === 'B') {
-      this.daemon = new RsyncDaemon(this.dirs.B, this.env.work, this.env.net.listen.B);
+      this.daemon = new RsyncDaemon(dirs.B, env.work, env.net.listen.B);
       await this.daemon.start();
     }
     if (side === undefined || side === 'A') this.aUp = true;
-    if (this.aUp && this.daemon !== undefined) this.changed();
+    if (this.aUp && this.daemon !== undefined) this.bothUp(dirs, env);
+  }
+
+  /** Both sides are up (again): start A's process. */
+  protected abstract bothUp(dirs: { A: string; B: string }, env: SyncEnv): void;
+
+  /** A's process, if one was started. */
+  protected abstract onA(): Proc | undefined;
+
+  async stop(): Promise<void> {
+    await this.onA()?.stop();
+    await this.daemon?.stop();
+  }
+
+  pids(): Partial<Record<Side, number>> {
+    const out: Partial<Record<Side, number>> = {};
+    const a = this.onA();
+    if (a?.running && a.pid !== undefined) out.A = a.pid;
+    const b = this.daemon?.pid;
+    if (b !== undefined) out.B = b;
+    return out;
+  }
+}
+
+/** rsync to a daemon: one run per start and per change. */
+export class RsyncRunner extends ToRsyncDaemon implements SyncRunner {
+  readonly name = 'rsync';
+  private client: Proc | undefined;
+  private readonly finished = new Map<number, number>();
+  /** What the last run's `--stats` said about delta transfer. */
+  lastNote: string | undefined;
+
+  static available(): string | undefined {
+    return which('rsync') === undefined ? 'rsync is not installed' : undefined;
+  }
+
+  protected bothUp(): void {
+    this.changed();
+  }
+
+  protected onA(): Proc | undefined {
+    return this.client;
   }
 
   changed(): void {
@@ -187,19 +224,6 @@ export class RsyncRunner implements SyncRunner {
 
   note(): string | undefined {
     return this.lastNote;
-  }
-
-  async stop(): Promise<void> {
-    await this.client?.stop();
-    await this.daemon?.stop();
-  }
-
-  pids(): Partial<Record<Side, number>> {
-    const out: Partial<Record<Side, number>> = {};
-    if (this.client?.running && this.client.pid !== undefined) out.A = this.client.pid;
-    const b = this.daemon?.pid;
-    if (b !== undefined) out.B = b;
-    return out;
   }
 
   finalCpu(): ReadonlyMap<number, number> {
