@@ -45,9 +45,12 @@ export function isValidRelPath(p: string): boolean {
 
 /** Reports whether Lockstep always ignores `p` (its marker, its temp files). */
 export function isInternalPath(p: string): boolean {
-  if (p === MARKER_NAME) return true;
-  const slash = p.lastIndexOf('/');
-  return p.startsWith(TEMP_PREFIX, slash + 1);
+  return p === MARKER_NAME || isTempName(p.slice(p.lastIndexOf('/') + 1));
+}
+
+/** Reports whether a file name (no directory) is one of Lockstep's temp files. */
+export function isTempName(name: string): boolean {
+  return name.startsWith(TEMP_PREFIX);
 }
 
 /** Returns the parent of a relative path, or '' for a top-level name. */

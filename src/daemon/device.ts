@@ -71,7 +71,10 @@ export class Device extends EventEmitter<DeviceEvents> {
   private pending: ScanTarget[] = [];
   private pendingScheduled = false;
   /** Files a pull just wrote: path → what it wrote (see {@link wrote}). */
-  private readonly echoes = new Map<string, { inode: number; size: number; mtimeNs: bigint }>();
+  private readonly echoes = new Map<
+    string,
+    { inode: number; size: number; mtimeNs: bigint; mode: number }
+  >();
   private closed = false;
   /** Why the folder is stopped, or undefined while it syncs. */
   stoppedReason: string | undefined;
@@ -211,10 +214,18 @@ export class Device extends EventEmitter<DeviceEvents> {
     if (rec.deleted || rec.type !== 'file') return;
     // Events that never come (a directory not watched yet) leave entries behind.
     if (this.echoes.size >= ECHOES_MAX) this.echoes.clear();
-    this.echoes.set(rec.path, { inode: rec.inode, size: rec.size, mtimeNs: rec.mtimeNs });
+    this.echoes.set(rec.path, {
+      inode: rec.inode,
+      size: rec.size,
+      mtimeNs: rec.mtimeNs,
+      mode: rec.mode,
+    });
   }
 
-  /** Whether `st` at `path` is exactly the file {@link wrote} noted there (used once). */
+  /**
+   * Whether what is at `path` is exactly the file {@link wrote} noted there
+   * (used once), by what the scanner compares: type, inode, size, mtime, mode.
+   */
   private isEcho(path: string, look: () => BigIntStats | undefined): boolean {
     const e = this.echoes.get(path);
     if (e === undefined) return false;
@@ -225,7 +236,8 @@ export class Device extends EventEmitter<DeviceEvents> {
       st.isFile() &&
       st.ino === BigInt(e.inode) &&
       st.size === BigInt(e.size) &&
-      st.mtimeNs === e.mtimeNs
+      st.mtimeNs === e.mtimeNs &&
+      (Number(st.mode) & 0o7777) === e.mode
     );
   }
 

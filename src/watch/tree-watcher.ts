@@ -12,7 +12,7 @@ import { basename, dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { errorCode, errorMessage } from '../base/errors.js';
 import { coalesce, type ChangedPath } from '../core/coalesce.js';
-import { TEMP_PREFIX, joinRel, parentOf } from '../core/path.js';
+import { isTempName, joinRel, parentOf } from '../core/path.js';
 
 /** Options of a {@link TreeWatcher}. */
 export interface TreeWatcherOptions {
@@ -304,7 +304,7 @@ export class TreeWatcher {
     if (name === base) this.schedule(dir, CHECK);
     // Lockstep's own temp files are always ignored, and a pull makes several
     // events on each: nothing to look at (not even the ignore rules).
-    if (name.startsWith(TEMP_PREFIX)) return;
+    if (isTempName(name)) return;
     const rel = joinRel(dir, name);
     if (type === 'rename') {
       // Ignored whatever it is and not watched: a look would find nothing to
