@@ -127,6 +127,9 @@ export class Device extends EventEmitter<DeviceEvents> {
       this.reloadIgnore();
       const started = performance.now();
       const res = await this.runScan(() => this.scanner.scanAll(), 'scan');
+      // The workers' memory goes back now, not after their idle time: a
+      // first index of big files would otherwise keep ~40 MB for seconds.
+      this.pool.release();
       if (res) {
         this.lastFullScan = new Date();
         this.log.info(

@@ -176,6 +176,26 @@ describe('HashPool', () => {
     expect(pool.workers).toBe(1);
   });
 
+  it('release ends idle workers at once and lets a busy one finish its job', async () => {
+    pool = new HashPool({
+      workers: 2,
+      inlineBelow: 0,
+      idleMs: 60_000,
+      workerUrl: pathToFileURL(join(tmp, 'fake-worker.mjs')),
+    });
+    const p = file('release', new Uint8Array(5));
+    await Promise.all([pool.hashFile(p), pool.hashFile(p)]);
+    expect(pool.workers).toBe(2);
+    const busy = pool.hashFile(p, 5); // with a size: handed to a worker at once
+    pool.release();
+    expect(pool.workers).toBe(1); // the idle one is out; the busy one answers
+    expect((await busy).size).toBe(5);
+    pool.release();
+    expect(pool.workers).toBe(0);
+    expect((await pool.hashFile(p)).size).toBe(5);
+    expect(pool.workers).toBe(1);
+  });
+
   it('rejects bad options', () => {
     expect(() => new HashPool({ idleMs: -1 })).toThrow(/idleMs/);
     expect(() => new HashPool({ workers: -1 })).toThrow(/workers.*-1/);

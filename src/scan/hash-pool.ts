@@ -195,6 +195,19 @@ export class HashPool {
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
   }
 
+  /**
+   * Ends the workers that are idle now, without waiting for `idleMs`: for
+   * when a burst of hashing is known to be over (a full scan is done), so
+   * their memory (an isolate and two read slabs each) goes back at once. A
+   * busy worker finishes its job and retires as usual; the next large file
+   * starts one again.
+   */
+  release(): void {
+    for (const slot of this.slots.slice()) {
+      if (slot.job === undefined) this.retire(slot);
+    }
+  }
+
   /** Hands queued jobs to idle workers, starting workers up to the pool size. */
   private pump(): void {
     while (this.queue.length > 0) {
@@ -250,12 +263,16 @@ export class HashPool {
   private retireLater(slot: Slot): void {
     clearTimeout(slot.idle);
     slot.idle = setTimeout(() => {
-      if (slot.job !== undefined || this.closed) return;
-      // Out of the pool at once, so no job is handed to it; 'exit' follows.
-      const i = this.slots.indexOf(slot);
-      if (i >= 0) this.slots.splice(i, 1);
-      void slot.worker.terminate();
+      if (slot.job === undefined && !this.closed) this.retire(slot);
     }, this.idleMs);
     slot.idle.unref();
+  }
+
+  /** Takes an idle worker out of the pool at once, so no job is handed to it; 'exit' follows. */
+  private retire(slot: Slot): void {
+    clearTimeout(slot.idle);
+    const i = this.slots.indexOf(slot);
+    if (i >= 0) this.slots.splice(i, 1);
+    void slot.worker.terminate();
   }
 }
