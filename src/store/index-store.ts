@@ -133,6 +133,7 @@ export class IndexStore {
       deleteLocal: this.db.prepare('DELETE FROM files WHERE device = 1 AND path = ?'),
     };
     this.hasFloors = this.db.prepare('SELECT 1 FROM counter_floors LIMIT 1').get() !== undefined;
+    this.commitSyncedTx = this.db.transaction((out: FileRecord) => this.writeSynced(out));
   }
 
   /** Whether any path has a counter floor (most indexes have none: no lookup then). */
@@ -380,26 +381,30 @@ export class IndexStore {
     version: Vector,
     seen: { inode: number; mtimeNs: bigint; mode: number } | null,
   ): FileRecord {
-    let out: FileRecord | undefined;
-    this.db.transaction(() => {
-      const seq = this.sequence + 1;
-      out = {
-        ...rec,
-        version,
-        sequence: seq,
-        inode: seen?.inode ?? 0,
-        mtimeNs: seen?.mtimeNs ?? rec.mtimeNs,
-        mode: seen?.mode ?? rec.mode,
-      };
-      const { id } = this.stmts.upsert.get(recordToParams(out)) as { id: number };
-      this.stmts.deleteChunks.run(id);
-      if (!out.deleted) {
-        for (const c of out.chunks)
-          this.stmts.insertChunk.run(Buffer.from(c.hash, 'hex'), id, c.offset, c.length);
-      }
-      this.stmts.setMaxSeq.run(seq);
-    })();
-    return out as FileRecord;
+    const seq = this.sequence + 1;
+    const out: FileRecord = {
+      ...rec,
+      version,
+      sequence: seq,
+      inode: seen?.inode ?? 0,
+      mtimeNs: seen?.mtimeNs ?? rec.mtimeNs,
+      mode: seen?.mode ?? rec.mode,
+    };
+    this.commitSyncedTx(out);
+    return out;
+  }
+
+  /** The writes of {@link commitSynced}, one transaction (a savepoint inside another), made once. */
+  private readonly commitSyncedTx: (out: FileRecord) => void;
+
+  private writeSynced(out: FileRecord): void {
+    const { id } = this.stmts.upsert.get(recordToParams(out)) as { id: number };
+    this.stmts.deleteChunks.run(id);
+    if (!out.deleted) {
+      for (const c of out.chunks)
+        this.stmts.insertChunk.run(Buffer.from(c.hash, 'hex'), id, c.offset, c.length);
+    }
+    this.stmts.setMaxSeq.run(out.sequence);
   }
 
   /** The row index of a device in this database, adding the device if new. */

@@ -435,7 +435,7 @@ export class Puller {
    */
   private async assemble(step: Step, known: ReadonlySet<string>): Promise<Assembled> {
     const rec = step.record;
-    const abs = join(this.host.root, step.path);
+    const abs = inFolder(this.host.root, step.path);
     const tmp = tempPath(abs);
     ensureParents(this.host.root, step.path);
     // Creating the file goes to a pool thread: a create waits on the file
@@ -615,7 +615,7 @@ export class Puller {
     const store = this.host.store;
     const local = store.get(step.path);
     if (!sameRecord(local, step.local)) return 'replan';
-    const abs = join(this.host.root, step.path);
+    const abs = inFolder(this.host.root, step.path);
     // Only a step that creates something makes missing parents; a recorded
     // tombstone must not bring a deleted directory back.
     const creates = step.kind === 'pull' || step.kind === 'mkdir' || step.kind === 'symlink';
@@ -808,12 +808,23 @@ export function readLocalChunk(
 
 /** The temp file that assembles `abs`: in its directory, a name Lockstep always ignores. */
 export function tempPath(abs: string): string {
-  const name = basename(abs);
+  const slash = abs.lastIndexOf('/');
+  const name = abs.slice(slash + 1);
   const tmpName =
     Buffer.byteLength(name) + TEMP_PREFIX.length <= 250
       ? `${TEMP_PREFIX}${name}`
       : `${TEMP_PREFIX}${createHash('sha256').update(name).digest('hex').slice(0, 40)}`;
-  return join(dirname(abs), tmpName);
+  return abs.slice(0, slash + 1) + tmpName;
+}
+
+/**
+ * The absolute path of `rel` in the folder at `root`. `rel` is a valid
+ * folder path (checked where it entered: no empty, `.` or `..` segment, no
+ * leading or trailing slash), so plain concatenation is `join` without its
+ * normalizing, which a pull would otherwise pay several times per file.
+ */
+export function inFolder(root: string, rel: string): string {
+  return root.endsWith('/') ? root + rel : `${root}/${rel}`;
 }
 
 /**
@@ -826,10 +837,8 @@ export function tempPath(abs: string): string {
  * @throws LockstepError `PATH_INVALID` naming the parent that is in the way
  */
 export function ensureParents(root: string, rel: string, create = true): boolean {
-  const parts = rel.split('/');
-  let at = root;
-  for (let i = 0; i < parts.length - 1; i++) {
-    at = join(at, parts[i] as string);
+  for (let end = rel.indexOf('/'); end >= 0; end = rel.indexOf('/', end + 1)) {
+    const at = inFolder(root, rel.slice(0, end));
     const st = fs.lstatSync(at, { throwIfNoEntry: false });
     if (st === undefined) {
       if (!create) return false;
@@ -837,7 +846,7 @@ export function ensureParents(root: string, rel: string, create = true): boolean
     } else if (!st.isDirectory()) {
       throw new LockstepError(
         'PATH_INVALID',
-        `Cannot write ${rel}: ${parts.slice(0, i + 1).join('/')} is ${st.isSymbolicLink() ? 'a symlink' : 'not a directory'} here`,
+        `Cannot write ${rel}: ${rel.slice(0, end)} is ${st.isSymbolicLink() ? 'a symlink' : 'not a directory'} here`,
       );
     }
   }
