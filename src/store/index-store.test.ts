@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
-import { IndexStore } from './index-store.js';
+import { IndexStore, type ChunkLocation } from './index-store.js';
 import { listMigrations, migrate } from './migrate.js';
 import type { Observed } from '../core/local.js';
 
@@ -125,14 +125,31 @@ describe('IndexStore', () => {
       { path: 'y', offset: 0, length: 10 },
     ]);
     const H3 = 'cd'.repeat(32);
-    expect(store.chunksKnown([H1, H3, H2, H2])).toEqual(new Set([H1, H2]));
-    expect(store.chunksKnown([])).toEqual(new Set());
+    const byPath = (m: Map<string, ChunkLocation[]>) =>
+      new Map([...m].map(([h, at]) => [h, at.sort((a, b) => a.path.localeCompare(b.path))]));
+    expect(byPath(store.chunkPlaces([H1, H3, H2, H2]))).toEqual(
+      new Map([
+        [H1, [{ path: 'x', offset: 0, length: 10 }]],
+        [
+          H2,
+          [
+            { path: 'x', offset: 10, length: 10 },
+            { path: 'y', offset: 0, length: 10 },
+          ],
+        ],
+      ]),
+    );
+    // At most `limit` places per hash.
+    expect(store.chunkPlaces([H1, H2], 1).get(H2)).toHaveLength(1);
+    expect(store.chunkPlaces([])).toEqual(new Map());
     store.commit([{ path: 'x', seen: null }]);
-    expect(store.chunksKnown([H1, H2])).toEqual(new Set([H2]));
+    expect(store.chunkPlaces([H1, H2])).toEqual(
+      new Map([[H2, [{ path: 'y', offset: 0, length: 10 }]]]),
+    );
     // Asked in slices: one found past the first slice of 8,192.
     const many = Array.from({ length: 10_000 }, (_, i) => i.toString(16).padStart(64, '0'));
     many[9_000] = H2;
-    expect(store.chunksKnown(many)).toEqual(new Set([H2]));
+    expect([...store.chunkPlaces(many).keys()]).toEqual([H2]);
   });
 
   it('lists changes since a sequence number and live paths within a directory', () => {

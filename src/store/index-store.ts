@@ -119,8 +119,13 @@ export class IndexStore {
       chunk: this.db.prepare(
         'SELECT f.path, c.offset, c.length FROM chunks c JOIN files f ON f.id = c.file WHERE c.hash = ? LIMIT ?',
       ),
-      chunksKnown: this.db.prepare(
-        'SELECT DISTINCT lower(hex(hash)) AS h FROM chunks WHERE hash IN (SELECT unhex(value) FROM json_each(?))',
+      // Up to ? places per distinct hash: a chunk of zeros can be in thousands of files.
+      chunkPlaces: this.db.prepare(
+        `WITH want(h) AS (SELECT DISTINCT unhex(value) FROM json_each(?))
+         SELECT lower(hex(c.hash)) AS hash, f.path AS path, c.offset AS offset, c.length AS length
+         FROM want w
+         JOIN chunks c ON c.rowid IN (SELECT rowid FROM chunks WHERE hash = w.h LIMIT ?)
+         JOIN files f ON f.id = c.file`,
       ),
       count: this.db.prepare(
         'SELECT count(*) AS n, coalesce(sum(size), 0) AS bytes FROM files WHERE device = 1 AND deleted = 0',
@@ -242,15 +247,21 @@ export class IndexStore {
   }
 
   /**
-   * Which of `hashes` (hex) this device holds somewhere on disk, as far as
-   * the index knows: one query for many, where {@link findChunk} would take
-   * one each (a pull of many new files asks for all of their chunks).
+   * Where this device holds each of `hashes` (hex) on disk, as far as the
+   * index knows, at most `limit` places per hash; hashes held nowhere are
+   * absent. One query for many, where {@link findChunk} would take one each
+   * (a pull of many files asks for all of their chunks).
    */
-  chunksKnown(hashes: readonly string[]): Set<string> {
-    const out = new Set<string>();
+  chunkPlaces(hashes: readonly string[], limit = 4): Map<string, ChunkLocation[]> {
+    const out = new Map<string, ChunkLocation[]>();
     for (let i = 0; i < hashes.length; i += 8192) {
       const part = JSON.stringify(hashes.slice(i, i + 8192));
-      for (const r of this.stmts.chunksKnown.all(part) as { h: string }[]) out.add(r.h);
+      const rows = this.stmts.chunkPlaces.all(part, limit) as (ChunkLocation & { hash: string })[];
+      for (const { hash, path, offset, length } of rows) {
+        const at = out.get(hash);
+        if (at) at.push({ path, offset, length });
+        else out.set(hash, [{ path, offset, length }]);
+      }
     }
     return out;
   }

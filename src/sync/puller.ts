@@ -26,7 +26,7 @@ import { dominates, merge, update, type Vector } from '../core/vector.js';
 import type { Logger } from '../daemon/log.js';
 import { WriteBack } from './writeback.js';
 import { hashHex } from '../scan/chunker.js';
-import type { IndexStore } from '../store/index-store.js';
+import type { ChunkLocation, IndexStore } from '../store/index-store.js';
 import type { ChunkFetcher } from './fetcher.js';
 import type { FdCache } from './fd-cache.js';
 import { GroupSync, type SyncFs } from './group-sync.js';
@@ -376,7 +376,7 @@ export class Puller {
     let syncing = 0;
     let allSynced: (() => void) | undefined;
     // Which chunks of the next files this device has, asked for many files at once.
-    let known = new Set<string>();
+    let known = new Map<string, ChunkLocation[]>();
     let knownTo = 0;
     const worker = async () => {
       while (next < pulls.length && !this.closed) {
@@ -391,7 +391,7 @@ export class Puller {
           ) {
             for (const c of (pulls[knownTo++] as Step).record.chunks) hashes.add(c.hash);
           }
-          known = this.host.store.chunksKnown([...hashes]);
+          known = this.host.store.chunkPlaces([...hashes]);
         }
         const step = pulls[next++] as Step;
         try {
@@ -433,7 +433,10 @@ export class Puller {
    * Builds the winner's content in a temp file beside the target and returns
    * its path. Reuses what a temp file from an earlier attempt already holds.
    */
-  private async assemble(step: Step, known: ReadonlySet<string>): Promise<Assembled> {
+  private async assemble(
+    step: Step,
+    known: ReadonlyMap<string, readonly ChunkLocation[]>,
+  ): Promise<Assembled> {
     const rec = step.record;
     const abs = inFolder(this.host.root, step.path);
     const tmp = tempPath(abs);
@@ -496,8 +499,16 @@ export class Puller {
       }
       // 2. Chunks this device has in other files (the old version, a renamed file).
       for (const [hash, w] of [...want]) {
-        if (!known.has(hash)) continue;
-        const data = readLocalChunk(this.host.root, this.host.store, this.host.fds, hash, w.length);
+        const places = known.get(hash);
+        if (places === undefined) continue;
+        const data = readLocalChunk(
+          this.host.root,
+          this.host.store,
+          this.host.fds,
+          hash,
+          w.length,
+          places,
+        );
         if (data) put(hash, data);
       }
       // 3. The rest from peers, pipelined, within the byte budget.
@@ -785,6 +796,9 @@ export async function inWindows<S extends { readonly kind: string; readonly path
 /**
  * Reads chunk `hash` from wherever this device has it on disk, verified
  * against the hash; undefined if it is nowhere (or has changed since).
+ * `places`, where the index had it a moment ago (looked up for many chunks
+ * at once), saves the lookup; being verified, a stale place costs nothing
+ * but a read.
  */
 export function readLocalChunk(
   root: string,
@@ -792,10 +806,11 @@ export function readLocalChunk(
   fds: FdCache,
   hash: string,
   length?: number,
+  places: readonly ChunkLocation[] = store.findChunk(hash, 4),
 ): Buffer | undefined {
-  for (const loc of store.findChunk(hash, 4)) {
+  for (const loc of places) {
     if (length !== undefined && loc.length !== length) continue;
-    const file = join(root, loc.path);
+    const file = inFolder(root, loc.path);
     for (let attempt = 0; attempt < 2; attempt++) {
       const buf = fds.read(file, loc.offset, loc.length);
       if (buf !== undefined && hashHex(buf) === hash) return buf;
