@@ -24,6 +24,13 @@ export interface ChunkFileOptions {
   params?: CdcParams;
   /** Aborts the read between buffers; the promise rejects with the signal's reason. */
   signal?: AbortSignal;
+  /**
+   * Cut from this offset on, as if a chunk began here (a piece of a file cut
+   * by several threads, see core/chunk-join). @default 0
+   */
+  from?: number;
+  /** Stop once the chunks reach past this offset, not at the end of the file. */
+  stopAfter?: number;
 }
 
 /** Bytes read per buffer when streaming. A few MiB: large reads, small footprint. */
@@ -159,6 +166,12 @@ export async function chunkHandle(
 ): Promise<ChunkedFile> {
   const params = validateCdcParams(opts.params ?? DEFAULT_CDC);
   opts.signal?.throwIfAborted();
+  const from = opts.from ?? 0;
+  if (!(Number.isSafeInteger(from) && from >= 0))
+    throw new RangeError(`chunk from must be a non-negative integer, got ${from}`);
+  if (from > 0 || opts.stopAfter !== undefined) {
+    return stream(fh, params, opts.signal, from, opts.stopAfter);
+  }
   // Small files (the common case) are read whole into one buffer; one byte
   // extra tells whether the file grew past its stat'ed size.
   if (sizeHint < SMALL_FILE) {
@@ -176,22 +189,25 @@ export async function chunkHandle(
  * The streaming path. Each slab is `[prefix: max][data: READ_SIZE]`; the
  * uncut tail of one slab (always shorter than `max`) is copied into the
  * prefix of the next, just before the data read into it, so every chunk is
- * contiguous in memory.
+ * contiguous in memory. Cuts from `start`; with `stopAfter`, ends (`size`:
+ * the end of the last chunk) once a chunk ends past it.
  */
 async function stream(
   fh: FileHandle,
   params: CdcParams,
   signal?: AbortSignal,
+  start = 0,
+  stopAfter?: number,
 ): Promise<ChunkedFile> {
   const pre = params.max;
   const slabs = [takeSlab(pre + READ_SIZE), takeSlab(pre + READ_SIZE)] as const;
   const chunks: Chunk[] = [];
   const read = (slab: Buffer, pos: number) => fh.read(slab, pre, READ_SIZE, pos);
-  let pos = 0; // file offset of the next read
+  let pos = start; // file offset of the next read
   let tail: Uint8Array = new Uint8Array(0); // uncut bytes carried over
-  let base = 0; // file offset of tail[0]
+  let base = start; // file offset of tail[0]
   let cur = 0;
-  let pending = read(slabs[0], 0);
+  let pending = read(slabs[0], pos);
   try {
     for (;;) {
       const { bytesRead } = await pending;
@@ -211,6 +227,7 @@ async function stream(
       const to = pre + bytesRead;
       const stop = cutInto(slab, from, to, false, params, base, chunks);
       base += stop - from;
+      if (stopAfter !== undefined && base > stopAfter) return { size: base, chunks };
       tail = slab.subarray(stop, to);
     }
   } finally {

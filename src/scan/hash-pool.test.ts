@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -200,6 +200,7 @@ describe('HashPool', () => {
     expect(() => new HashPool({ idleMs: -1 })).toThrow(/idleMs/);
     expect(() => new HashPool({ workers: -1 })).toThrow(/workers.*-1/);
     expect(() => new HashPool({ inlineBelow: Number.NaN })).toThrow(/inlineBelow/);
+    expect(() => new HashPool({ splitAbove: -1 })).toThrow(/splitAbove/);
     expect(() => new HashPool({ params: { min: 1, avg: 3, max: 2 } })).toThrow(RangeError);
   });
 
@@ -217,6 +218,34 @@ describe('HashPool', () => {
       const hinted = await Promise.all(paths.map((p, i) => pool!.hashFile(p, sizes[i])));
       expect(hinted).toEqual(got);
       await expect(pool.hashFile(join(tmp, 'missing'))).rejects.toMatchObject({ code: 'ENOENT' });
+    },
+  );
+
+  it.skipIf(!existsSync(built))(
+    'cuts a big file with two workers at once, exactly like chunkFile, also where the halves never meet',
+    async () => {
+      pool = new HashPool({ workers: 2, workerUrl: built, splitAbove: 8 * 2 ** 20 });
+      const random = file('split-random', seededBytes(21 * 2 ** 20 + 12_345, 77));
+      // Zeros after random bytes: cut every `max` bytes from the last cut in
+      // the random part, a phase the half starting in the zeros never meets.
+      const zeros = new Uint8Array(18 * 2 ** 20);
+      zeros.set(seededBytes(2 ** 20 + 3, 5));
+      const same = file('split-same', zeros);
+      for (const p of [random, same]) {
+        const before = pool.splits;
+        expect(await pool.hashFile(p, statSync(p).size)).toEqual(await chunkFile(p));
+        expect(pool.splits).toBe(before + 1);
+        expect(await pool.hashFile(p)).toEqual(await chunkFile(p)); // size from its own stat
+      }
+      // Two at once: the first is split; the second finds both workers busy
+      // and waits whole for the next free one.
+      const before = pool.splits;
+      const both = await Promise.all([
+        pool.hashFile(random, statSync(random).size),
+        pool.hashFile(same, statSync(same).size),
+      ]);
+      expect(both).toEqual([await chunkFile(random), await chunkFile(same)]);
+      expect(pool.splits).toBe(before + 1);
     },
   );
 });

@@ -12,14 +12,20 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { errorCode } from '../base/errors.js';
+import { joinCuts } from '../core/chunk-join.js';
 import { DEFAULT_CDC, validateCdcParams, type CdcParams } from '../core/fastcdc.js';
 import type { Chunk } from '../core/record.js';
-import { chunkHandle, chunkSmallFile, type ChunkedFile } from './chunker.js';
+import { READ_SIZE, chunkHandle, chunkSmallFile, type ChunkedFile } from './chunker.js';
 
-/** A request to a worker: hash the file at `path`. */
+/** How far the head piece of a split file runs on past the tail's start, looking for a shared cut. */
+const SPLIT_LOOKAHEAD = 4 * 1024 * 1024;
+
+/** A request to a worker: hash the file at `path` (or a piece of it, see `ChunkFileOptions`). */
 export interface HashJob {
   readonly id: number;
   readonly path: string;
+  readonly from?: number;
+  readonly stopAfter?: number;
 }
 
 /** A worker's answer to the {@link HashJob} with the same `id`. */
@@ -90,11 +96,18 @@ export interface HashPoolOptions {
    * large file starts one again. @default 10 s
    */
   idleMs?: number;
+  /**
+   * A file of at least this many bytes that arrives while no worker is busy
+   * is cut by two workers at once, each from one half (see core/chunk-join).
+   * @default 32 MiB
+   */
+  splitAbove?: number;
 }
 
 interface Job {
   readonly id: number;
   readonly path: string;
+  readonly piece: { readonly from?: number; readonly stopAfter?: number };
   readonly resolve: (r: ChunkedFile) => void;
   readonly reject: (e: Error) => void;
 }
@@ -115,6 +128,7 @@ export class HashPool {
   private readonly params: CdcParams;
   private readonly workerUrl: URL;
   private readonly idleMs: number;
+  private readonly splitAbove: number;
   private readonly slots: Slot[] = [];
   private readonly queue: Job[] = [];
   private nextId = 1;
@@ -132,6 +146,9 @@ export class HashPool {
     this.params = validateCdcParams(opts.params ?? DEFAULT_CDC);
     this.workerUrl = opts.workerUrl ?? new URL('./hash-worker.js', import.meta.url);
     this.idleMs = opts.idleMs ?? 10_000;
+    this.splitAbove = opts.splitAbove ?? 32 * 1024 * 1024;
+    if (!(this.splitAbove >= 0))
+      throw new RangeError(`HashPool splitAbove must be >= 0, got ${this.splitAbove}`);
     if (!(this.idleMs >= 0))
       throw new RangeError(`HashPool idleMs must be >= 0, got ${this.idleMs}`);
     this.usesWorkers = workers > 0 && existsSync(fileURLToPath(this.workerUrl));
@@ -153,7 +170,7 @@ export class HashPool {
       const r = await chunkSmallFile(absPath, sizeHint, this.params);
       if (r) return r;
     } else if (sizeHint !== undefined) {
-      return this.enqueue(absPath);
+      return this.hashLarge(absPath, sizeHint);
     }
     return this.hashUnsized(absPath);
   }
@@ -166,17 +183,51 @@ export class HashPool {
       const { size } = await fh.stat();
       if (!this.usesWorkers || size < this.inlineBelow)
         return await chunkHandle(fh, size, { params: this.params });
+      if (size >= this.splitAbove) return this.hashLarge(absPath, size);
     } finally {
       await fh.close();
     }
     return this.enqueue(absPath);
   }
 
-  /** Hands the file to a worker thread. */
-  private enqueue(absPath: string): Promise<ChunkedFile> {
+  /** Files cut by two workers at once so far. */
+  splits = 0;
+
+  /**
+   * Hands a large file to a worker, or, when it is big and no worker is
+   * busy, to two: one cuts from the start and runs on a little past the
+   * middle, the other cuts from the middle; their cuts are joined where they
+   * meet. The result is exactly what one worker gives (see core/chunk-join),
+   * in about half the time on an otherwise idle machine.
+   */
+  private async hashLarge(absPath: string, size: number): Promise<ChunkedFile> {
+    const busy = this.queue.length > 0 || this.slots.some((s) => s.job !== undefined);
+    if (this.size < 2 || size < this.splitAbove || busy) {
+      return this.enqueue(absPath);
+    }
+    this.splits++;
+    // On a read-size boundary: a long run of one byte cuts every `max`
+    // bytes, which a boundary this round keeps in phase.
+    const mid = Math.max(READ_SIZE, Math.floor(size / 2 / READ_SIZE) * READ_SIZE);
+    const [head, tail] = await Promise.all([
+      this.enqueue(absPath, { stopAfter: mid + SPLIT_LOOKAHEAD }),
+      this.enqueue(absPath, { from: mid }),
+    ]);
+    let chunks = joinCuts(head.chunks, tail.chunks);
+    if (chunks === undefined) {
+      // No shared cut within the look-ahead: on in one run from the head's end.
+      const rest = await this.enqueue(absPath, { from: head.size });
+      chunks = [...head.chunks, ...rest.chunks];
+    }
+    const last = chunks.at(-1);
+    return { size: last === undefined ? 0 : last.offset + last.length, chunks };
+  }
+
+  /** Hands the file (or a piece of it) to a worker thread. */
+  private enqueue(absPath: string, piece: Job['piece'] = {}): Promise<ChunkedFile> {
     return new Promise<ChunkedFile>((resolve, reject) => {
       if (this.closed) return reject(codedError('hash pool is closed', 'ERR_HASH_POOL_CLOSED'));
-      this.queue.push({ id: this.nextId++, path: absPath, resolve, reject });
+      this.queue.push({ id: this.nextId++, path: absPath, piece, resolve, reject });
       this.pump();
     });
   }
@@ -218,7 +269,7 @@ export class HashPool {
       clearTimeout(slot.idle);
       slot.job = job;
       slot.worker.ref(); // a busy worker keeps the process alive until it answers
-      slot.worker.postMessage({ id: job.id, path: job.path } satisfies HashJob);
+      slot.worker.postMessage({ id: job.id, path: job.path, ...job.piece } satisfies HashJob);
     }
   }
 

@@ -13,7 +13,11 @@ const params = (workerData as HashWorkerData | undefined)?.params;
 
 // The pool sends one job at a time per worker, so no queue is needed here.
 port.on('message', (job: HashJob) => {
-  chunkFile(job.path, params ? { params } : {}).then(
+  const piece = {
+    ...(job.from === undefined ? {} : { from: job.from }),
+    ...(job.stopAfter === undefined ? {} : { stopAfter: job.stopAfter }),
+  };
+  chunkFile(job.path, params ? { params, ...piece } : piece).then(
     (r) =>
       port.postMessage({
         id: job.id,
