@@ -53,9 +53,14 @@ export function describeHolder(l: LockRow, deviceName: (id: string) => string): 
   return `${l.owner}@${deviceName(l.device)} since ${new Date(l.createdMs).toISOString()}`;
 }
 
-/** The lock table. */
+/**
+ * The lock table. Reads come from a copy in memory (planning a sync asks
+ * for the lock of every path it touches); this object is the table's only
+ * writer, and every change goes to SQLite first.
+ */
 export class LockTable {
   private readonly stmts;
+  private readonly held = new Map<string, LockRow>();
 
   /**
    * Runs a change of the lock table durably: the index runs with
@@ -65,16 +70,30 @@ export class LockTable {
   private durably<T>(fn: () => T): T {
     this.db.pragma('synchronous = FULL');
     try {
-      return this.db.transaction(fn)();
+      return this.inTransaction(fn);
     } finally {
       this.db.pragma('synchronous = NORMAL');
     }
   }
 
+  /** Runs `fn` in a transaction; if it rolls back, the copy in memory is read again. */
+  private inTransaction<T>(fn: () => T): T {
+    try {
+      return this.db.transaction(fn)();
+    } catch (err) {
+      this.reload();
+      throw err;
+    }
+  }
+
+  private reload(): void {
+    this.held.clear();
+    for (const l of this.all()) this.held.set(l.path, l);
+  }
+
   constructor(private readonly db: Database.Database) {
     this.stmts = {
       all: db.prepare('SELECT * FROM locks ORDER BY path'),
-      get: db.prepare('SELECT * FROM locks WHERE path = ?'),
       put: db.prepare(
         `INSERT INTO locks (path, id, owner, device, created_ms, expires_ms, reason)
          VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -83,8 +102,8 @@ export class LockTable {
            expires_ms = excluded.expires_ms, reason = excluded.reason`,
       ),
       remove: db.prepare('DELETE FROM locks WHERE path = ?'),
-      count: db.prepare('SELECT count(*) AS n FROM locks'),
     };
+    this.reload();
   }
 
   /** Every lock, by path. */
@@ -94,12 +113,11 @@ export class LockTable {
 
   /** Number of locks (cheap: lets callers skip lookups when there are none). */
   get size(): number {
-    return (this.stmts.count.get() as { n: number }).n;
+    return this.held.size;
   }
 
   get(path: string): LockRow | undefined {
-    const r = this.stmts.get.get(path) as Row | undefined;
-    return r && fromRow(r);
+    return this.held.get(path);
   }
 
   /**
@@ -194,17 +212,20 @@ export class LockTable {
 
   /** Replaces the whole table (a replica receiving the authority's snapshot). */
   replace(rows: readonly LockRow[]): void {
-    this.db.transaction(() => {
+    this.inTransaction(() => {
       this.db.prepare('DELETE FROM locks').run();
+      this.held.clear();
       for (const r of rows) this.put(r);
-    })();
+    });
   }
 
   put(l: LockRow): void {
     this.stmts.put.run(l.path, l.id, l.owner, l.device, l.createdMs, l.expiresMs, l.reason);
+    this.held.set(l.path, l);
   }
 
   remove(path: string): void {
     this.stmts.remove.run(path);
+    this.held.delete(path);
   }
 }
