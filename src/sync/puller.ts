@@ -91,7 +91,7 @@ const KNOWN_WINDOW = 256;
 /** ...and at most about this many chunks (a file of more is looked up alone). */
 const KNOWN_MAX_CHUNKS = 32_768;
 /** Files assembled at once. */
-const FILES_IN_FLIGHT = 128;
+const FILES_IN_FLIGHT = 256;
 /** Bytes of chunks requested but not yet written, over all files. */
 const BYTES_IN_FLIGHT = 32 * 1024 * 1024;
 const RETRY_MIN_MS = 1000;
