@@ -24,6 +24,12 @@ describe('LockTable', () => {
 
   /** What the SQLite file holds, read by a table opened afresh. */
   const onDisk = () => new LockTable(store.db).all();
+  /** The copy in memory of `t`, path by path, for every lock on disk, and its size. */
+  const inMemory = (t: LockTable) => {
+    const disk = onDisk();
+    expect(t.size).toBe(disk.length);
+    return disk.map((l) => t.get(l.path));
+  };
 
   it('answers from memory what the file holds, through grants, a refused grant and releases', () => {
     const t = new LockTable(store.db);
@@ -34,7 +40,7 @@ describe('LockTable', () => {
     expect(() => t.grant({ path: 'a.psd', owner: 'bob', device: A }, 1001, name)).toThrow(
       /already locked by alice/,
     );
-    expect(t.all()).toEqual(onDisk());
+    expect(inMemory(t)).toEqual(onDisk());
     expect(t.size).toBe(2);
     // b.psd expired: granted to carol, the expired one handed back.
     const again = t.grant({ path: 'b.psd', owner: 'carol', device: A }, 2000, name);
@@ -42,7 +48,7 @@ describe('LockTable', () => {
     expect(t.get('b.psd')?.owner).toBe('carol');
     t.release('a.psd', { name: 'alice', admin: false }, false);
     expect(t.get('a.psd')).toBeUndefined();
-    expect(t.all()).toEqual(onDisk());
+    expect(inMemory(t)).toEqual(onDisk());
     expect([...t.all().map((l) => l.path)]).toEqual(['b.psd']);
   });
 
@@ -58,14 +64,14 @@ describe('LockTable', () => {
       reason: '',
     });
     t.replace([row('x'), row('y')]);
-    expect(t.all()).toEqual(onDisk());
+    expect(inMemory(t)).toEqual(onDisk());
     expect(t.get('x')?.id).toBe('id-x');
     // A row the table refuses (NOT NULL owner) rolls the whole snapshot back.
     const bad = { ...row('z'), owner: null } as unknown as LockRow;
     expect(() => t.replace([row('w'), bad])).toThrow();
     expect(t.get('w')).toBeUndefined();
     expect(t.get('x')?.id).toBe('id-x');
-    expect(t.all()).toEqual(onDisk());
+    expect(inMemory(t)).toEqual(onDisk());
     expect(t.size).toBe(2);
   });
 });

@@ -56,7 +56,9 @@ export function describeHolder(l: LockRow, deviceName: (id: string) => string): 
 /**
  * The lock table. Reads come from a copy in memory (planning a sync asks
  * for the lock of every path it touches); this object is the table's only
- * writer, and every change goes to SQLite first.
+ * writer, and every change goes to SQLite first. Its writes run in
+ * transactions of its own, never inside a caller's: a caller's rollback
+ * would leave the copy ahead of the file.
  */
 export class LockTable {
   private readonly stmts;

@@ -231,10 +231,14 @@ describe('HashPool', () => {
       const zeros = new Uint8Array(18 * 2 ** 20);
       zeros.set(seededBytes(2 ** 20 + 3, 5));
       const same = file('split-same', zeros);
-      for (const p of [random, same]) {
-        const before = pool.splits;
+      for (const [p, runOn] of [
+        [random, 0],
+        [same, 1],
+      ] as const) {
+        const before = { splits: pool.splits, runOn: pool.splitsRunOn };
         expect(await pool.hashFile(p, statSync(p).size)).toEqual(await chunkFile(p));
-        expect(pool.splits).toBe(before + 1);
+        expect(pool.splits).toBe(before.splits + 1);
+        expect(pool.splitsRunOn).toBe(before.runOn + runOn);
         expect(await pool.hashFile(p)).toEqual(await chunkFile(p)); // size from its own stat
       }
       // Two at once: the first is split; the second finds both workers busy

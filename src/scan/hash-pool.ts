@@ -130,6 +130,8 @@ export class HashPool {
   private readonly idleMs: number;
   private readonly splitAbove: number;
   private readonly slots: Slot[] = [];
+  /** Workers taken out of the pool and still exiting. */
+  private readonly retiring = new Set<Promise<number>>();
   private readonly queue: Job[] = [];
   private nextId = 1;
   private closed = false;
@@ -157,8 +159,10 @@ export class HashPool {
   /**
    * Chunks and hashes the file at `absPath` (see `chunkFile`). `sizeHint`,
    * the size the caller saw, saves a stat: it only picks where the file is
-   * hashed (inline or in a worker); the file is read to its end whatever it
-   * says.
+   * hashed (inline, in a worker, or split between two); the file is read to
+   * its end whatever it says. A file that changes meanwhile gives chunks of
+   * no single state of it, as any read would: the caller compares its stat
+   * before and after.
    *
    * @throws an Error with the file system's `code` (ENOENT, EACCES, EISDIR, …);
    *   `ERR_HASH_POOL_CLOSED` after {@link close}; `ERR_HASH_WORKER_EXIT` if a worker died.
@@ -192,6 +196,8 @@ export class HashPool {
 
   /** Files cut by two workers at once so far. */
   splits = 0;
+  /** Of those, the ones whose halves never met, so that the rest was cut in one run. */
+  splitsRunOn = 0;
 
   /**
    * Hands a large file to a worker, or, when it is big and no worker is
@@ -216,6 +222,7 @@ export class HashPool {
     let chunks = joinCuts(head.chunks, tail.chunks);
     if (chunks === undefined) {
       // No shared cut within the look-ahead: on in one run from the head's end.
+      this.splitsRunOn++;
       const rest = await this.enqueue(absPath, { from: head.size });
       chunks = [...head.chunks, ...rest.chunks];
     }
@@ -243,7 +250,7 @@ export class HashPool {
     for (const s of this.slots) clearTimeout(s.idle);
     for (const job of this.queue.splice(0))
       job.reject(codedError('hash pool is closed', 'ERR_HASH_POOL_CLOSED'));
-    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+    await Promise.all([...this.slots.map((s) => s.worker.terminate()), ...this.retiring]);
   }
 
   /**
@@ -324,6 +331,8 @@ export class HashPool {
     clearTimeout(slot.idle);
     const i = this.slots.indexOf(slot);
     if (i >= 0) this.slots.splice(i, 1);
-    void slot.worker.terminate();
+    const exiting = slot.worker.terminate();
+    this.retiring.add(exiting);
+    void exiting.finally(() => this.retiring.delete(exiting));
   }
 }

@@ -446,17 +446,15 @@ export class Puller {
     // main thread 1.7 s). Writes and reads go to the page cache
     // synchronously: a thread hop per chunk would cost more than the copy.
     // The fsync waits on a thread.
-    const fd = await openFd(
-      tmp,
-      constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW,
-      0o600,
-    );
+    const { fd, created } = await openTemp(tmp);
     let keep = false;
     let existing: number;
     let id: FileId;
     try {
       const st = fs.fstatSync(fd, { bigint: true });
-      landedInside(this.host.root, step.path, tmp, st);
+      // Only a file this pull created is removed if it turns out to be
+      // outside the folder; one that was there already is not ours.
+      landedInside(this.host.root, step.path, tmp, st, created);
       existing = Number(st.size);
       id = { ino: st.ino, dev: st.dev };
     } catch (err) {
@@ -806,7 +804,22 @@ export function readLocalChunk(
   fds: FdCache,
   hash: string,
   length?: number,
-  places: readonly ChunkLocation[] = store.findChunk(hash, 4),
+  places?: readonly ChunkLocation[],
+): Buffer | undefined {
+  const found = readFromPlaces(root, fds, hash, length, places ?? store.findChunk(hash, 4));
+  // Places looked up a moment ago may have moved since (a file finished
+  // meanwhile): ask the index once more before asking a peer.
+  return (
+    found ?? (places === undefined ? undefined : readLocalChunk(root, store, fds, hash, length))
+  );
+}
+
+function readFromPlaces(
+  root: string,
+  fds: FdCache,
+  hash: string,
+  length: number | undefined,
+  places: readonly ChunkLocation[],
 ): Buffer | undefined {
   for (const loc of places) {
     if (length !== undefined && loc.length !== length) continue;
@@ -869,17 +882,23 @@ export function ensureParents(root: string, rel: string, create = true): boolean
 }
 
 /**
- * Checks that `abs` (the file with identity `st`, just created or renamed
- * there) is inside the folder: a parent directory replaced by a symlink
- * between the check of the parents and the write would have led it
+ * Checks that `abs` (the file with identity `st`, just created, opened or
+ * renamed there) is inside the folder: a parent directory replaced by a
+ * symlink between the check of the parents and the write would have led it
  * elsewhere (Node has no openat or renameat to rule that out). If it went
- * elsewhere, it is removed from there (it is ours: same inode) and this
- * throws.
+ * elsewhere, it is removed from there when it is ours (`ours`: this device
+ * made it; same inode) and this throws.
  *
  * @returns the lstat of `abs`
  * @throws LockstepError `PATH_INVALID`
  */
-function landedInside(root: string, rel: string, abs: string, st: FileId): fs.BigIntStats {
+export function landedInside(
+  root: string,
+  rel: string,
+  abs: string,
+  st: FileId,
+  ours = true,
+): fs.BigIntStats {
   let parentsOk = false;
   try {
     parentsOk = ensureParents(root, rel, false);
@@ -888,6 +907,12 @@ function landedInside(root: string, rel: string, abs: string, st: FileId): fs.Bi
   }
   const here = parentsOk ? fs.lstatSync(abs, { bigint: true, throwIfNoEntry: false }) : undefined;
   if (here !== undefined && here.ino === st.ino && here.dev === st.dev) return here;
+  if (!ours) {
+    throw new LockstepError(
+      'PATH_INVALID',
+      `Cannot write ${rel}: a directory above it was replaced (by a symlink?); nothing was written outside the folder`,
+    );
+  }
   try {
     const real = join(fs.realpathSync(dirname(abs)), basename(abs));
     const there = fs.lstatSync(real, { bigint: true, throwIfNoEntry: false });
@@ -1003,6 +1028,21 @@ class Budget {
       w.go();
     }
   }
+}
+
+/**
+ * Opens the temp file `tmp` for reading and writing, on a pool thread:
+ * created afresh (`created`), or the one an interrupted pull left, whose
+ * verified chunks are reused. Never follows a symlink at `tmp`.
+ */
+async function openTemp(tmp: string): Promise<{ fd: number; created: boolean }> {
+  const { O_RDWR, O_CREAT, O_EXCL, O_NOFOLLOW } = constants;
+  try {
+    return { fd: await openFd(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600), created: true };
+  } catch (err) {
+    if (errorCode(err) !== 'EEXIST') throw err;
+  }
+  return { fd: await openFd(tmp, O_RDWR | O_NOFOLLOW, 0o600), created: false };
 }
 
 /** `fs.open` on a pool thread, resolving to the descriptor. */
