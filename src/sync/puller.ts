@@ -441,12 +441,16 @@ export class Puller {
     const abs = inFolder(this.host.root, step.path);
     const tmp = tempPath(abs);
     ensureParents(this.host.root, step.path);
-    // Creating the file goes to a pool thread: a create waits on the file
-    // system's journal while a group fsync commits it (in S2 this held B's
-    // main thread 1.7 s). Writes and reads go to the page cache
-    // synchronously: a thread hop per chunk would cost more than the copy.
-    // The fsync waits on a thread.
-    const { fd, created } = await openTemp(tmp);
+    // Created on the main thread, right after the parents were checked:
+    // Node has no openat, so a parent swapped for a symlink between the check
+    // and the create would lead the create outside the folder until
+    // landedInside removes it. On a pool thread (tried: it spared B's main
+    // thread the journal waits of creates during group fsyncs, S2 ~5%) that
+    // window grew to milliseconds and another process could see empty temp
+    // files outside; here it is microseconds. Writes and reads go to the
+    // page cache synchronously too: a thread hop per chunk would cost more
+    // than the copy. The fsync waits on a thread.
+    const { fd, created } = openTemp(tmp);
     let keep = false;
     let existing: number;
     let id: FileId;
@@ -1031,23 +1035,16 @@ class Budget {
 }
 
 /**
- * Opens the temp file `tmp` for reading and writing, on a pool thread:
- * created afresh (`created`), or the one an interrupted pull left, whose
- * verified chunks are reused. Never follows a symlink at `tmp`.
+ * Opens the temp file `tmp` for reading and writing: created afresh
+ * (`created`), or the one an interrupted pull left, whose verified chunks
+ * are reused. Never follows a symlink at `tmp`.
  */
-async function openTemp(tmp: string): Promise<{ fd: number; created: boolean }> {
+function openTemp(tmp: string): { fd: number; created: boolean } {
   const { O_RDWR, O_CREAT, O_EXCL, O_NOFOLLOW } = constants;
   try {
-    return { fd: await openFd(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600), created: true };
+    return { fd: fs.openSync(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600), created: true };
   } catch (err) {
     if (errorCode(err) !== 'EEXIST') throw err;
   }
-  return { fd: await openFd(tmp, O_RDWR | O_NOFOLLOW, 0o600), created: false };
-}
-
-/** `fs.open` on a pool thread, resolving to the descriptor. */
-function openFd(path: string, flags: number, mode: number): Promise<number> {
-  return new Promise((resolve, reject) =>
-    fs.open(path, flags, mode, (err, fd) => (err ? reject(err) : resolve(fd))),
-  );
+  return { fd: fs.openSync(tmp, O_RDWR | O_NOFOLLOW), created: false };
 }
