@@ -50,10 +50,34 @@ export interface DeviceEvents {
   folderState: [reason: string | undefined];
 }
 
-/** One running device. */
 /** Notes of files pulled that the watcher has not reported yet, at most. */
 const ECHOES_MAX = 10_000;
 
+/** What a pull wrote at a path, as recorded (see {@link Device.wrote}). */
+export interface Written {
+  readonly inode: number;
+  readonly size: number;
+  readonly mtimeNs: bigint;
+  readonly mode: number;
+}
+
+/**
+ * Whether `st` (an lstat of the path now) is exactly what was `written`
+ * there, by what the scanner compares: type, inode, size, mtime, mode. Any
+ * difference means someone else changed the path since, and it is scanned.
+ */
+export function isWhatWasWritten(written: Written, st: BigIntStats | undefined): boolean {
+  return (
+    st !== undefined &&
+    st.isFile() &&
+    st.ino === BigInt(written.inode) &&
+    st.size === BigInt(written.size) &&
+    st.mtimeNs === written.mtimeNs &&
+    (Number(st.mode) & 0o7777) === written.mode
+  );
+}
+
+/** One running device. */
 export class Device extends EventEmitter<DeviceEvents> {
   readonly store: IndexStore;
   private readonly pool: HashPool;
@@ -71,10 +95,7 @@ export class Device extends EventEmitter<DeviceEvents> {
   private pending: ScanTarget[] = [];
   private pendingScheduled = false;
   /** Files a pull just wrote: path → what it wrote (see {@link wrote}). */
-  private readonly echoes = new Map<
-    string,
-    { inode: number; size: number; mtimeNs: bigint; mode: number }
-  >();
+  private readonly echoes = new Map<string, Written>();
   private closed = false;
   /** Why the folder is stopped, or undefined while it syncs. */
   stoppedReason: string | undefined;
@@ -225,23 +246,12 @@ export class Device extends EventEmitter<DeviceEvents> {
     });
   }
 
-  /**
-   * Whether what is at `path` is exactly the file {@link wrote} noted there
-   * (used once), by what the scanner compares: type, inode, size, mtime, mode.
-   */
+  /** Whether what is at `path` is exactly the file {@link wrote} noted there (each note is used once). */
   private isEcho(path: string, look: () => BigIntStats | undefined): boolean {
     const e = this.echoes.get(path);
     if (e === undefined) return false;
     this.echoes.delete(path);
-    const st = look();
-    return (
-      st !== undefined &&
-      st.isFile() &&
-      st.ino === BigInt(e.inode) &&
-      st.size === BigInt(e.size) &&
-      st.mtimeNs === e.mtimeNs &&
-      (Number(st.mode) & 0o7777) === e.mode
-    );
+    return isWhatWasWritten(e, look());
   }
 
   private onWatchBatch(batch: readonly ScanTarget[]): void {
