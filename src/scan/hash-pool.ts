@@ -183,15 +183,15 @@ export class HashPool {
     // Open and stat here: it decides inline vs worker, and a missing or
     // unreadable file fails fast without a round trip.
     const fh = await fsp.open(absPath, 'r');
+    let size: number;
     try {
-      const { size } = await fh.stat();
+      size = (await fh.stat()).size;
       if (!this.usesWorkers || size < this.inlineBelow)
         return await chunkHandle(fh, size, { params: this.params });
-      if (size >= this.splitAbove) return this.hashLarge(absPath, size);
     } finally {
       await fh.close();
     }
-    return this.enqueue(absPath);
+    return this.hashLarge(absPath, size);
   }
 
   /** Files cut by two workers at once so far. */

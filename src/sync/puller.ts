@@ -811,11 +811,14 @@ export function readLocalChunk(
   places?: readonly ChunkLocation[],
 ): Buffer | undefined {
   const found = readFromPlaces(root, fds, hash, length, places ?? store.findChunk(hash, 4));
+  if (found !== undefined || places === undefined) return found;
   // Places looked up a moment ago may have moved since (a file finished
-  // meanwhile): ask the index once more before asking a peer.
-  return (
-    found ?? (places === undefined ? undefined : readLocalChunk(root, store, fds, hash, length))
-  );
+  // meanwhile): ask the index once more, for places not tried yet, before
+  // asking a peer.
+  const tried = (l: ChunkLocation) =>
+    places.some((p) => p.path === l.path && p.offset === l.offset && p.length === l.length);
+  const fresh = store.findChunk(hash, 4).filter((l) => !tried(l));
+  return readFromPlaces(root, fds, hash, length, fresh);
 }
 
 function readFromPlaces(
