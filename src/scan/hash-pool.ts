@@ -12,6 +12,7 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { errorCode } from '../base/errors.js';
+import { reapplyHeapFlags } from './heap-flags.js';
 import { joinCuts } from '../core/chunk-join.js';
 import { DEFAULT_CDC, validateCdcParams, type CdcParams } from '../core/fastcdc.js';
 import type { Chunk } from '../core/record.js';
@@ -286,6 +287,8 @@ export class HashPool {
     });
     const slot: Slot = { worker, job: undefined };
     worker.unref(); // an idle worker must not keep the process alive
+    // Its start set V8's flags back to their defaults.
+    worker.once('online', reapplyHeapFlags);
     worker.on('message', (r: HashReply) => {
       const job = slot.job;
       if (!job || job.id !== r.id) return;

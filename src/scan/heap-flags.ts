@@ -1,0 +1,38 @@
+/**
+ * The V8 heap flags of a running device, and keeping them set.
+ *
+ * A daemon that indexes big folders should not hold memory for garbage: V8's
+ * young generation stays at its first 1 MiB semi-spaces instead of growing to
+ * 16 MiB each, and the old generation grows by half (not up to 4x) between
+ * full collections. On a first index of 100,000 files (2 cores) this took
+ * serve's peak RSS from about 148 to 103 MB, for about 10% more time (5.1 to
+ * 5.7 s). Both flags are read at each collection, so setting them at run time
+ * works, where heap sizes could only be set before the isolate starts.
+ *
+ * Node (20.20) sets V8's flags back to their defaults when a worker thread
+ * starts: after the first hash worker, the young generation grew to 16 MiB
+ * again (A's peak RSS in S1 held ~14 MB of it). So whoever starts a worker
+ * calls {@link reapplyHeapFlags} once the worker is online.
+ */
+import { setFlagsFromString } from 'node:v8';
+
+export const HEAP_FLAGS: readonly string[] = [
+  '--semi-space-growth-factor=1',
+  '--heap-growing-percent=50',
+];
+
+let applied = false;
+
+/** Sets {@link HEAP_FLAGS} for this process (`lockstep` does, at its start). */
+export function applyHeapFlags(): void {
+  for (const f of HEAP_FLAGS) setFlagsFromString(f);
+  applied = true;
+}
+
+/**
+ * Sets the flags again if this process set them (a worker's start resets
+ * them); does nothing in a process that never did, such as a test runner.
+ */
+export function reapplyHeapFlags(): void {
+  if (applied) applyHeapFlags();
+}
