@@ -13,18 +13,24 @@
  * the target is re-checked against the index first (changed meanwhile:
  * rescan and replan) and only then renamed into place and recorded.
  */
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
-import { constants } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { LockstepError, errorCode, errorMessage } from '../base/errors.js';
 import type { SerialQueue } from '../base/serial-queue.js';
-import { TEMP_PREFIX } from '../core/path.js';
 import { conflictName, planPath, type Action, type Candidate } from '../core/plan.js';
 import { sameContent, type FileRecord } from '../core/record.js';
 import { dominates, merge, update, type Vector } from '../core/vector.js';
 import type { Logger } from '../daemon/log.js';
 import { WriteBack } from './writeback.js';
+import {
+  ensureParents,
+  inFolder,
+  landedInside,
+  openTemp,
+  tempPath,
+  writeAll,
+  type FileId,
+} from './temp-files.js';
 import { hashHex } from '../scan/chunker.js';
 import type { ChunkLocation, IndexStore } from '../store/index-store.js';
 import type { ChunkFetcher } from './fetcher.js';
@@ -67,8 +73,6 @@ interface Assembled {
   readonly id: FileId;
   readonly fd?: number;
 }
-
-type FileId = Pick<fs.BigIntStats, 'ino' | 'dev'>;
 
 type Step = Exclude<Action, { kind: 'none' }> & {
   readonly path: string;
@@ -841,98 +845,6 @@ function readFromPlaces(
   return undefined;
 }
 
-/** The temp file that assembles `abs`: in its directory, a name Lockstep always ignores. */
-export function tempPath(abs: string): string {
-  const slash = abs.lastIndexOf('/');
-  const name = abs.slice(slash + 1);
-  const tmpName =
-    Buffer.byteLength(name) + TEMP_PREFIX.length <= 250
-      ? `${TEMP_PREFIX}${name}`
-      : `${TEMP_PREFIX}${createHash('sha256').update(name).digest('hex').slice(0, 40)}`;
-  return abs.slice(0, slash + 1) + tmpName;
-}
-
-/**
- * The absolute path of `rel` in the folder at `root`. `rel` is a valid
- * folder path (checked where it entered: no empty, `.` or `..` segment, no
- * leading or trailing slash), so plain concatenation is `join` without its
- * normalizing, which a pull would otherwise pay several times per file.
- */
-export function inFolder(root: string, rel: string): string {
-  return root.endsWith('/') ? root + rel : `${root}/${rel}`;
-}
-
-/**
- * Makes sure every directory above `rel` is a real directory inside the
- * folder, creating missing ones: a parent that is a symlink or a file would
- * lead a write or delete elsewhere, possibly outside the folder.
- *
- * @param create - make missing parents; without it, report them missing
- * @returns whether every parent exists (always true with `create`)
- * @throws LockstepError `PATH_INVALID` naming the parent that is in the way
- */
-export function ensureParents(root: string, rel: string, create = true): boolean {
-  for (let end = rel.indexOf('/'); end >= 0; end = rel.indexOf('/', end + 1)) {
-    const at = inFolder(root, rel.slice(0, end));
-    const st = fs.lstatSync(at, { throwIfNoEntry: false });
-    if (st === undefined) {
-      if (!create) return false;
-      fs.mkdirSync(at);
-    } else if (!st.isDirectory()) {
-      throw new LockstepError(
-        'PATH_INVALID',
-        `Cannot write ${rel}: ${rel.slice(0, end)} is ${st.isSymbolicLink() ? 'a symlink' : 'not a directory'} here`,
-      );
-    }
-  }
-  return true;
-}
-
-/**
- * Checks that `abs` (the file with identity `st`, just created, opened or
- * renamed there) is inside the folder: a parent directory replaced by a
- * symlink between the check of the parents and the write would have led it
- * elsewhere (Node has no openat or renameat to rule that out). If it went
- * elsewhere, it is removed from there when it is ours (`ours`: this device
- * made it; same inode) and this throws.
- *
- * @returns the lstat of `abs`
- * @throws LockstepError `PATH_INVALID`
- */
-export function landedInside(
-  root: string,
-  rel: string,
-  abs: string,
-  st: FileId,
-  ours = true,
-): fs.BigIntStats {
-  let parentsOk = false;
-  try {
-    parentsOk = ensureParents(root, rel, false);
-  } catch {
-    parentsOk = false;
-  }
-  const here = parentsOk ? fs.lstatSync(abs, { bigint: true, throwIfNoEntry: false }) : undefined;
-  if (here !== undefined && here.ino === st.ino && here.dev === st.dev) return here;
-  if (!ours) {
-    throw new LockstepError(
-      'PATH_INVALID',
-      `Cannot write ${rel}: a directory above it was replaced (by a symlink?); nothing was written outside the folder`,
-    );
-  }
-  try {
-    const real = join(fs.realpathSync(dirname(abs)), basename(abs));
-    const there = fs.lstatSync(real, { bigint: true, throwIfNoEntry: false });
-    if (there !== undefined && there.ino === st.ino && there.dev === st.dev) fs.unlinkSync(real);
-  } catch {
-    // Gone already, or the path no longer resolves.
-  }
-  throw new LockstepError(
-    'PATH_INVALID',
-    `Cannot write ${rel}: a directory above it was replaced (by a symlink?) while it was written; nothing was left outside the folder`,
-  );
-}
-
 /** Permission bits for the new content: local bits kept, the executable bits from the winner. */
 function newMode(local: FileRecord | undefined, rec: FileRecord): number {
   const base = local !== undefined && !local.deleted && local.type === 'file' ? local.mode : 0o644;
@@ -1003,13 +915,6 @@ export function writable(abs: string): void {
     fs.chmodSync(abs, (st.mode & 0o7777) | 0o200);
 }
 
-function writeAll(fd: number, data: Buffer, position: number): void {
-  let done = 0;
-  while (done < data.length) {
-    done += fs.writeSync(fd, data, done, data.length - done, position + done);
-  }
-}
-
 function cmp(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
@@ -1035,19 +940,4 @@ class Budget {
       w.go();
     }
   }
-}
-
-/**
- * Opens the temp file `tmp` for reading and writing: created afresh
- * (`created`), or the one an interrupted pull left, whose verified chunks
- * are reused. Never follows a symlink at `tmp`.
- */
-function openTemp(tmp: string): { fd: number; created: boolean } {
-  const { O_RDWR, O_CREAT, O_EXCL, O_NOFOLLOW } = constants;
-  try {
-    return { fd: fs.openSync(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600), created: true };
-  } catch (err) {
-    if (errorCode(err) !== 'EEXIST') throw err;
-  }
-  return { fd: fs.openSync(tmp, O_RDWR | O_NOFOLLOW), created: false };
 }

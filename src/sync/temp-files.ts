@@ -1,0 +1,131 @@
+/**
+ * Temp files beside their targets, and the checks that keep every write
+ * inside the folder: a parent directory that is (or becomes) a symlink must
+ * not lead a create, a write or a rename elsewhere. Node has no openat, so
+ * the parents are checked right before a create or rename and the result is
+ * checked right after, in the same synchronous run (microseconds apart).
+ */
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import { constants } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { LockstepError, errorCode } from '../base/errors.js';
+import { TEMP_PREFIX } from '../core/path.js';
+
+/** A file's identity: what a temp file was when made, checked where it lands. */
+export type FileId = Pick<fs.BigIntStats, 'ino' | 'dev'>;
+
+/** The temp file that assembles `abs`: in its directory, a name Lockstep always ignores. */
+export function tempPath(abs: string): string {
+  const slash = abs.lastIndexOf('/');
+  const name = abs.slice(slash + 1);
+  const tmpName =
+    Buffer.byteLength(name) + TEMP_PREFIX.length <= 250
+      ? `${TEMP_PREFIX}${name}`
+      : `${TEMP_PREFIX}${createHash('sha256').update(name).digest('hex').slice(0, 40)}`;
+  return abs.slice(0, slash + 1) + tmpName;
+}
+
+/**
+ * The absolute path of `rel` in the folder at `root`. `rel` is a valid
+ * folder path (checked where it entered: no empty, `.` or `..` segment, no
+ * leading or trailing slash), so plain concatenation is `join` without its
+ * normalizing, which a pull would otherwise pay several times per file.
+ */
+export function inFolder(root: string, rel: string): string {
+  return root.endsWith('/') ? root + rel : `${root}/${rel}`;
+}
+
+/**
+ * Makes sure every directory above `rel` is a real directory inside the
+ * folder, creating missing ones: a parent that is a symlink or a file would
+ * lead a write or delete elsewhere, possibly outside the folder.
+ *
+ * @param create - make missing parents; without it, report them missing
+ * @returns whether every parent exists (always true with `create`)
+ * @throws LockstepError `PATH_INVALID` naming the parent that is in the way
+ */
+export function ensureParents(root: string, rel: string, create = true): boolean {
+  for (let end = rel.indexOf('/'); end >= 0; end = rel.indexOf('/', end + 1)) {
+    const at = inFolder(root, rel.slice(0, end));
+    const st = fs.lstatSync(at, { throwIfNoEntry: false });
+    if (st === undefined) {
+      if (!create) return false;
+      fs.mkdirSync(at);
+    } else if (!st.isDirectory()) {
+      throw new LockstepError(
+        'PATH_INVALID',
+        `Cannot write ${rel}: ${rel.slice(0, end)} is ${st.isSymbolicLink() ? 'a symlink' : 'not a directory'} here`,
+      );
+    }
+  }
+  return true;
+}
+
+/**
+ * Checks that `abs` (the file with identity `st`, just created, opened or
+ * renamed there) is inside the folder: a parent directory replaced by a
+ * symlink between the check of the parents and the write would have led it
+ * elsewhere (Node has no openat or renameat to rule that out). If it went
+ * elsewhere, it is removed from there when it is ours (`ours`: this device
+ * made it; same inode) and this throws.
+ *
+ * @returns the lstat of `abs`
+ * @throws LockstepError `PATH_INVALID`
+ */
+export function landedInside(
+  root: string,
+  rel: string,
+  abs: string,
+  st: FileId,
+  ours = true,
+): fs.BigIntStats {
+  let parentsOk = false;
+  try {
+    parentsOk = ensureParents(root, rel, false);
+  } catch {
+    parentsOk = false;
+  }
+  const here = parentsOk ? fs.lstatSync(abs, { bigint: true, throwIfNoEntry: false }) : undefined;
+  if (here !== undefined && here.ino === st.ino && here.dev === st.dev) return here;
+  if (!ours) {
+    throw new LockstepError(
+      'PATH_INVALID',
+      `Cannot write ${rel}: a directory above it was replaced (by a symlink?); nothing was written outside the folder`,
+    );
+  }
+  try {
+    const real = join(fs.realpathSync(dirname(abs)), basename(abs));
+    const there = fs.lstatSync(real, { bigint: true, throwIfNoEntry: false });
+    if (there !== undefined && there.ino === st.ino && there.dev === st.dev) fs.unlinkSync(real);
+  } catch {
+    // Gone already, or the path no longer resolves.
+  }
+  throw new LockstepError(
+    'PATH_INVALID',
+    `Cannot write ${rel}: a directory above it was replaced (by a symlink?) while it was written; nothing was left outside the folder`,
+  );
+}
+
+/** Writes all of `data` at `position`. */
+export function writeAll(fd: number, data: Buffer, position: number): void {
+  let done = 0;
+  while (done < data.length) {
+    done += fs.writeSync(fd, data, done, data.length - done, position + done);
+  }
+}
+
+/**
+ * Opens the temp file `tmp` for reading and writing: created afresh
+ * (`created`), or the one an interrupted pull left, whose verified chunks
+ * are reused. Never follows a symlink at `tmp`.
+ */
+export function openTemp(tmp: string): { fd: number; created: boolean } {
+  const { O_RDWR, O_CREAT, O_EXCL, O_NOFOLLOW } = constants;
+  try {
+    return { fd: fs.openSync(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600), created: true };
+  } catch (err) {
+    if (errorCode(err) !== 'EEXIST') throw err;
+  }
+  return { fd: fs.openSync(tmp, O_RDWR | O_NOFOLLOW), created: false };
+}
