@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Ajv } from 'ajv';
 import pino from 'pino';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { LockstepError, type ErrorCode } from '../base/errors.js';
 import { staticUserStore } from '../config/users.js';
 import { DEV_B, FakeBackend, SAMPLE_FILES } from '../testing/fake-backend.js';
@@ -132,6 +132,25 @@ describe('client API server', () => {
       recursive: true,
     });
     expect(r.json().entries.map((e: { path: string }) => e.path)).toEqual(['docs/plan.md']);
+  });
+
+  it("compiles a route's validators on its first request, not when the server starts", async () => {
+    const compile = vi.spyOn(Ajv.prototype, 'compile');
+    try {
+      const fresh = createApiServer({ backend, users, log: pino({ level: 'silent' }) });
+      await fresh.app.ready();
+      expect(compile).not.toHaveBeenCalled();
+      const r = await fresh.app.inject({
+        method: 'GET',
+        url: '/api/v1/files?limit=ten',
+        headers: auth(ADMIN),
+      });
+      expect(r.statusCode).toBe(400);
+      expect(compile).toHaveBeenCalled();
+      await fresh.close();
+    } finally {
+      compile.mockRestore();
+    }
   });
 
   it.each([
