@@ -1,8 +1,9 @@
-// The daemon's V8 heap flags survive the hash pool's worker threads. Node sets
-// V8's flags back to their defaults when a worker starts; without the pool
-// setting them again, the young generation of a device that has hashed one
-// big file grows to 16–32 MiB. Runs in a child process of the built code, so
-// the flags do not touch the test runner.
+// The daemon's V8 heap flags survive the hash pool's worker threads. V8 raises
+// the young generation's growth factor to at least 2 whenever it sets up a
+// heap, a worker's too; without the pool setting it again, the young
+// generation of a device that has hashed one big file grows to 16–32 MiB.
+// Runs in a child process of the built code, so the flags do not touch the
+// test runner.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -99,7 +99,7 @@ function wildcardPath(req: FastifyRequest): string {
 }
 
 /** Ajv instances: query strings and params are strings on the wire and are coerced; bodies are not. */
-function validators(): { coercing: Ajv; strict: Ajv } {
+export function validators(): { coercing: Ajv; strict: Ajv } {
   const base: AjvOptions = {
     allErrors: false,
     useDefaults: true,

@@ -287,8 +287,9 @@ export class HashPool {
     });
     const slot: Slot = { worker, job: undefined };
     worker.unref(); // an idle worker must not keep the process alive
-    // Its start set V8's flags back to their defaults.
+    // Its heap's setup raised V8's young-generation growth factor again.
     worker.once('online', reapplyHeapFlags);
+    worker.once('exit', reapplyHeapFlags);
     worker.on('message', (r: HashReply) => {
       const job = slot.job;
       if (!job || job.id !== r.id) return;

@@ -9,10 +9,14 @@
  * 5.7 s). Both flags are read at each collection, so setting them at run time
  * works, where heap sizes could only be set before the isolate starts.
  *
- * Node (20.20) sets V8's flags back to their defaults when a worker thread
- * starts: after the first hash worker, the young generation grew to 16 MiB
- * again (A's peak RSS in S1 held ~14 MB of it). So whoever starts a worker
- * calls {@link reapplyHeapFlags} once the worker is online.
+ * V8 sets its young generation's growth factor back to at least 2 whenever
+ * it configures a heap (Heap::ConfigureHeap), the main isolate's at start
+ * (hence setting it at run time, not on the command line) and every worker
+ * thread's: the flag is the process's. After A's first big file was hashed,
+ * its young generation grew to 16 MiB again (A's peak RSS in S1 held ~14 MB
+ * of it). So whoever starts a worker calls {@link reapplyHeapFlags} once the
+ * worker is online, and again when it exits (one that ends before it is
+ * online has configured its heap all the same).
  */
 import { setFlagsFromString } from 'node:v8';
 
