@@ -4,20 +4,18 @@
 // generation of a device that has hashed one big file grows to 16–32 MiB.
 // Runs in a child process of the built code, so the flags do not touch the
 // test runner.
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-
-const dist = (rel: string) => new URL(`../dist/${rel}`, import.meta.url).href;
+import { distUrl, runModule } from './helpers.js';
 
 /** The young generation's size (MiB) after churning objects, with or without the flags. */
-function youngGenerationAfterHashing(dir: string, file: string, applyFlags: boolean): number {
-  const script = `
+function youngGenerationAfterHashing(file: string, applyFlags: boolean): number {
+  const out = runModule(`
     import { getHeapSpaceStatistics } from 'node:v8';
-    const { applyHeapFlags } = await import(${JSON.stringify(dist('scan/heap-flags.js'))});
-    const { HashPool } = await import(${JSON.stringify(dist('scan/hash-pool.js'))});
+    const { applyHeapFlags } = await import(${JSON.stringify(distUrl('scan/heap-flags.js'))});
+    const { HashPool } = await import(${JSON.stringify(distUrl('scan/hash-pool.js'))});
     if (${applyFlags}) applyHeapFlags();
     const pool = new HashPool({ workers: 1, inlineBelow: 0, splitAbove: Infinity });
     if (!pool.usesWorkers) throw new Error('the hash worker is not built');
@@ -31,15 +29,8 @@ function youngGenerationAfterHashing(dir: string, file: string, applyFlags: bool
     }
     const s = getHeapSpaceStatistics().find((x) => x.space_name === 'new_space');
     console.log(s.space_size / 1048576);
-  `;
-  const scriptFile = join(dir, 'young-generation.mjs');
-  writeFileSync(scriptFile, script);
-  const r = spawnSync(process.execPath, [scriptFile], {
-    encoding: 'utf8',
-    timeout: 60_000,
-  });
-  if (r.status !== 0) throw new Error(`child exited ${r.status}: ${r.stderr}`);
-  return Number(r.stdout.trim());
+  `);
+  return Number(out.trim());
 }
 
 describe('heap flags', () => {
@@ -53,7 +44,7 @@ describe('heap flags', () => {
     const file = join(tmp, 'big');
     writeFileSync(file, Buffer.alloc(2 * 1024 * 1024, 7));
     // Without the flags V8 grows it, which is what makes the check below mean something.
-    expect(youngGenerationAfterHashing(tmp, file, false)).toBeGreaterThan(8);
-    expect(youngGenerationAfterHashing(tmp, file, true)).toBeLessThanOrEqual(4);
+    expect(youngGenerationAfterHashing(file, false)).toBeGreaterThan(8);
+    expect(youngGenerationAfterHashing(file, true)).toBeLessThanOrEqual(4);
   });
 });

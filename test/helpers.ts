@@ -2,12 +2,36 @@
  * Helpers for end-to-end tests that run the built `lockstep` binary.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 
 export const BIN = fileURLToPath(new URL('../bin/lockstep.js', import.meta.url));
+
+/** The URL of the built module `rel` (under dist/), for a script run by {@link runModule}. */
+export const distUrl = (rel: string): string => new URL(`../dist/${rel}`, import.meta.url).href;
+
+/**
+ * Runs `source` as an ES module in a child `node` (its own V8 flags and module
+ * cache, untouched by the test runner) and returns what it printed.
+ *
+ * @throws with the child's stderr if it exits non-zero
+ */
+export function runModule(source: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'lockstep-child-'));
+  try {
+    const file = join(dir, 'child.mjs');
+    writeFileSync(file, source);
+    const r = spawnSync(process.execPath, [file], { encoding: 'utf8', timeout: 60_000 });
+    if (r.status !== 0) throw new Error(`child exited ${r.status}: ${r.stderr}`);
+    return r.stdout;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
 
 /** Runs `lockstep ARGS` to completion. */
 export function lockstep(
