@@ -8,7 +8,7 @@
 import type { ServerResponse } from 'node:http';
 import { Ajv, type Options as AjvOptions, type ValidateFunction } from 'ajv';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import type { Logger } from 'pino';
+import type { Logger } from '../base/log.js';
 import { errorMessage, LockstepError, type ErrorCode } from '../base/errors.js';
 import type { UserStore } from '../config/users.js';
 import { pathProblem } from '../core/path.js';

@@ -3,7 +3,7 @@
  * configuration's `apiListen` says (127.0.0.1 unless configured otherwise).
  */
 import { fileURLToPath } from 'node:url';
-import type { Logger } from 'pino';
+import type { Logger } from '../base/log.js';
 import { errorCode, errorMessage, LockstepError } from '../base/errors.js';
 import { parseHostPort, type Config } from '../config/config.js';
 import { openUserStore } from '../config/users.js';

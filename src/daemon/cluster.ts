@@ -19,7 +19,7 @@ import { ChunkFetcher } from '../sync/fetcher.js';
 import { FdCache } from '../sync/fd-cache.js';
 import { Puller, readLocalChunk, writable } from '../sync/puller.js';
 import type { Device } from './device.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../base/log.js';
 
 /** How long a path checked to be a live local file is trusted for serving chunk hints. */
 const HINT_CHECK_MS = 1000;

@@ -21,7 +21,7 @@ import {
   type ScannerOptions,
 } from '../scan/scanner.js';
 import { TreeWatcher } from '../watch/tree-watcher.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../base/log.js';
 
 /** Options of a {@link Device}. */
 export interface DeviceOptions {

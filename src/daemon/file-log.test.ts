@@ -2,7 +2,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { FileRecord } from '../core/record.js';
 import { FileLog } from './file-log.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../base/log.js';
 
 const rec = (path: string, size = 1000, deleted = false): FileRecord =>
   ({ path, size, deleted, type: 'file', sequence: 1 }) as unknown as FileRecord;

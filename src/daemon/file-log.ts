@@ -7,7 +7,7 @@
  */
 import type { FileRecord } from '../core/record.js';
 import { formatBytes } from '../core/human.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../base/log.js';
 
 /** Files logged one by one per second before the rest are summarized. */
 const EACH_PER_SECOND = 20;

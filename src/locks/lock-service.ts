@@ -7,7 +7,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { LockstepError, errorMessage } from '../base/errors.js';
-import type { Logger } from '../daemon/log.js';
+import type { Logger } from '../base/log.js';
 import { describeHolder, type LockRow, type LockTable } from './lock-table.js';
 import { decodeLock, type LockChange, type LockRequest } from './lock-wire.js';
 

@@ -8,7 +8,7 @@ import { EventEmitter } from 'node:events';
 import http2 from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import { LockstepError, errorMessage } from '../base/errors.js';
-import type { Logger } from '../daemon/log.js';
+import type { Logger } from '../base/log.js';
 import type { IndexStore } from '../store/index-store.js';
 import { CHUNK_MISSING, CHUNK_OK } from './server.js';
 import {

@@ -20,7 +20,7 @@ import type { SerialQueue } from '../base/serial-queue.js';
 import { conflictName, planPath, type Action, type Candidate } from '../core/plan.js';
 import { sameContent, type FileRecord } from '../core/record.js';
 import { dominates, merge, update, type Vector } from '../core/vector.js';
-import type { Logger } from '../daemon/log.js';
+import type { Logger } from '../base/log.js';
 import { WriteBack } from './writeback.js';
 import {
   ensureParents,
