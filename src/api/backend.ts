@@ -5,7 +5,10 @@
  * server only translates HTTP to these calls.
  */
 import type { EventEmitter } from 'node:events';
+import type { User } from '../config/users.js';
 import type { EntryType } from '../core/record.js';
+
+export type { User };
 
 /** A device of the cluster, as clients see it. */
 export interface DeviceRef {
@@ -152,12 +155,6 @@ export type ClientEvent =
       readonly reason?: string;
       readonly time: string;
     };
-
-/** A client user, known by a bearer token. */
-export interface User {
-  readonly name: string;
-  readonly admin: boolean;
-}
 
 /** A one-time code that signs the web page in as `user` (`POST /signin-codes`). */
 export interface SignInCode {

@@ -8,7 +8,6 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import type { User } from '../api/backend.js';
 import { errorCode, errorMessage, LockstepError } from '../base/errors.js';
 import { writeFileAtomic } from './config.js';
 import { homePaths, readToken } from './home.js';
@@ -32,6 +31,12 @@ const usersFileSchema = z.strictObject({
     }),
   ),
 });
+
+/** A client user, known by a bearer token. */
+export interface User {
+  readonly name: string;
+  readonly admin: boolean;
+}
 
 type UsersFile = z.output<typeof usersFileSchema>;
 
