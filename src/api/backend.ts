@@ -5,7 +5,7 @@
  * server only translates HTTP to these calls.
  */
 import type { EventEmitter } from 'node:events';
-import type { User } from '../config/users.js';
+import type { User } from '../core/user.js';
 import type { EntryType } from '../core/record.js';
 
 export type { User };

@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { errorCode, errorMessage, LockstepError } from '../base/errors.js';
+import type { User } from '../core/user.js';
 import { writeFileAtomic } from './config.js';
 import { homePaths, readToken } from './home.js';
 
@@ -32,11 +33,7 @@ const usersFileSchema = z.strictObject({
   ),
 });
 
-/** A client user, known by a bearer token. */
-export interface User {
-  readonly name: string;
-  readonly admin: boolean;
-}
+export type { User };
 
 type UsersFile = z.output<typeof usersFileSchema>;
 
