@@ -9,6 +9,8 @@ import { classify, nextRecord, type Observed } from '../core/local.js';
 import { isWithin } from '../core/path.js';
 import type { Candidate } from '../core/plan.js';
 import type { Vector } from '../core/vector.js';
+import { ChildKeys, type StatKey } from './child-keys.js';
+import { GlobalView } from './global-view.js';
 import { migrate } from './migrate.js';
 import { recordToParams, rowToRecord, type FileRow } from './codec.js';
 
@@ -28,18 +30,14 @@ export interface ChunkLocation {
   readonly length: number;
 }
 
-/** The fields the scanner compares to decide whether to re-hash a path. */
-export interface StatKey {
-  readonly type: FileRecord['type'];
-  readonly size: number;
-  readonly mtimeNs: bigint;
-  readonly inode: number;
-  readonly mode: number;
-  readonly deleted: boolean;
-}
+export type { StatKey } from './child-keys.js';
 
 /** Opens (creating and migrating as needed) the index database of a device. */
 export class IndexStore {
+  /**
+   * The database handle: only for LockTable (issue 14 moves it into the
+   * store). Everything else reads and writes through this class's methods.
+   */
   readonly db: Database.Database;
   /** This device's short ID: its key in version vectors. */
   readonly localShort: string;
@@ -436,63 +434,34 @@ export class IndexStore {
     return { files: r.n, bytes: r.bytes };
   }
 
+  /**
+   * Wraps `fn` in one transaction (a savepoint inside another), like
+   * better-sqlite3's `db.transaction`: call the result to run it. Lets a
+   * caller make several of this store's writes all or nothing.
+   */
+  transaction<A extends unknown[], R>(fn: (...args: A) => R): (...args: A) => R {
+    return this.db.transaction(fn);
+  }
+
+  /** The global view's reads (all devices' records of a path), prepared on first use. */
+  get view(): GlobalView {
+    return (this.globalView ??= new GlobalView(this.db));
+  }
+
+  private globalView: GlobalView | undefined;
+
+  /** The scanner's per-directory read: see {@link ChildKeys.of}. */
+  childKeys(dir: string): { keys: Map<string, StatKey>; nested: string[] } {
+    return (this.children ??= new ChildKeys(this.db)).of(dir);
+  }
+
+  private children: ChildKeys | undefined;
+
+  /** Folds the write-ahead log into the database file and closes it (again: nothing). */
   close(): void {
     if (this.db.open) {
       this.db.pragma('wal_checkpoint(TRUNCATE)');
       this.db.close();
     }
-  }
-
-  /** Statements of {@link childKeys}, prepared on first use. */
-  private childStmts: { after: Database.Statement; between: Database.Statement } | undefined;
-
-  /**
-   * The comparison keys of the local records directly inside `dir` ('' for
-   * the folder root), tombstones included, by path; and, in path order, those
-   * children that have records below them. Lets a scan compare one directory
-   * at a time: it reads only the children's rows, skipping over each child's
-   * subtree in the path index, instead of loading every key at once.
-   */
-  childKeys(dir: string): { keys: Map<string, StatKey>; nested: string[] } {
-    const cols = 'path, type, size, mtime_s, mtime_ns, inode, mode, deleted';
-    const s = (this.childStmts ??= {
-      after: this.db.prepare(
-        `SELECT ${cols} FROM files WHERE device = 1 AND path >= ? ORDER BY path`,
-      ),
-      between: this.db.prepare(
-        `SELECT ${cols} FROM files WHERE device = 1 AND path >= ? AND path < ? ORDER BY path`,
-      ),
-    });
-    // Paths below `dir` sort between `dir/` and `dir0` ('0' follows '/').
-    const prefix = dir === '' ? '' : `${dir}/`;
-    const keys = new Map<string, StatKey>();
-    const nested: string[] = [];
-    let from: string | undefined = prefix;
-    while (from !== undefined) {
-      const rows = (
-        dir === '' ? s.after.iterate(from) : s.between.iterate(from, `${dir}0`)
-      ) as Iterable<Omit<FileRow, 'chunks' | 'version' | 'sequence' | 'target' | 'id' | 'device'>>;
-      let next: string | undefined;
-      for (const r of rows) {
-        const slash = r.path.indexOf('/', prefix.length);
-        if (slash >= 0) {
-          // A row deeper down: note its child, then jump past that child's subtree.
-          const child = r.path.slice(0, slash);
-          nested.push(child);
-          next = `${child}0`;
-          break;
-        }
-        keys.set(r.path, {
-          type: (['file', 'directory', 'symlink'] as const)[r.type] ?? 'file',
-          size: r.size,
-          mtimeNs: BigInt(r.mtime_s) * 1_000_000_000n + BigInt(r.mtime_ns),
-          inode: r.inode,
-          mode: r.mode,
-          deleted: r.deleted !== 0,
-        });
-      }
-      from = next;
-    }
-    return { keys, nested };
   }
 }

@@ -572,7 +572,7 @@ export class Puller {
       const replan: string[] = [];
       const rescan: string[] = [];
       const applied: { rec: FileRecord; kind: Step['kind']; copy?: string; ms: number }[] = [];
-      this.host.store.db.transaction(() => {
+      this.host.store.transaction(() => {
         for (const { step, tmp, id } of items) {
           // A kept copy of a refused version is retried through its locked path.
           const key = step.refusedFor ?? step.path;
