@@ -19,6 +19,7 @@ import {
   type TlsIdentity,
 } from './tls.js';
 import { DeltaBaseMissing, FrameDecoder, decodeIndexMessage, type ChunkHint } from './wire.js';
+import { shortId } from '../core/device-id.js';
 import type { Vector } from '../core/vector.js';
 
 /** A configured peer. */
@@ -81,7 +82,7 @@ export class PeerLink extends EventEmitter<LinkEvents> {
 
   /** The peer's short ID (its key in version vectors). */
   get short(): string {
-    return this.peer.id.slice(0, 7);
+    return shortId(this.peer.id);
   }
 
   /** Starts dialing. */
