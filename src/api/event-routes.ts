@@ -35,7 +35,7 @@ export class EventStreams {
 }
 
 /** One SSE frame for an event: `event:` its type, `data:` its JSON. */
-export function sseFrame(ev: ClientEvent): string {
+function sseFrame(ev: ClientEvent): string {
   // JSON.stringify escapes newlines, so the data is always one line.
   return `event: ${ev.type}\ndata: ${JSON.stringify(ev)}\n\n`;
 }

@@ -9,9 +9,9 @@ import http2 from 'node:http2';
 import { LockstepError } from '../base/errors.js';
 
 /** Chunk reply status: the chunk follows (u32 length, then its bytes). */
-export const CHUNK_OK = 0;
+const CHUNK_OK = 0;
 /** Chunk reply status: the serving device does not have the chunk. */
-export const CHUNK_MISSING = 1;
+const CHUNK_MISSING = 1;
 /** Bytes before a chunk's body: the status byte and the u32 length. */
 export const CHUNK_HEADER_BYTES = 5;
 

@@ -24,9 +24,9 @@ import {
 } from './wire-check.js';
 
 /** The longest path or symlink target accepted from a peer, in UTF-8 bytes (Linux PATH_MAX). */
-export const MAX_PATH_BYTES = MAX_PATH_LENGTH;
+const MAX_PATH_BYTES = MAX_PATH_LENGTH;
 /** The longest name (path segment) accepted from a peer, in UTF-8 bytes (Linux NAME_MAX). */
-export const MAX_NAME_BYTES = MAX_NAME_LENGTH;
+const MAX_NAME_BYTES = MAX_NAME_LENGTH;
 
 /** A record as it travels: JSON-safe, offsets and inode left out. */
 export interface WireRecord {
@@ -80,7 +80,7 @@ export type BaseResolver = (path: string, version: Vector) => readonly (readonly
  * one message may make, bases looked up included: a delta is small on the
  * wire, so without these a peer could make the receiver build millions.
  */
-export const MAX_RECORD_CHUNKS = 250_000;
+const MAX_RECORD_CHUNKS = 250_000;
 export const MAX_MESSAGE_CHUNKS = 1_000_000;
 
 /** What decoding one message may still spend on chunk entries. */
