@@ -13,6 +13,7 @@ import { dirname, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { TestCluster, sha256, tail, tempFiles, treeOf, type TestDevice } from './cluster.js';
 import { indexRow, lockstepAsync, waitFor, waitUntil } from './helpers.js';
+import { shortId } from '../src/core/device-id.js';
 import { deviceIdOfCert } from '../src/identity/identity.js';
 
 /** A device identity made by `lockstep init`, as the fake peer uses it. */
@@ -38,7 +39,7 @@ async function makeIdentity(dir: string, name: string): Promise<Identity> {
   const id = r.stdout.trim().split('\n').at(-1) as string;
   return {
     id,
-    short: id.slice(0, 7),
+    short: shortId(id),
     keyPem: readFileSync(join(home, 'key.pem'), 'utf8'),
     certPem: readFileSync(join(home, 'cert.pem'), 'utf8'),
   };
@@ -67,7 +68,7 @@ async function expiredIdentity(): Promise<Identity> {
   const id = deviceIdOfCert(certPem);
   return {
     id,
-    short: id.slice(0, 7),
+    short: shortId(id),
     certPem,
     keyPem: KeyObject.from(keys.privateKey).export({ type: 'pkcs8', format: 'pem' }).toString(),
   };

@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { shortId } from '../src/core/device-id.js';
 import { lockstep } from './helpers.js';
 
 describe('lockstep peer add', () => {
@@ -38,7 +39,7 @@ describe('lockstep peer add', () => {
   it('records the peer, and updates it when added again', () => {
     const r = lockstep(['peer', 'add', '--home', homeA, idB, '127.0.0.1:7710', '--name', 'B']);
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain(`added peer B (${idB.slice(0, 7)}) at 127.0.0.1:7710`);
+    expect(r.stdout).toContain(`added peer B (${shortId(idB)}) at 127.0.0.1:7710`);
     expect(config().peers).toEqual([{ id: idB, address: '127.0.0.1:7710', name: 'B' }]);
     // Lower case and without dashes is the same device.
     const again = lockstep([

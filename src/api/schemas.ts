@@ -6,21 +6,21 @@
  */
 
 /** Longest path a client may send, in characters. */
-export const MAX_PATH_CHARS = 4096;
+const MAX_PATH_CHARS = 4096;
 /** Entries in one page of the listing unless asked. */
-export const DEFAULT_PAGE = 1000;
+const DEFAULT_PAGE = 1000;
 /** Most entries in one page of the listing. */
-export const MAX_PAGE = 200_000;
+const MAX_PAGE = 200_000;
 /** Longest lock TTL, in seconds: a year. */
-export const MAX_TTL_S = 366 * 24 * 3600;
+const MAX_TTL_S = 366 * 24 * 3600;
 /** Longest lock reason, in characters. */
-export const MAX_REASON_CHARS = 1000;
+const MAX_REASON_CHARS = 1000;
 
 const str = { type: 'string' } as const;
 const time = { type: 'string', description: 'ISO 8601' } as const;
 const count = { type: 'integer', minimum: 0 } as const;
 
-export const deviceRefSchema = {
+const deviceRefSchema = {
   type: 'object',
   required: ['id', 'short', 'name'],
   additionalProperties: false,
@@ -163,7 +163,7 @@ export const userSchema = {
 } as const;
 
 /** A one-time sign-in code for the web page (`POST /signin-codes`). */
-export const signinCodeSchema = {
+const signinCodeSchema = {
   type: 'object',
   required: ['code', 'expires', 'user'],
   additionalProperties: false,
@@ -171,7 +171,7 @@ export const signinCodeSchema = {
 } as const;
 
 /** A web session, exchanged for a sign-in code (`POST /signin`) or made for a user token (`POST /sessions`). */
-export const sessionSchema = {
+const sessionSchema = {
   type: 'object',
   required: ['token', 'user', 'expires'],
   additionalProperties: false,

@@ -74,7 +74,7 @@ function withConnection(cmd: Command): Command {
 }
 
 /** Encodes a folder-relative path for a URL, segment by segment. */
-export function encodePath(path: string): string {
+function encodePath(path: string): string {
   return path.split('/').map(encodeURIComponent).join('/');
 }
 
@@ -84,14 +84,16 @@ function printJson(value: unknown): void {
 }
 
 /**
- * Adds the client commands to `program`.
- *
- * @param host - how to report failures and interruptions (see {@link CommandHost})
+ * Wraps a command's action: connects (the command's flags, else the host's
+ * defaults), runs it, and hands any failure to the host.
  */
-export function registerClientCommands(program: Command, host: CommandHost): void {
-  /** Wraps an action: connects, runs, and hands any failure to the host. */
-  const run =
-    <A extends unknown[]>(
+type Runner = <A extends unknown[]>(
+  fn: (client: ApiClient, flags: ClientFlags, ...args: A) => Promise<void>,
+) => (...args: unknown[]) => Promise<void>;
+
+/** The {@link Runner} of `host`. */
+function runnerOf(host: CommandHost): Runner {
+  return <A extends unknown[]>(
       fn: (client: ApiClient, flags: ClientFlags, ...args: A) => Promise<void>,
     ) =>
     async (...args: unknown[]) => {
@@ -108,7 +110,23 @@ export function registerClientCommands(program: Command, host: CommandHost): voi
         host.fail(err, { json: flags.json === true });
       }
     };
+}
 
+/**
+ * Adds the client commands to `program`.
+ *
+ * @param host - how to report failures and interruptions (see {@link CommandHost})
+ */
+export function registerClientCommands(program: Command, host: CommandHost): void {
+  const run = runnerOf(host);
+  registerLs(program, run);
+  registerLockCommands(program, run);
+  registerInfoCommands(program, run, host);
+  for (const cmd of program.commands) if (CLIENT_COMMANDS.includes(cmd.name())) withConnection(cmd);
+}
+
+/** Adds `ls`. */
+function registerLs(program: Command, run: Runner): void {
   clientCommand(program, 'ls', 'List the folder as the whole cluster sees it (one merged listing)')
     .argument('[path]', 'a directory to list into, or one file (default: the folder root)')
     .addOption(
@@ -138,7 +156,10 @@ export function registerClientCommands(program: Command, host: CommandHost): voi
         });
       }),
     );
+}
 
+/** Adds `lock`, `unlock` and `locks`. */
+function registerLockCommands(program: Command, run: Runner): void {
   clientCommand(program, 'lock', 'Lock a file across the cluster: nobody else can change it')
     .argument('<#|path>', 'a number from the last `ls`, or a path in the folder')
     .option('--ttl <duration>', 'release the lock by itself after this long, e.g. 30m, 2h, 1d')
@@ -179,7 +200,10 @@ export function registerClientCommands(program: Command, host: CommandHost): voi
       else console.log(locksTable(r.locks, Date.now()));
     }),
   );
+}
 
+/** Adds `watch`, `status` and `whoami`. */
+function registerInfoCommands(program: Command, run: Runner, host: CommandHost): void {
   clientCommand(
     program,
     'watch',
@@ -211,8 +235,6 @@ export function registerClientCommands(program: Command, host: CommandHost): voi
       else console.log(`${u.name}${u.admin ? ' (administrator)' : ''} on ${client.conn.url}`);
     }),
   );
-
-  for (const cmd of program.commands) if (CLIENT_COMMANDS.includes(cmd.name())) withConnection(cmd);
 }
 
 /** `ls`: every page of a directory (or one file), printed and remembered. */

@@ -109,7 +109,7 @@ export function listingTable(entries: readonly ListEntry[], now: number, first =
 }
 
 /** How long a lock lasts, for replies: `no expiry` or `expires in 2h, at 2026-11-24 20:02:11`. */
-export function expiryText(lock: LockInfo, now: number): string {
+function expiryText(lock: LockInfo, now: number): string {
   if (lock.expires === null) return 'no expiry';
   return `expires in ${formatSpan(Date.parse(lock.expires) - now)}, at ${formatLocal(lock.expires)}`;
 }

@@ -18,7 +18,7 @@ interface OpenFlags extends ConnectionFlags {
 }
 
 /** The page's address with a sign-in code. */
-export function signinUrl(apiUrl: string, code: string): string {
+function signinUrl(apiUrl: string, code: string): string {
   return `${apiUrl}/#signin=${code}`;
 }
 

@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { LockstepError } from '../base/errors.js';
 import { loadConfig, parseHostPort, saveConfig } from '../config/config.js';
 import { readIdentity, resolveHome } from '../config/home.js';
-import { parseDeviceId } from '../core/device-id.js';
+import { parseDeviceId, shortId } from '../core/device-id.js';
 import { fail } from './output.js';
 
 /** Adds the `peer` command group. */
@@ -44,7 +44,8 @@ export function registerPeer(program: Command): void {
         if (i >= 0) peers[i] = entry;
         else peers.push(entry);
         saveConfig(home, { ...config, peers });
-        const label = opts.name ? `${opts.name} (${canonical.slice(0, 7)})` : canonical.slice(0, 7);
+        const short = shortId(canonical);
+        const label = opts.name ? `${opts.name} (${short})` : short;
         console.log(`${i >= 0 ? 'updated' : 'added'} peer ${label} at ${address}`);
       } catch (err) {
         fail(err);

@@ -16,7 +16,7 @@ import { homePaths, readToken } from './home.js';
 /** The users file's name in the home. */
 export const USERS_FILE = 'users.json';
 /** The administrator created by `lockstep init`. */
-export const ADMIN_NAME = 'admin';
+const ADMIN_NAME = 'admin';
 
 const NAME = /^[A-Za-z0-9._-]{1,64}$/;
 
@@ -58,7 +58,7 @@ function digest(token: string): Buffer {
  *
  * @throws LockstepError `USAGE` naming the problem
  */
-export function checkUserName(name: string): void {
+function checkUserName(name: string): void {
   if (!NAME.test(name)) {
     throw new LockstepError(
       'USAGE',

@@ -14,7 +14,7 @@ export type NewOp = readonly [length: number, hash: string];
 export type ChunkOp = CopyOp | NewOp;
 
 /** Whether an op copies from the base (its second element is a count, not a hash). */
-export function isCopyOp(op: ChunkOp): op is CopyOp {
+function isCopyOp(op: ChunkOp): op is CopyOp {
   return typeof op[1] === 'number';
 }
 

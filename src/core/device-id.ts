@@ -19,9 +19,9 @@ const HASH_CHARS = 52;
 /** Characters covered by one check character. */
 const CHECK_GROUP = 13;
 /** Characters of an ID with its check characters, without dashes. */
-export const DEVICE_ID_CHARS = 56;
+const DEVICE_ID_CHARS = 56;
 /** Characters of the short form that names a device in listings. */
-export const SHORT_ID_CHARS = 7;
+const SHORT_ID_CHARS = 7;
 
 /** Characters people type for the letters they resemble, absent from base32. */
 const CONFUSABLE: Readonly<Record<string, string>> = { '0': 'O', '1': 'I', '8': 'B' };

@@ -31,7 +31,7 @@ export type LocalOutcome = 'none' | 'silent' | 'bump';
 
 /** Permission bits that are synced: the executable bits. Others (e.g. the
  * read-only state that lock enforcement sets) stay local. */
-export const SYNCED_MODE_BITS = 0o111;
+const SYNCED_MODE_BITS = 0o111;
 
 /**
  * Compares the indexed record `old` with the observation `seen` (`null` when

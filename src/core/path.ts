@@ -38,11 +38,6 @@ export function pathProblem(p: string): string | undefined {
   return undefined;
 }
 
-/** Reports whether `p` is a valid folder-relative path (see {@link pathProblem}). */
-export function isValidRelPath(p: string): boolean {
-  return pathProblem(p) === undefined;
-}
-
 /** Reports whether Lockstep always ignores `p` (its marker, its temp files). */
 export function isInternalPath(p: string): boolean {
   return p === MARKER_NAME || isTempName(p.slice(p.lastIndexOf('/') + 1));

@@ -9,9 +9,6 @@ export type Vector = Readonly<Record<string, number>>;
 /** How two vectors relate. */
 export type Ordering = 'equal' | 'greater' | 'lesser' | 'concurrent';
 
-/** The empty vector: the version of something never changed. */
-export const EMPTY_VECTOR: Vector = Object.freeze({});
-
 /**
  * Returns `v` with `device`'s counter incremented by one.
  *

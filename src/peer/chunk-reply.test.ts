@@ -1,8 +1,12 @@
 import { EventEmitter } from 'node:events';
 import type http2 from 'node:http2';
 import { describe, expect, it } from 'vitest';
-import { readChunkReply } from './link.js';
-import { CHUNK_MISSING, CHUNK_OK } from './server.js';
+import {
+  CHUNK_HEADER_BYTES,
+  putChunkHeader,
+  putChunkMissing,
+  readChunkReply,
+} from './chunk-reply.js';
 
 /** A stand-in for a client request stream: the test emits its events. */
 class FakeRequest extends EventEmitter {
@@ -20,12 +24,13 @@ function reply(parts: (Buffer | null)[]): Buffer {
   const out: Buffer[] = [];
   for (const p of parts) {
     if (p === null) {
-      out.push(Buffer.from([CHUNK_MISSING]));
+      const missing = Buffer.alloc(1);
+      putChunkMissing(missing, 0);
+      out.push(missing);
       continue;
     }
-    const head = Buffer.alloc(5);
-    head[0] = CHUNK_OK;
-    head.writeUInt32BE(p.length, 1);
+    const head = Buffer.alloc(CHUNK_HEADER_BYTES);
+    putChunkHeader(head, 0, p.length);
     out.push(head, p);
   }
   return Buffer.concat(out);

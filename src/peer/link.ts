@@ -10,7 +10,7 @@ import type { TLSSocket } from 'node:tls';
 import { LockstepError, errorMessage } from '../base/errors.js';
 import type { Logger } from '../base/log.js';
 import type { IndexStore } from '../store/index-store.js';
-import { CHUNK_MISSING, CHUNK_OK } from './server.js';
+import { readChunkReply } from './chunk-reply.js';
 import {
   SESSION_WINDOW,
   peerCertProblem,
@@ -18,7 +18,14 @@ import {
   tlsOptions,
   type TlsIdentity,
 } from './tls.js';
-import { DeltaBaseMissing, FrameDecoder, decodeIndexMessage, type ChunkHint } from './wire.js';
+import {
+  DeltaBaseMissing,
+  FrameDecoder,
+  decodeIndexMessage,
+  encodeChunkFetch,
+  type ChunkHint,
+} from './wire.js';
+import { shortId } from '../core/device-id.js';
 import type { Vector } from '../core/vector.js';
 
 /** A configured peer. */
@@ -45,8 +52,6 @@ export interface LinkEvents {
 const BACKOFF_MIN_MS = 100;
 const BACKOFF_MAX_MS = 30_000;
 const PING_EVERY_MS = 10_000;
-/** A chunk request that receives nothing for this long is given up (and asked elsewhere). */
-const CHUNK_IDLE_MS = 30_000;
 
 /** One peer, dialed by this device. */
 export class PeerLink extends EventEmitter<LinkEvents> {
@@ -81,7 +86,7 @@ export class PeerLink extends EventEmitter<LinkEvents> {
 
   /** The peer's short ID (its key in version vectors). */
   get short(): string {
-    return this.peer.id.slice(0, 7);
+    return shortId(this.peer.id);
   }
 
   /** Starts dialing. */
@@ -148,7 +153,7 @@ export class PeerLink extends EventEmitter<LinkEvents> {
       return Promise.reject(err as Error);
     }
     const done = readChunkReply(req, hashes, onChunk, this.name);
-    req.end(JSON.stringify(at.some((h) => h !== null) ? { hashes, at } : { hashes }));
+    req.end(encodeChunkFetch({ hashes, at }));
     return done;
   }
 
@@ -393,123 +398,4 @@ export class PeerLink extends EventEmitter<LinkEvents> {
     req.on('error', (err) => fail(`index stream: ${errorMessage(err)}`));
     req.on('end', () => fail('index stream ended'));
   }
-}
-
-/**
- * Reads the reply to a chunk request: per hash a status byte, then a u32
- * length and the bytes. Hands each chunk to `onChunk` (valid only during the
- * call); resolves when the reply ended complete.
- */
-export function readChunkReply(
-  req: http2.ClientHttp2Stream,
-  hashes: readonly string[],
-  onChunk: (hash: string, data: Buffer | null) => void,
-  name: string,
-): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    let i = 0;
-    // The response is parsed in place: a chunk's body that lies within one
-    // incoming buffer is handed out as a slice of it; one that spans
-    // buffers is copied into `scratch` (reused for every spanning chunk of
-    // this response). A header (status byte and length) that spans buffers
-    // is gathered in `head`.
-    const head = Buffer.allocUnsafe(5);
-    let headHave = 0;
-    let scratch: Buffer | undefined;
-    let have = 0; // bytes of the current chunk copied into scratch so far
-    let need = -1; // bytes of the current chunk; -1: a header is next
-    let status = 0;
-    // A peer that stops answering without closing the connection must not
-    // hold the pull forever: no bytes for a while ends the request.
-    // The timer is re-armed (refresh, no new timer) by every piece received.
-    const idle = setTimeout(() => {
-      req.close(http2.constants.NGHTTP2_CANCEL);
-      reject(
-        new LockstepError(
-          'PEER_UNREACHABLE',
-          `Peer ${name} sent nothing for ${CHUNK_IDLE_MS / 1000} s`,
-        ),
-      );
-    }, CHUNK_IDLE_MS);
-    req.on('close', () => clearTimeout(idle));
-    // The 'response' event comes a tick after the headers, so the data that
-    // arrived with them (the same socket read) is emitted before it: kept
-    // until the status is known (dropping it lost the first chunks' bytes
-    // and failed the whole reply with a bad status byte).
-    let early: Buffer[] | undefined = [];
-    req.on('response', (h) => {
-      status = Number(h[':status']);
-      const first = early ?? [];
-      early = undefined;
-      if (status === 200) for (const b of first) if (!req.destroyed) parse(b);
-    });
-    req.on('data', (b: Buffer) => {
-      idle.refresh();
-      if (early !== undefined) early.push(b);
-      else if (status === 200) parse(b);
-    });
-    const parse = (b: Buffer): void => {
-      let at = 0;
-      const end = b.length;
-      while (at < end) {
-        if (need < 0) {
-          if (headHave === 0) {
-            const s = b[at] as number;
-            if (s === CHUNK_MISSING) {
-              onChunk(hashes[i++] as string, null);
-              at++;
-              continue;
-            }
-            if (s !== CHUNK_OK) {
-              req.destroy(new LockstepError('PEER_INVALID', `Bad chunk status byte ${s}`));
-              return;
-            }
-            if (end - at >= 5) {
-              need = b.readUInt32BE(at + 1);
-              at += 5;
-            } else {
-              headHave = b.copy(head, 0, at, end);
-              return;
-            }
-          } else {
-            const n = b.copy(head, headHave, at, Math.min(end, at + 5 - headHave));
-            headHave += n;
-            at += n;
-            if (headHave < 5) return;
-            headHave = 0;
-            need = head.readUInt32BE(1);
-          }
-          have = 0;
-        }
-        if (have === 0 && end - at >= need) {
-          // The whole body is here: no copy.
-          const data = b.subarray(at, at + need);
-          at += need;
-          need = -1;
-          onChunk(hashes[i++] as string, data);
-          continue;
-        }
-        if (scratch === undefined || scratch.length < need) {
-          scratch = Buffer.allocUnsafe(Math.max(need, scratch?.length ?? 0));
-        }
-        const n = b.copy(scratch, have, at, Math.min(end, at + need - have));
-        have += n;
-        at += n;
-        if (have === need) {
-          const data = scratch.subarray(0, need);
-          need = -1;
-          have = 0;
-          onChunk(hashes[i++] as string, data);
-        }
-      }
-    };
-    req.on('end', () => {
-      if (status !== 200)
-        reject(new LockstepError('PEER_INVALID', `Peer ${name} answered ${status}`));
-      else if (i < hashes.length)
-        reject(new LockstepError('PEER_INVALID', `Peer ${name} ended a chunk reply early`));
-      else resolve();
-    });
-    req.on('error', (err) => reject(err));
-  });
 }

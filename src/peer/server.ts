@@ -10,7 +10,7 @@ import { LockstepError, errorMessage } from '../base/errors.js';
 import { HASH_ALGORITHM, type FileRecord } from '../core/record.js';
 import type { Logger } from '../base/log.js';
 import type { LockRow } from '../locks/lock-table.js';
-import type { LockChange } from '../locks/lock-wire.js';
+import type { LockChange, LockStreamMessage } from '../locks/lock-wire.js';
 import type { IndexStore } from '../store/index-store.js';
 import {
   SESSION_WINDOW,
@@ -19,13 +19,17 @@ import {
   tlsOptions,
   type TlsIdentity,
 } from './tls.js';
+import { CHUNK_HEADER_BYTES, putChunkHeader, putChunkMissing } from './chunk-reply.js';
 import {
   DELTA_MIN_CHUNKS,
+  PROTOCOL_VERSION,
   decodeChunkFetch,
   encodeFrame,
+  encodeIndexMessage,
   toWire,
   toWireDelta,
   type ChunkHint,
+  type WireRecord,
 } from './wire.js';
 
 /** What the listener needs from the device. */
@@ -81,10 +85,8 @@ const SLABS_KEPT = 16;
 const LAST_SENT_CHUNKS = 100_000;
 /** Index streams one peer may have open at once (the oldest is ended for a new one). */
 const MAX_INDEX_STREAMS = 2;
-
-/** Chunk response status bytes. */
-export const CHUNK_OK = 0;
-export const CHUNK_MISSING = 1;
+/** A chunk's header in a reply: status byte and u32 length. */
+const HEAD = CHUNK_HEADER_BYTES;
 
 /** The peer listener of one device. */
 export class PeerServer {
@@ -269,9 +271,9 @@ export class PeerServer {
     };
     stream.respond({ ':status': 200, 'content-type': 'application/octet-stream' });
     stream.write(
-      encodeFrame({
+      encodeIndexMessage({
         type: 'hello',
-        protocol: 1,
+        protocol: PROTOCOL_VERSION,
         hashAlgorithm: HASH_ALGORITHM,
         indexId: ownIndex,
         deviceId: this.host.deviceId,
@@ -297,7 +299,7 @@ export class PeerServer {
             if (rows.length === 0) break;
             // A frame holds at most ~16 MiB: split by chunk count (~75 bytes each).
             for (let i = 0; i < rows.length;) {
-              const batch = [];
+              const batch: WireRecord[] = [];
               let chunks = 0;
               while (i < rows.length) {
                 const r = rows[i] as FileRecord;
@@ -308,14 +310,14 @@ export class PeerServer {
                 chunks += w.chunks.length;
                 i++;
               }
-              const ok = stream.write(encodeFrame({ type: 'records', records: batch }));
-              sent = (batch.at(-1) as { sequence: number }).sequence;
+              const ok = stream.write(encodeIndexMessage({ type: 'records', records: batch }));
+              sent = (batch.at(-1) as WireRecord).sequence;
               if (!ok) await new Promise<void>((r) => stream.once('drain', r));
             }
           }
           if (!caughtUp) {
             caughtUp = true;
-            stream.write(encodeFrame({ type: 'caughtUp', sequence: sent }));
+            stream.write(encodeIndexMessage({ type: 'caughtUp', sequence: sent }));
           }
         } while (again);
       } catch (err) {
@@ -333,9 +335,11 @@ export class PeerServer {
   /** Streams the lock table: a snapshot, then every change. */
   private serveLocks(stream: http2.ServerHttp2Stream): void {
     stream.respond({ ':status': 200, 'content-type': 'application/octet-stream' });
-    stream.write(encodeFrame({ type: 'locks', locks: this.host.locks.snapshot() }));
+    // Typed as the lock stream's decoder expects them (locks/lock-wire.ts).
+    const send = (msg: LockStreamMessage) => stream.write(encodeFrame(msg));
+    send({ type: 'locks', locks: this.host.locks.snapshot() });
     const off = this.host.locks.subscribe((change) => {
-      if (!stream.destroyed) stream.write(encodeFrame({ type: 'change', change }));
+      if (!stream.destroyed) send({ type: 'change', change });
     });
     stream.on('close', off);
   }
@@ -399,7 +403,7 @@ export class PeerServer {
         if (stream.destroyed) return;
         const hint = req.at[i] ?? null;
         // Room for the expected chunk after its header, or start a new slab.
-        if (used > 0 && used + 5 + (hint?.[2] ?? 0) > SLAB) send();
+        if (used > 0 && used + HEAD + (hint?.[2] ?? 0) > SLAB) send();
         while (queued >= SLABS_PER_STREAM && !stream.destroyed) {
           // Reads go on while the slabs before are sent, but only so far
           // ahead (HTTP/2 flow control paces the peer).
@@ -407,23 +411,19 @@ export class PeerServer {
           wake = undefined;
         }
         if (stream.destroyed) return;
-        const data = this.host.readChunk(req.hashes[i] as string, hint, slab, used + 5);
+        const data = this.host.readChunk(req.hashes[i] as string, hint, slab, used + HEAD);
         if (data === undefined) {
-          slab[used++] = CHUNK_MISSING;
+          used = putChunkMissing(slab, used);
           continue;
         }
-        if (data.buffer === slab.buffer && data.byteOffset === slab.byteOffset + used + 5) {
-          slab[used] = CHUNK_OK;
-          slab.writeUInt32BE(data.length, used + 1);
-          used += 5 + data.length;
+        if (data.buffer === slab.buffer && data.byteOffset === slab.byteOffset + used + HEAD) {
+          used = putChunkHeader(slab, used, data.length) + data.length;
           continue;
         }
         // Read elsewhere (not where the asker expected it): copied in, or
         // written on its own when it does not fit a slab.
-        if (used > 0 && used + 5 + data.length > SLAB) send();
-        slab[used] = CHUNK_OK;
-        slab.writeUInt32BE(data.length, used + 1);
-        used += 5;
+        if (used > 0 && used + HEAD + data.length > SLAB) send();
+        used = putChunkHeader(slab, used, data.length);
         if (used + data.length <= SLAB) {
           used += data.copy(slab, used);
         } else {

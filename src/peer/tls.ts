@@ -13,7 +13,7 @@ export interface TlsIdentity {
 }
 
 /** HTTP/2 flow-control window per stream: large, so one stream can fill a fast link. */
-export const STREAM_WINDOW = 16 * 1024 * 1024;
+const STREAM_WINDOW = 16 * 1024 * 1024;
 /** HTTP/2 flow-control window per connection. */
 export const SESSION_WINDOW = 64 * 1024 * 1024;
 

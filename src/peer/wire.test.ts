@@ -8,14 +8,13 @@ import {
   MAX_CHUNK_REQUEST,
   MAX_FRAME_BYTES,
   MAX_RECORDS_PER_MESSAGE,
-  decodeChunkRequest,
   decodeChunkFetch,
+  encodeChunkFetch,
   decodeIndexMessage,
   encodeFrame,
   encodeIndexMessage,
   fromWire,
   peerPathProblem,
-  readFrames,
   toWire,
   type HelloMessage,
   type WireRecord,
@@ -556,44 +555,6 @@ describe('frames', () => {
   });
 });
 
-async function* pieces(...parts: Uint8Array[]): AsyncGenerator<Uint8Array> {
-  for (const p of parts) yield p;
-}
-
-async function collect(source: AsyncIterable<unknown>): Promise<unknown[]> {
-  const out: unknown[] = [];
-  for await (const v of source) out.push(v);
-  return out;
-}
-
-describe('readFrames()', () => {
-  const bytes = stream({ a: 1 }, 'two', [3]);
-
-  it('yields every frame of a stream', async () => {
-    const parts = [bytes.subarray(0, 3), bytes.subarray(3, 11), bytes.subarray(11)];
-    expect(await collect(readFrames(pieces(...parts)))).toEqual([{ a: 1 }, 'two', [3]]);
-    expect(await collect(readFrames(pieces()))).toEqual([]);
-  });
-
-  for (const cut of [1, 4, 5, bytes.length - 1]) {
-    it(`rejects a stream that ends in the middle of a frame (at byte ${cut})`, async () => {
-      const err = await collect(readFrames(pieces(bytes.subarray(0, cut)))).catch(
-        (e: unknown) => e,
-      );
-      expect(err).toBeInstanceOf(LockstepError);
-      expect((err as LockstepError).code).toBe('PEER_INVALID');
-      expect((err as LockstepError).message).toMatch(/ended in the middle of a frame/);
-    });
-  }
-
-  it('passes the limit on to its decoder', async () => {
-    const err = await collect(readFrames(pieces(encodeFrame('x'.repeat(20))), 10)).catch(
-      (e: unknown) => e,
-    );
-    expect((err as LockstepError).code).toBe('PEER_INVALID');
-  });
-});
-
 const hello: HelloMessage = {
   type: 'hello',
   protocol: 1,
@@ -620,7 +581,7 @@ describe('index messages', () => {
 
   it('round-trip records in their wire form', () => {
     const records = valid.map((c) => ({ ...c.record, inode: 7 }));
-    const value = viaFrame(encodeIndexMessage({ type: 'records', records }));
+    const value = viaFrame(encodeIndexMessage({ type: 'records', records: records.map(toWire) }));
     expect((value as { records: unknown[] }).records[0]).toEqual(toWire(records[0] as FileRecord));
     expect(decodeIndexMessage(value)).toEqual({
       type: 'records',
@@ -667,7 +628,9 @@ describe('index messages', () => {
       { length: MAX_RECORDS_PER_MESSAGE + 1 },
       () => (valid[2] as (typeof valid)[0]).record,
     );
-    expect(() => encodeIndexMessage({ type: 'records', records })).toThrow(RangeError);
+    expect(() => encodeIndexMessage({ type: 'records', records: records.map(toWire) })).toThrow(
+      RangeError,
+    );
   });
 
   const envelopes: { name: string; value: unknown; want: RegExp }[] = [
@@ -743,11 +706,16 @@ describe('index messages', () => {
   }
 });
 
-describe('decodeChunkRequest()', () => {
-  it('returns the requested hashes', () => {
+describe('encodeChunkFetch() and decodeChunkFetch()', () => {
+  it('round-trip the requested hashes, with and without hints', () => {
     const hashes = Array.from({ length: MAX_CHUNK_REQUEST }, (_, i) => hash(i));
-    expect(decodeChunkRequest({ hashes })).toEqual(hashes);
-    expect(decodeChunkRequest({ hashes: [hash(1)] })).toEqual([hash(1)]);
+    const none = hashes.map(() => null);
+    const body = encodeChunkFetch({ hashes, at: none });
+    expect(JSON.parse(body)).toEqual({ hashes });
+    expect(decodeChunkFetch(JSON.parse(body))).toEqual({ hashes, at: none });
+    const at = [['a/b.bin', 65536, 1000] as const, null];
+    const two = { hashes: [hash(1), hash(2)], at };
+    expect(decodeChunkFetch(JSON.parse(encodeChunkFetch(two)))).toEqual(two);
   });
 
   const bad: { name: string; value: unknown; want: RegExp }[] = [
@@ -773,7 +741,7 @@ describe('decodeChunkRequest()', () => {
   ];
   for (const c of bad) {
     it(`throws for ${c.name}`, () => {
-      expect(peerInvalid(() => decodeChunkRequest(c.value))).toMatch(c.want);
+      expect(peerInvalid(() => decodeChunkFetch(c.value))).toMatch(c.want);
     });
   }
 });
@@ -891,7 +859,10 @@ describe('fuzz', () => {
   });
 
   it('FrameDecoder and decodeIndexMessage() decode or throw PEER_INVALID on mangled bytes', () => {
-    const good = encodeIndexMessage({ type: 'records', records: valid.map((c) => c.record) });
+    const good = encodeIndexMessage({
+      type: 'records',
+      records: valid.map((c) => toWire(c.record)),
+    });
     for (let i = 0; i < 2000; i++) {
       let bytes: Buffer;
       if (i % 2 === 0) {
@@ -916,7 +887,7 @@ describe('fuzz', () => {
           for (const r of msg.records) expect(peerPathProblem(r.path)).toBeUndefined();
         }
         tolerate(() => fromWire(v));
-        tolerate(() => decodeChunkRequest(v));
+        tolerate(() => decodeChunkFetch(v));
       }
     }
   });

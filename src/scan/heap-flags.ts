@@ -20,10 +20,7 @@
  */
 import { setFlagsFromString } from 'node:v8';
 
-export const HEAP_FLAGS: readonly string[] = [
-  '--semi-space-growth-factor=1',
-  '--heap-growing-percent=50',
-];
+const HEAP_FLAGS: readonly string[] = ['--semi-space-growth-factor=1', '--heap-growing-percent=50'];
 
 let applied = false;
 
