@@ -7,11 +7,11 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { MARKER_NAME, TEMP_PREFIX } from '../core/path.js';
+import { MARKER_NAME, TEMP_PREFIX } from '../dist/core/path.js';
 import { onInterrupt } from './procs.js';
 import { freePort, type Side, type SyncEnv, type SyncRunner } from './runner.js';
 
-const BIN = fileURLToPath(new URL('../../bin/lockstep.js', import.meta.url));
+const BIN = fileURLToPath(new URL('../bin/lockstep.js', import.meta.url));
 /** How long a device may take to index its folder and start serving. */
 const START_TIMEOUT_MS = 600_000;
 
