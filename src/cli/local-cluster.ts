@@ -108,11 +108,9 @@ export class ServeProcess {
 
   /** Starts `lockstep serve --home HOME` as `opts` say. */
   static start(opts: ServeOptions): ServeProcess {
-    const argv = [process.execPath, ...(opts.nodeFlags ?? []), LOCKSTEP_BIN, 'serve'];
-    const [cmd, ...args] = [...(opts.wrap ?? []), ...argv, '--home', opts.home] as [
-      string,
-      ...string[],
-    ];
+    const node = [process.execPath, ...(opts.nodeFlags ?? []), LOCKSTEP_BIN, 'serve'];
+    // Through `wrap` when given: its command first, then node's.
+    const [cmd = process.execPath, ...args] = [...(opts.wrap ?? []), ...node, '--home', opts.home];
     const child = spawn(cmd, args, {
       stdio: ['ignore', 'pipe', opts.stderr ?? 'pipe'],
       detached: opts.detached ?? false,
