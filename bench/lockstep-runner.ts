@@ -3,17 +3,22 @@
  * built binary, set up with `lockstep init` and `lockstep peer add` exactly as
  * a user would, each reaching the other through the benchmark's proxy.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+/**
+ * Lockstep as a {@link SyncRunner}: two real `lockstep serve` processes of the
+ * built binary, set up with `lockstep init` and `lockstep peer add` exactly as
+ * a user would (the product's local-cluster harness, which the demo and the
+ * tests use too), each reaching the other through the benchmark's proxy.
+ */
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { MARKER_NAME, TEMP_PREFIX } from '../dist/core/path.js';
+import { LocalCluster, SERVING_LINE, type LocalDevice } from '../dist/cli/local-cluster.js';
 import { onInterrupt } from './procs.js';
 import { freePort, type Side, type SyncEnv, type SyncRunner } from './runner.js';
 
-const BIN = fileURLToPath(new URL('../bin/lockstep.js', import.meta.url));
 /** How long a device may take to index its folder and start serving. */
 const START_TIMEOUT_MS = 600_000;
+/** How long a device may take to stop on SIGTERM before it gets SIGKILL. */
+const STOP_GRACE_MS = 15_000;
 
 /** Options of a {@link LockstepRunner}. */
 export interface LockstepRunnerOptions {
@@ -21,35 +26,21 @@ export interface LockstepRunnerOptions {
   readonly nodeFlags?: Partial<Record<Side, readonly string[]>>;
 }
 
-interface Proc {
-  readonly child: ChildProcess;
-  readonly exited: Promise<void>;
-  /** The last lines of its output, for error messages. */
-  readonly tail: string[];
-}
-
-/** Runs `lockstep ARGS` to completion; returns stdout, throws with stderr on failure. */
-function lockstep(args: string[]): string {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 60_000 });
-  if (r.status !== 0) {
-    throw new Error(`lockstep ${args.join(' ')} exited ${r.status}: ${r.stderr || r.stdout}`);
-  }
-  return r.stdout;
-}
-
 /** Lockstep between two devices on this machine. */
 export class LockstepRunner implements SyncRunner {
   readonly name = 'Lockstep';
   readonly mtimeToleranceNs = 1_000_000n;
-  private homes: Record<Side, string> | undefined;
-  private readonly procs = new Map<Side, Proc>();
+  private devices: Record<Side, LocalDevice> | undefined;
+  private readonly cluster = new LocalCluster();
+  /** The sides started since the last {@link stop}. */
+  private readonly started = new Set<Side>();
 
   constructor(private readonly opts: LockstepRunnerOptions = {}) {}
 
   /** The home of `side` (after {@link setup}), for client calls to its API. */
   home(side: Side): string {
-    if (this.homes === undefined) throw new Error('LockstepRunner.home before setup');
-    return this.homes[side];
+    if (this.devices === undefined) throw new Error('LockstepRunner.home before setup');
+    return this.devices[side].home;
   }
 
   own(rel: string): boolean {
@@ -61,28 +52,20 @@ export class LockstepRunner implements SyncRunner {
   }
 
   async setup(dirA: string, dirB: string, env: SyncEnv): Promise<void> {
-    const homes = { A: join(env.work, 'home-A'), B: join(env.work, 'home-B') };
     const folders = { A: dirA, B: dirB };
-    const ids = {} as Record<Side, string>;
+    const added = {} as Record<Side, LocalDevice>;
     for (const side of ['A', 'B'] as const) {
-      const out = lockstep([
-        'init',
-        '--home',
-        homes[side],
-        '--folder',
-        folders[side],
-        '--name',
-        side,
-        '--peer-listen',
-        `127.0.0.1:${env.net.listen[side]}`,
-        '--api-listen',
-        `127.0.0.1:${await freePort()}`,
-      ]);
-      ids[side] = out.trim().split('\n').at(-1) as string;
+      added[side] = await this.cluster.add({
+        name: side,
+        home: join(env.work, `home-${side}`),
+        folder: folders[side],
+        peerPort: env.net.listen[side],
+        apiPort: await freePort(),
+      });
     }
-    lockstep(['peer', 'add', '--home', homes.A, ids.B, `127.0.0.1:${env.net.reach.B}`]);
-    lockstep(['peer', 'add', '--home', homes.B, ids.A, `127.0.0.1:${env.net.reach.A}`]);
-    this.homes = homes;
+    await added.A.addPeer(added.B, `127.0.0.1:${env.net.reach.B}`, false);
+    await added.B.addPeer(added.A, `127.0.0.1:${env.net.reach.A}`, false);
+    this.devices = added;
   }
 
   async start(side?: Side): Promise<void> {
@@ -90,47 +73,23 @@ export class LockstepRunner implements SyncRunner {
       await Promise.all([this.start('A'), this.start('B')]);
       return;
     }
-    const homes = this.homes;
-    if (homes === undefined) throw new Error('LockstepRunner.start before setup');
-    if (this.procs.has(side)) throw new Error(`device ${side} is already running`);
-    const flags = this.opts.nodeFlags?.[side] ?? [];
-    const child = spawn(process.execPath, [...flags, BIN, 'serve', '--home', homes[side]], {
-      stdio: ['ignore', 'pipe', 'pipe'],
+    if (this.devices === undefined) throw new Error('LockstepRunner.start before setup');
+    const device = this.devices[side];
+    if (this.started.has(side)) throw new Error(`device ${side} is already running`);
+    this.started.add(side);
+    const start = device.start({
+      nodeFlags: this.opts.nodeFlags?.[side] ?? [],
+      keepLines: 200,
+      readyLine: SERVING_LINE,
+      timeoutMs: START_TIMEOUT_MS,
     });
-    const tail: string[] = [];
     // Not left running if the benchmark is interrupted.
-    const off = onInterrupt(() => child.kill('SIGKILL'));
-    const exited = new Promise<void>((resolve) =>
-      child.once('exit', () => {
-        off();
-        resolve();
-      }),
-    );
-    this.procs.set(side, { child, exited, tail });
-    // Keep reading both pipes: a full pipe would stall the device.
-    child.stderr.on('data', (d: Buffer) => keep(tail, d.toString()));
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`device ${side} did not start within ${START_TIMEOUT_MS} ms`)),
-        START_TIMEOUT_MS,
-      );
-      const done = (err?: Error) => {
-        clearTimeout(timer);
-        if (err) reject(err);
-        else resolve();
-      };
-      createInterface({ input: child.stdout }).on('line', (line) => {
-        keep(tail, line);
-        if (line.includes('"msg":"serving ')) done();
-      });
-      child.once('exit', (code, signal) =>
-        done(
-          new Error(
-            `device ${side} exited (${code ?? signal}) before serving:\n${tail.slice(-10).join('\n')}`,
-          ),
-        ),
-      );
-    });
+    const served = device.served;
+    if (served !== undefined) {
+      const off = onInterrupt(() => served.child.kill('SIGKILL'));
+      void served.exited.then(off);
+    }
+    await start;
   }
 
   async waitSynced(): Promise<void> {
@@ -138,34 +97,22 @@ export class LockstepRunner implements SyncRunner {
   }
 
   async stop(): Promise<void> {
-    const all = [...this.procs.values()];
-    this.procs.clear();
-    await Promise.all(
-      all.map(async ({ child, exited }) => {
-        if (child.exitCode !== null || child.signalCode !== null) return;
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-        await exited;
-        clearTimeout(timer);
-      }),
-    );
+    await this.cluster.stopAll('SIGTERM', STOP_GRACE_MS);
+    for (const d of this.cluster.devices) d.served = undefined;
+    this.started.clear();
   }
 
   pids(): Partial<Record<Side, number>> {
     const out: Partial<Record<Side, number>> = {};
-    for (const [side, p] of this.procs) {
-      if (p.child.pid !== undefined && p.child.exitCode === null) out[side] = p.child.pid;
+    for (const d of this.cluster.devices) {
+      const pid = d.served?.pid;
+      if (pid !== undefined && d.running) out[d.name as Side] = pid;
     }
     return out;
   }
 
   /** The last lines a device printed (for failure reports). */
   output(side: Side): string {
-    return this.procs.get(side)?.tail.join('\n') ?? '';
+    return this.devices?.[side].output() ?? '';
   }
-}
-
-function keep(tail: string[], text: string): void {
-  for (const line of text.split('\n')) if (line !== '') tail.push(line);
-  if (tail.length > 200) tail.splice(0, tail.length - 200);
 }
