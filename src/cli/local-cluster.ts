@@ -100,7 +100,8 @@ export class ServeProcess {
     this.exited = new Promise((resolve) => {
       child.once('exit', (code, signal) => resolve({ code, signal }));
       child.once('error', (err) => {
-        this.keep(`${String(err)}\n`);
+        if (keepLines === undefined) this.text += `${String(err)}\n`;
+        else this.line(String(err));
         resolve({ code: -1, signal: null });
       });
     });
@@ -123,10 +124,13 @@ export class ServeProcess {
       let partial = '';
       stream?.on('data', (d: Buffer) => {
         const chunk = d.toString();
-        p.keep(chunk);
+        if (p.keepLines === undefined) p.text += chunk;
         const parts = (partial + chunk).split('\n');
         partial = parts.pop() ?? '';
-        for (const line of parts) for (const fn of p.listeners) fn(line);
+        for (const line of parts) p.line(line);
+      });
+      stream?.on('end', () => {
+        if (partial !== '') p.line(partial);
       });
     }
     return p;
@@ -198,14 +202,13 @@ export class ServeProcess {
     return code;
   }
 
-  private keep(chunk: string): void {
-    if (this.keepLines === undefined) {
-      this.text += chunk;
-      return;
+  /** One whole line of output: kept (when only the last lines are) and handed to the listeners. */
+  private line(line: string): void {
+    if (this.keepLines !== undefined && line.trim() !== '') {
+      this.lines.push(line);
+      if (this.lines.length > this.keepLines) this.lines.shift();
     }
-    for (const line of chunk.split('\n')) if (line !== '') this.lines.push(line);
-    if (this.lines.length > this.keepLines)
-      this.lines.splice(0, this.lines.length - this.keepLines);
+    for (const fn of this.listeners) fn(line);
   }
 }
 
