@@ -1,14 +1,16 @@
 /**
- * Clusters of real `lockstep serve` processes for end-to-end tests: homes and
- * folders in one temp dir, peered on 127.0.0.1 the way a user does it
- * (`lockstep init`, `lockstep peer add`), plus helpers to compare folders.
+ * Clusters of real `lockstep serve` processes for end-to-end tests, on the
+ * product's local-cluster harness (the one the demo and the benchmarks use):
+ * homes and folders in one temp dir, peered on 127.0.0.1 the way a user does
+ * it (`lockstep init`, `lockstep peer add`), plus helpers to compare folders.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { lstat, mkdtemp, open, readdir, readlink, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, lockstepAsync, serve, waitUntil, type Served } from './helpers.js';
+import { LocalCluster, LocalDevice, type DeviceSpec } from '../src/cli/local-cluster.js';
+import { freePort, waitUntil } from './helpers.js';
 
 /** The folder marker, which every device has and which never syncs. */
 const MARKER = '.lockstep-folder';
@@ -141,21 +143,12 @@ export function messagesOf(output: string): string[] {
   return out;
 }
 
-/** One device of a test cluster. */
-export class TestDevice {
-  served: Served | undefined;
+/** One device of a test cluster: a {@link LocalDevice} with what the tests read from it. */
+export class TestDevice extends LocalDevice {
   /** A command that `lockstep serve` runs through (e.g. to drop privileges); none by default. */
   wrap: readonly string[] = [];
   /** Output of runs that have ended. */
   private past = '';
-
-  constructor(
-    readonly name: string,
-    readonly home: string,
-    readonly folder: string,
-    readonly id: string,
-    readonly peerPort: number,
-  ) {}
 
   /** The short ID: the key in version vectors and conflict names. */
   get short(): string {
@@ -164,23 +157,6 @@ export class TestDevice {
 
   get db(): string {
     return join(this.home, 'index.db');
-  }
-
-  get address(): string {
-    return `127.0.0.1:${this.peerPort}`;
-  }
-
-  get running(): boolean {
-    return (
-      this.served !== undefined &&
-      this.served.child.exitCode === null &&
-      this.served.child.signalCode === null
-    );
-  }
-
-  /** Output of the current run only. */
-  output(): string {
-    return this.served?.output() ?? '';
   }
 
   /** Output of every run so far. */
@@ -198,64 +174,22 @@ export class TestDevice {
     return messagesOf(this.allOutput());
   }
 
-  /** Starts `lockstep serve` and waits until it serves its folder. */
-  async start(): Promise<void> {
+  /** Starts `lockstep serve` (through {@link wrap}) and waits until it serves its folder. */
+  override async start(): Promise<void> {
     if (this.running) throw new Error(`${this.name} is already running`);
     if (this.served) this.past += this.served.output();
-    const s = serve(this.home, this.wrap);
-    this.served = s;
-    await waitUntil(
-      `${this.name} to serve its folder`,
-      () => {
-        if (s.child.exitCode !== null || s.child.signalCode !== null) {
-          throw new Error(`${this.name} exited early:\n${s.output()}`);
-        }
-        return /listening for peers/.test(s.output());
-      },
-      20_000,
-      20,
-    );
-  }
-
-  /** Stops the current run (SIGTERM unless told) and resolves with its exit code. */
-  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
-    const s = this.served;
-    if (s === undefined || s.child.exitCode !== null || s.child.signalCode !== null) return null;
-    return s.stop(signal);
-  }
-
-  /** Runs `lockstep peer add` on this device for `other` (at `address`, else its own). */
-  async addPeer(other: TestDevice, address = other.address): Promise<void> {
-    const r = await lockstepAsync([
-      'peer',
-      'add',
-      '--home',
-      this.home,
-      other.id,
-      address,
-      '--name',
-      other.name,
-    ]);
-    if (r.code !== 0) throw new Error(`peer add failed: ${r.stderr}`);
-  }
-
-  /** Waits until this device's current run is connected to `other`. */
-  async connectedTo(other: TestDevice, ms = 20_000): Promise<void> {
-    const re = `connected to peer ${other.name} (${other.short})`;
-    await waitUntil(
-      `${this.name} to connect to ${other.name}`,
-      () => this.output().includes(re),
-      ms,
-      20,
-    );
+    await super.start({ wrap: this.wrap });
   }
 }
 
 /** A set of devices, each with its own home and folder, in one temp dir. */
-export class TestCluster {
-  readonly devices: TestDevice[] = [];
-
-  private constructor(readonly tmp: string) {}
+export class TestCluster extends LocalCluster<TestDevice> {
+  private constructor(readonly tmp: string) {
+    super(
+      (spec, id) =>
+        new TestDevice(spec.name, spec.home, spec.folder, id, spec.peerPort, spec.apiPort),
+    );
+  }
 
   /** Creates (does not start) devices `names`; with `mesh`, every one is a peer of every other. */
   static async create(names: string[], opts: { mesh?: boolean } = {}): Promise<TestCluster> {
@@ -263,14 +197,7 @@ export class TestCluster {
     try {
       await Promise.all(names.map((name) => c.add(name)));
       c.devices.sort((x, y) => names.indexOf(x.name) - names.indexOf(y.name));
-      // One command at a time per device (each rewrites its config), devices in parallel.
-      if (opts.mesh ?? true) {
-        await Promise.all(
-          c.devices.map(async (a) => {
-            for (const b of c.devices) if (a !== b) await a.addPeer(b);
-          }),
-        );
-      }
+      if (opts.mesh ?? true) await c.mesh();
     } catch (err) {
       await c.close();
       throw err;
@@ -278,55 +205,21 @@ export class TestCluster {
     return c;
   }
 
-  /** Inits one more device (not peered, not started). */
-  async add(name: string): Promise<TestDevice> {
-    const home = join(this.tmp, `home-${name}`);
-    const folder = join(this.tmp, `folder-${name}`);
-    const peerPort = await freePort();
-    const apiPort = await freePort();
-    const r = await lockstepAsync([
-      'init',
-      '--home',
-      home,
-      '--folder',
-      folder,
-      '--name',
+  /** Inits one more device (not peered, not started), on free ports, in the temp dir. */
+  override async add(name: string | DeviceSpec): Promise<TestDevice> {
+    if (typeof name !== 'string') return super.add(name);
+    return super.add({
       name,
-      '--peer-listen',
-      `127.0.0.1:${peerPort}`,
-      '--api-listen',
-      `127.0.0.1:${apiPort}`,
-    ]);
-    if (r.code !== 0) throw new Error(`init ${name} failed: ${r.stderr}`);
-    const id = r.stdout.trim().split('\n').at(-1) as string;
-    const d = new TestDevice(name, home, folder, id, peerPort);
-    this.devices.push(d);
-    return d;
-  }
-
-  /** The device named `name`. */
-  get(name: string): TestDevice {
-    const d = this.devices.find((x) => x.name === name);
-    if (!d) throw new Error(`no device ${name}`);
-    return d;
-  }
-
-  /** Starts every device and waits until every running pair that is peered is connected. */
-  async startAll(): Promise<void> {
-    await Promise.all(this.devices.map((d) => d.start()));
-    await this.connected(this.devices);
-  }
-
-  /** Waits until each of `devices` is connected to each other one (all peered with each other). */
-  async connected(devices: readonly TestDevice[]): Promise<void> {
-    const waits: Promise<void>[] = [];
-    for (const a of devices) for (const b of devices) if (a !== b) waits.push(a.connectedTo(b));
-    await Promise.all(waits);
+      home: join(this.tmp, `home-${name}`),
+      folder: join(this.tmp, `folder-${name}`),
+      peerPort: await freePort(),
+      apiPort: await freePort(),
+    });
   }
 
   /** Stops every running device (SIGKILL: these are test leftovers) and removes the temp dir. */
   async close(): Promise<void> {
-    await Promise.all(this.devices.map((d) => d.stop('SIGKILL')));
+    await this.stopAll('SIGKILL');
     await rm(this.tmp, { recursive: true, force: true });
   }
 }

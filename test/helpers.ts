@@ -1,13 +1,14 @@
 /**
  * Helpers for end-to-end tests that run the built `lockstep` binary.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
+import { ServeProcess, runLockstep } from '../src/cli/local-cluster.js';
 
 export const BIN = fileURLToPath(new URL('../bin/lockstep.js', import.meta.url));
 
@@ -46,36 +47,15 @@ export function lockstep(
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** A running `lockstep serve` with its output collected. */
-export interface Served {
-  child: ChildProcess;
-  output: () => string;
-  /** Sends SIGTERM and resolves with the exit code. */
-  stop: (signal?: NodeJS.Signals) => Promise<number | null>;
-}
+/** A running `lockstep serve` with its output collected (the product's harness). */
+export type Served = ServeProcess;
 
 /**
  * Starts `lockstep serve --home HOME`, run through `wrap` (a command and its
  * arguments, e.g. to drop privileges) when given.
  */
 export function serve(home: string, wrap: readonly string[] = []): Served {
-  const argv = [process.execPath, BIN, 'serve', '--home', home];
-  const [cmd, ...args] = [...wrap, ...argv] as [string, ...string[]];
-  const child = spawn(cmd, args, {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return {
-    child,
-    output: () => out,
-    stop: async (signal = 'SIGTERM') => {
-      if (child.exitCode === null) child.kill(signal);
-      return exited;
-    },
-  };
+  return ServeProcess.start({ home, wrap });
 }
 
 /** Polls `cond` every 10 ms until it holds or `ms` pass; throws with `what` on timeout. */
@@ -181,17 +161,5 @@ export function lockstepAsync(
   args: string[],
   env: NodeJS.ProcessEnv = {},
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, ...env },
-      timeout: 30_000,
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
+  return runLockstep(args, { env, timeoutMs: 30_000 });
 }

@@ -3,21 +3,17 @@
  * each a real `lockstep serve` process. Ctrl-C stops both and says where the
  * folders are.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
-import { loadConfig, saveConfig } from '../config/config.js';
-import { initHome, readToken } from '../config/home.js';
+import { readToken } from '../config/home.js';
 import { homeApiUrl } from './connect.js';
+import { LocalCluster, LOCKSTEP_BIN as BIN } from './local-cluster.js';
 import { signinLink } from './open.js';
 import { fail } from './output.js';
-
-const BIN = fileURLToPath(new URL('../../bin/lockstep.js', import.meta.url));
 
 /** Adds the `demo` command. */
 export function registerDemo(program: Command): void {
@@ -58,53 +54,40 @@ async function demo(dir: string): Promise<void> {
     { name: 'A', peer: 22701, api: 22702 },
     { name: 'B', peer: 22711, api: 22712 },
   ];
-  const children: ChildProcess[] = [];
-  const made: { name: string; home: string; id: string; peer: number }[] = [];
+  const cluster = new LocalCluster();
   for (const d of devices) {
     const home = join(dir, d.name, 'home');
     const folder = join(dir, d.name, 'folder');
-    const { deviceId } = await initHome({
+    const device = await cluster.add({
+      name: d.name,
       home,
       folder,
-      name: d.name,
-      peerListen: `127.0.0.1:${d.peer}`,
-      apiListen: `127.0.0.1:${d.api}`,
+      peerPort: d.peer,
+      apiPort: d.api,
     });
     samples(folder, d.name);
-    made.push({ name: d.name, home, id: deviceId, peer: d.peer });
-    console.log(`Device ${d.name}: ${deviceId}\n  folder ${folder}\n  home   ${home}`);
+    console.log(`Device ${d.name}: ${device.id}\n  folder ${folder}\n  home   ${home}`);
   }
   // Peer every device with every other, as `lockstep peer add` does.
-  for (const d of made) {
-    const config = loadConfig(d.home);
-    const peers = made
-      .filter((o) => o !== d)
-      .map((o) => ({ id: o.id, address: `127.0.0.1:${o.peer}`, name: o.name }));
-    saveConfig(d.home, { ...config, peers });
-  }
+  await cluster.mesh();
+  const made = cluster.devices;
   // With a terminal, the shell takes it and the devices log to their homes;
   // without one, the devices' logs stream here until SIGINT or SIGTERM.
   const interactive = process.stdin.isTTY && process.stdout.isTTY;
-  const ready: Promise<void>[] = [];
-  for (const { name, home } of made) {
-    const child = spawn(process.execPath, [BIN, 'serve', '--home', home], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-      // Its own process group: Ctrl-C in the shell (to stop `watch`) must not stop the devices.
-      detached: interactive,
-      env: { ...process.env, LOCKSTEP_LOG_LEVEL: process.env.LOCKSTEP_LOG_LEVEL ?? 'info' },
-    });
-    children.push(child);
-    ready.push(
-      new Promise((resolve) => {
-        const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
-        lines.on('line', (line) => {
-          if (line.includes('listening for peers')) resolve();
-          if (!interactive) console.log(`[${name}] ${summarize(line)}`);
-        });
-        child.on('exit', () => resolve());
-      }),
-    );
-  }
+  const ready = made.map((d) =>
+    d
+      .start({
+        stderr: 'inherit',
+        // Its own process group: Ctrl-C in the shell (to stop `watch`) must not stop the devices.
+        detached: interactive,
+        env: { ...process.env, LOCKSTEP_LOG_LEVEL: process.env.LOCKSTEP_LOG_LEVEL ?? 'info' },
+        keepLines: 50,
+        ...(interactive ? {} : { onLine: (line) => console.log(`[${d.name}] ${summarize(line)}`) }),
+        // Up, or gone (its error is on this terminal): the demo goes on either way.
+        timeoutMs: Infinity,
+      })
+      .catch(() => undefined),
+  );
   await Promise.all(ready);
   const a = made[0] as { home: string };
   // A one-time sign-in link to each device's web page.
@@ -139,7 +122,7 @@ async function demo(dir: string): Promise<void> {
   const stop = () => {
     if (stopping) return;
     stopping = true;
-    for (const c of children) c.kill('SIGTERM');
+    void cluster.stopAll('SIGTERM');
   };
   process.on('SIGTERM', stop);
   if (interactive) {
@@ -154,11 +137,7 @@ async function demo(dir: string): Promise<void> {
     process.on('SIGINT', stop);
   }
   const codes = await Promise.all(
-    children.map((c) =>
-      c.exitCode !== null
-        ? Promise.resolve(c.exitCode)
-        : new Promise<number | null>((resolve) => c.on('exit', resolve)),
-    ),
+    made.map(async (d) => (d.served ? (await d.served.exited).code : null)),
   );
   console.log(`\nStopped (exit codes ${codes.join(', ')}). The folders are kept in ${dir}`);
   process.exit(codes.every((c) => c === 0) ? 0 : 1);

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-import { chunkFile } from '../scan/chunker.js';
+import { chunkFile } from '../dist/scan/chunker.js';
 import { median } from './stats.js';
 
 /** Options of {@link benchChunk}. */

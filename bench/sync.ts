@@ -23,7 +23,7 @@
  * The tool is a {@link SyncRunner}; Lockstep is the only one today.
  *
  * Environment: BENCH_RUNS (runs per scenario, default 3), BENCH_ONLY (e.g.
- * `S1,S4`; only peer-sync and lock names, src/bench/locks.ts, skip the
+ * `S1,S4`; only peer-sync and lock names, bench/locks.ts, skip the
  * foundation benchmarks),
  * BENCH_SYNC_SCALE (size factor, e.g. 0.05 for a quick run), BENCH_SYNC_SAMPLES
  * (S4 samples per run, default 30), BENCH_SYNC_TIMEOUT_S (per timed phase,
@@ -498,7 +498,7 @@ export async function benchMain(foundation: () => Promise<void>): Promise<void> 
       () => new LockstepRunner(),
       (line) => console.error(line),
     );
-    // Then the lock and listing scenarios (src/bench/locks.ts); BENCH_ONLY=L1,L2 runs only those.
+    // Then the lock and listing scenarios (bench/locks.ts); BENCH_ONLY=L1,L2 runs only those.
     const lockOpts = lockOptionsFromEnv(dir, (line) => console.error(line));
     const report = opts.scenarios.length > 0 ? await benchSync(opts) : undefined;
     const locks = lockOpts.scenarios.length > 0 ? await benchLocks(lockOpts) : undefined;

@@ -31,9 +31,9 @@ import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import type { ListEntry, ListPage, Status } from '../api/backend.js';
-import { homeApiUrl } from '../cli/connect.js';
-import { homePaths } from '../config/home.js';
+import type { ListEntry, ListPage, Status } from '../dist/api/backend.js';
+import { homeApiUrl } from '../dist/cli/connect.js';
+import { homePaths } from '../dist/config/home.js';
 import { makeTree } from './index-tree.js';
 import { LockstepRunner } from './lockstep-runner.js';
 import { freePort, readProc, SIDES, type Side } from './runner.js';
@@ -41,7 +41,7 @@ import { median, quantile } from './stats.js';
 import { sleep } from './sync-harness.js';
 import { fmt } from './sync-report.js';
 
-const BIN = fileURLToPath(new URL('../../bin/lockstep.js', import.meta.url));
+const BIN = fileURLToPath(new URL('../bin/lockstep.js', import.meta.url));
 const GiB = 2 ** 30;
 
 /** The scenarios, by ID. */

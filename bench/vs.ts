@@ -44,9 +44,9 @@ function firstLine(cmd: string, args: string[]): string {
 
 const lockstepVersion = () => {
   try {
-    const pkg = JSON.parse(
-      readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
-    ) as { version?: string };
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+      version?: string;
+    };
     return `lockstep ${pkg.version ?? '?'}`;
   } catch {
     return 'lockstep';

@@ -62,11 +62,11 @@ async function main(): Promise<void> {
 }
 
 // `--vs`: the peer-sync scenarios side by side with rsync, lsyncd, Unison and
-// Syncthing (src/bench/vs.ts), nothing else. Otherwise the foundation
-// benchmarks, then the peer-sync scenarios (src/bench/sync.ts) and the lock
-// scenarios (src/bench/locks.ts); BENCH_ONLY=S1,S4 or BENCH_ONLY=L1,L2 runs
-// only those; BENCH_ONLY=scale the scale scenario (src/bench/scale.ts).
-// `--profile`: Lockstep's S1 and S2 under the CPU profiler (src/bench/profile-main.ts).
+// Syncthing (bench/vs.ts), nothing else. Otherwise the foundation
+// benchmarks, then the peer-sync scenarios (bench/sync.ts) and the lock
+// scenarios (bench/locks.ts); BENCH_ONLY=S1,S4 or BENCH_ONLY=L1,L2 runs
+// only those; BENCH_ONLY=scale the scale scenario (bench/scale.ts).
+// `--profile`: Lockstep's S1 and S2 under the CPU profiler (bench/profile-main.ts).
 const args = parseBenchArgs(process.argv.slice(2));
 if (args.profile) await profileMain();
 else if (args.vs !== undefined || args.docsFrom !== undefined) await vsMain(args);

@@ -9,11 +9,11 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { initHome, homePaths, readIdentity } from '../config/home.js';
-import { Device } from '../daemon/device.js';
-import { createLogger } from '../daemon/log.js';
+import { initHome, homePaths, readIdentity } from '../dist/config/home.js';
+import { Device } from '../dist/daemon/device.js';
+import { createLogger } from '../dist/daemon/log.js';
 
-const BIN = fileURLToPath(new URL('../../bin/lockstep.js', import.meta.url));
+const BIN = fileURLToPath(new URL('../bin/lockstep.js', import.meta.url));
 
 /** Writes `files` files of `size` bytes spread over `dirs` directories. */
 export function makeTree(folder: string, files: number, dirs: number, size: number): void {

@@ -16,7 +16,7 @@ import { benchVs, chooseTools } from './vs.js';
 import { keptNotes, renderBenchmarksMd, scaleLines } from './vs-docs.js';
 import { vsFailed, vsTable, type VsReport } from './vs-report.js';
 
-const DOCS = fileURLToPath(new URL('../../docs/', import.meta.url));
+const DOCS = fileURLToPath(new URL('../docs/', import.meta.url));
 const COMMAND = 'npm run bench:docs';
 
 /**
