@@ -9,7 +9,7 @@ import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { LockstepError } from '../base/errors.js';
 import { isInternalPath, pathProblem } from '../core/path.js';
-import { ensureParents, tempPath } from '../sync/temp-files.js';
+import { ensureParents, tempPath } from '../folder/temp-files.js';
 import type {
   ClientBackend,
   ClientEvent,

@@ -30,7 +30,7 @@ import {
   tempPath,
   writeAll,
   type FileId,
-} from './temp-files.js';
+} from '../folder/temp-files.js';
 import { hashHex } from '../scan/chunker.js';
 import type { ChunkLocation, IndexStore } from '../store/index-store.js';
 import type { ChunkFetcher } from './fetcher.js';
