@@ -3,8 +3,12 @@
  * record of it, decide the global winner and what this device must do to
  * hold it. Pure: data in, data out; the puller does the I/O.
  */
+import { conflictName } from './conflict-name.js';
 import { sameContent, type FileRecord } from './record.js';
 import { compare, merge, type Vector } from './vector.js';
+
+/** Chosen in one place (see conflict-name.ts); re-exported for the planner's callers. */
+export { conflictName } from './conflict-name.js';
 
 /** One device's record of a path. */
 export interface Candidate {
@@ -109,26 +113,4 @@ export function planPath(local: FileRecord | undefined, remotes: readonly Candid
 
 function kindFor(w: FileRecord): 'mkdir' | 'symlink' | 'pull' {
   return w.type === 'directory' ? 'mkdir' : w.type === 'symlink' ? 'symlink' : 'pull';
-}
-
-/**
- * The name a conflict's losing copy is kept under, beside the winner:
- * `NAME.conflict-YYYYMMDD-HHMMSS-<DEVICE>.EXT`, from the loser's mtime (UTC)
- * and the device that made it, so every device that holds the loser picks
- * the same name.
- *
- * @example
- * conflictName('docs/e.txt', 1795543420000000000n, 'B7XKQ2M')
- * // 'docs/e.conflict-20261124-180340-B7XKQ2M.txt'
- */
-export function conflictName(path: string, mtimeNs: bigint, device: string): string {
-  const slash = path.lastIndexOf('/');
-  const dir = path.slice(0, slash + 1);
-  const name = path.slice(slash + 1);
-  const dot = name.lastIndexOf('.');
-  const [stem, ext] = dot > 0 ? [name.slice(0, dot), name.slice(dot)] : [name, ''];
-  const t = new Date(Number(mtimeNs / 1_000_000n)).toISOString();
-  const stamp = `${t.slice(0, 4)}${t.slice(5, 7)}${t.slice(8, 10)}-${t.slice(11, 13)}${t.slice(14, 16)}${t.slice(17, 19)}`;
-  const by = device === '' ? 'UNKNOWN' : device;
-  return `${dir}${stem}.conflict-${stamp}-${by}${ext}`;
 }

@@ -4,12 +4,9 @@
  * index, the cluster and the lock service, and changes to the folder made
  * through the device.
  */
-import { randomBytes } from 'node:crypto';
-import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { LockstepError } from '../base/errors.js';
 import { isInternalPath, pathProblem } from '../core/path.js';
-import { ensureParents, tempPath } from '../sync/temp-files.js';
 import type { ClientBackend, User } from '../api/backend.js';
 import { DeviceRefs } from './client-refs.js';
 import { liveEvents } from './client-events.js';
@@ -88,47 +85,15 @@ export function createClientBackend(o: ClientBackendOptions): ClientBackend {
       return refs.lock(lock);
     },
     async write(path: string, user: User, data: AsyncIterable<Uint8Array>) {
-      const abs = writable(path, user);
-      ensureParents(o.folder, path);
-      // A temp name of its own (not the puller's), created exclusively.
-      const tmp = `${tempPath(abs)}.${randomBytes(6).toString('hex')}`;
-      const fh = await fsp.open(tmp, 'wx', 0o644);
-      let size = 0;
-      try {
-        for await (const piece of data) {
-          await fh.write(piece);
-          size += piece.length;
-        }
-        // Keep the permission bits (the executable bit) of what it replaces.
-        const old = await fsp.lstat(abs).catch(() => undefined);
-        if (old?.isFile() === true) await fh.chmod(old.mode & 0o7777);
-        await fh.sync();
-      } catch (err) {
-        await fh.close();
-        await fsp.rm(tmp, { force: true });
-        throw err;
-      }
-      await fh.close();
-      // The rename runs on the folder's queue, after any pull finishing there;
-      // the lock may have been taken while the data came in.
-      await device.queue.run(async () => {
-        try {
-          writable(path, user);
-          await fsp.rename(tmp, abs);
-        } catch (err) {
-          await fsp.rm(tmp, { force: true });
-          throw err;
-        }
-      });
+      writable(path, user);
+      // Checked again on the folder's queue right before the rename: the
+      // lock may have been taken while the data came in.
+      const { size } = await cluster.writer.upload(path, data, () => writable(path, user));
       return { path, size };
     },
     async remove(path: string, user: User) {
-      const abs = writable(path, user);
-      ensureParents(o.folder, path, false);
-      const st = await fsp.lstat(abs).catch(() => undefined);
-      if (st === undefined) throw new LockstepError('NOT_FOUND', `No such path: ${path}`);
-      if (st.isDirectory()) await fsp.rmdir(abs);
-      else await fsp.unlink(abs);
+      writable(path, user);
+      await cluster.writer.remove(path, () => writable(path, user));
       return { path };
     },
     async unlock(path: string, user: User, opts) {

@@ -6,7 +6,8 @@ import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { LockstepError, errorMessage } from '../base/errors.js';
-import { conflictName, winner, type Action } from '../core/plan.js';
+import { winner, type Action } from '../core/plan.js';
+import { FolderWriter } from '../folder/writer.js';
 import { LockService } from '../locks/lock-service.js';
 import { LockTable } from '../locks/lock-table.js';
 import { decodeLockRequest, decodeLockStream } from '../locks/lock-wire.js';
@@ -17,7 +18,8 @@ import type { TlsIdentity } from '../peer/tls.js';
 import type { ChunkHint } from '../peer/wire.js';
 import { ChunkFetcher } from '../sync/fetcher.js';
 import { FdCache } from '../sync/fd-cache.js';
-import { Puller, readLocalChunk, writable } from '../sync/puller.js';
+import { readLocalChunk } from '../sync/local-chunks.js';
+import { Puller } from '../sync/puller.js';
 import type { Device } from './device.js';
 import type { Logger } from '../base/log.js';
 
@@ -63,6 +65,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   readonly links = new Map<string, PeerLink>();
   readonly fetcher: ChunkFetcher;
   readonly puller: Puller;
+  /** Every change this device makes to its folder goes through it. */
+  readonly writer: FolderWriter;
   readonly locks: LockService;
   /** Descriptors for reading chunks, shared by serving peers and local copies. */
   readonly fds = new FdCache();
@@ -145,6 +149,13 @@ export class Cluster extends EventEmitter<ClusterEvents> {
           ),
       },
     );
+    this.writer = new FolderWriter({
+      root: opts.folder,
+      store: device.store,
+      queue: device.queue,
+      noteWrite: (rec) => device.wrote(rec),
+      isLocked: (path) => this.locks.get(path) !== undefined,
+    });
     this.puller = new Puller({
       root: opts.folder,
       store: device.store,
@@ -156,8 +167,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       stopped: () => device.stoppedReason !== undefined,
       lockHolder: (path) => this.locks.get(path)?.device.slice(0, 7),
       scanNow: (paths) => device.scanNow(paths),
+      writer: this.writer,
       applied: (rec, kind, copy, ms) => {
-        device.wrote(rec);
         this.localChanged();
         this.emit('applied', rec, kind, copy, ms);
       },
@@ -312,25 +323,19 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     void device.queue.run(async () => {
       const copies: string[] = [];
       for (const path of paths) {
-        const abs = join(this.opts.folder, path);
         try {
-          const st = fs.lstatSync(abs, { throwIfNoEntry: false });
-          if (st !== undefined) {
-            let copy = conflictName(path, BigInt(Date.now()) * 1_000_000n, device.store.localShort);
-            for (let n = 1; fs.existsSync(join(this.opts.folder, copy)); n++) copy = `${copy}.${n}`;
-            fs.renameSync(abs, join(this.opts.folder, copy));
-            // The file was read-only because of the lock; the copy is not locked.
-            writable(join(this.opts.folder, copy));
-            copies.push(copy);
-            this.emit('lockedChange', path, copy);
-          } else {
-            this.emit('lockedChange', path, undefined);
-          }
+          const copy = this.writer.setAsideLocked(
+            path,
+            BigInt(Date.now()) * 1_000_000n,
+            device.store.localShort,
+          );
+          if (copy !== undefined) copies.push(copy);
+          this.emit('lockedChange', path, copy);
           device.store.forgetLocal(path);
           const lock = this.locks.get(path);
           this.log.warn(
-            { path, copy: copies.at(-1), holder: lock?.owner },
-            `${path} is locked by ${lock ? `${lock.owner}@${this.deviceName(lock.device)}` : 'another user'}: the change made here is kept${st ? ` as ${copies.at(-1)}` : ''} and the holder's version is restored`,
+            { path, copy, holder: lock?.owner },
+            `${path} is locked by ${lock ? `${lock.owner}@${this.deviceName(lock.device)}` : 'another user'}: the change made here is kept${copy !== undefined ? ` as ${copy}` : ''} and the holder's version is restored`,
           );
         } catch (err) {
           this.log.error({ path, err: errorMessage(err) }, `cannot restore locked file ${path}`);

@@ -18,8 +18,8 @@ import { hashHex } from '../scan/chunker.js';
 import { IndexStore } from '../store/index-store.js';
 import { seededBytes } from '../testing/seeded.js';
 import { FdCache } from './fd-cache.js';
-import { readLocalChunk } from './puller.js';
-import { ensureParents, inFolder, landedInside, tempPath } from './temp-files.js';
+import { readLocalChunk } from './local-chunks.js';
+import { ensureParents, inFolder, landedInside, tempPath } from '../folder/temp-files.js';
 
 describe('inFolder and tempPath', () => {
   it.each([

@@ -1,7 +1,7 @@
 // Planning many paths window by window: deletes wait for every window's
 // other steps, are planned again, and run children first.
 import { describe, expect, it } from 'vitest';
-import { inWindows } from './puller.js';
+import { inWindows } from './windows.js';
 
 type S = { kind: string; path: string };
 

@@ -11,6 +11,7 @@ import { constants } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { LockstepError, errorCode } from '../base/errors.js';
 import { TEMP_PREFIX } from '../core/path.js';
+import { nodeFs, type FolderFs } from './fs.js';
 
 /** A file's identity: what a temp file was when made, checked where it lands. */
 export type FileId = Pick<fs.BigIntStats, 'ino' | 'dev'>;
@@ -42,16 +43,22 @@ export function inFolder(root: string, rel: string): string {
  * lead a write or delete elsewhere, possibly outside the folder.
  *
  * @param create - make missing parents; without it, report them missing
+ * @param fsys - the filesystem (the real one unless a test injects faults)
  * @returns whether every parent exists (always true with `create`)
  * @throws LockstepError `PATH_INVALID` naming the parent that is in the way
  */
-export function ensureParents(root: string, rel: string, create = true): boolean {
+export function ensureParents(
+  root: string,
+  rel: string,
+  create = true,
+  fsys: FolderFs = nodeFs,
+): boolean {
   for (let end = rel.indexOf('/'); end >= 0; end = rel.indexOf('/', end + 1)) {
     const at = inFolder(root, rel.slice(0, end));
-    const st = fs.lstatSync(at, { throwIfNoEntry: false });
+    const st = fsys.lstat(at);
     if (st === undefined) {
       if (!create) return false;
-      fs.mkdirSync(at);
+      fsys.mkdir(at);
     } else if (!st.isDirectory()) {
       throw new LockstepError(
         'PATH_INVALID',
@@ -79,14 +86,15 @@ export function landedInside(
   abs: string,
   st: FileId,
   ours = true,
+  fsys: FolderFs = nodeFs,
 ): fs.BigIntStats {
   let parentsOk = false;
   try {
-    parentsOk = ensureParents(root, rel, false);
+    parentsOk = ensureParents(root, rel, false, fsys);
   } catch {
     parentsOk = false;
   }
-  const here = parentsOk ? fs.lstatSync(abs, { bigint: true, throwIfNoEntry: false }) : undefined;
+  const here = parentsOk ? fsys.lstat(abs) : undefined;
   if (here !== undefined && here.ino === st.ino && here.dev === st.dev) return here;
   if (!ours) {
     throw new LockstepError(
@@ -95,9 +103,9 @@ export function landedInside(
     );
   }
   try {
-    const real = join(fs.realpathSync(dirname(abs)), basename(abs));
-    const there = fs.lstatSync(real, { bigint: true, throwIfNoEntry: false });
-    if (there !== undefined && there.ino === st.ino && there.dev === st.dev) fs.unlinkSync(real);
+    const real = join(fsys.realpath(dirname(abs)), basename(abs));
+    const there = fsys.lstat(real);
+    if (there !== undefined && there.ino === st.ino && there.dev === st.dev) fsys.unlink(real);
   } catch {
     // Gone already, or the path no longer resolves.
   }
