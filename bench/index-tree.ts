@@ -9,8 +9,8 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { initHome, homePaths, readIdentity } from '../dist/config/home.js';
-import { Device } from '../dist/daemon/device.js';
+import { initHome } from '../dist/config/home.js';
+import { startDevice } from '../dist/daemon/start.js';
 import { createLogger } from '../dist/daemon/log.js';
 
 const BIN = fileURLToPath(new URL('../bin/lockstep.js', import.meta.url));
@@ -93,15 +93,9 @@ export async function benchHome(
 export async function benchWriteToIndexed(dir: string, samples: number): Promise<number[]> {
   const { home, folder } = await benchHome(dir, 'latency');
   makeTree(folder, 2000, 20, 1024);
-  const paths = homePaths(home);
-  const device = new Device({
-    deviceId: readIdentity(home).deviceId,
-    name: 'latency',
-    folder,
-    dbFile: paths.db,
-    log: createLogger({ stdout: false }),
-  });
-  await device.start();
+  // The local half of a device (index, scanner, watcher), wired as serve wires it.
+  const running = await startDevice(home, { parts: 'local', log: createLogger({ stdout: false }) });
+  const device = running.device;
   const out: number[] = [];
   try {
     for (let i = 0; i < samples; i++) {
@@ -122,7 +116,7 @@ export async function benchWriteToIndexed(dir: string, samples: number): Promise
       await new Promise((r) => setTimeout(r, 20));
     }
   } finally {
-    await device.close();
+    await running.close();
   }
   return out;
 }
