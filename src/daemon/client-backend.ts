@@ -21,7 +21,7 @@ import type {
   Status,
   User,
 } from '../api/backend.js';
-import type { LockRow } from '../locks/lock-table.js';
+import type { LockRow } from '../core/lock-rules.js';
 import { winner } from '../core/plan.js';
 import type { FileRecord } from '../core/record.js';
 import { compare, type Vector } from '../core/vector.js';
@@ -283,6 +283,7 @@ export function createClientBackend(o: ClientBackendOptions): ClientBackend {
     }
   });
   cluster.locks.on('change', (c) => {
+    if (c.type === 'refreshed') return; // the API has no event for a longer expiry yet
     events.emit('event', {
       type: c.type,
       lock: lockInfo(c.lock),
