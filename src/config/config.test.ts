@@ -68,7 +68,7 @@ describe('loadConfig', () => {
       }),
     );
     const config = loadConfig(home);
-    expect(config.lockAuthority).toBe(ID_A);
+    expect(config.lockAuthority).toEqual({ kind: 'device', device: ID_A });
     expect(config.peers[0]?.id).toBe(ID_A);
   });
 
@@ -140,6 +140,28 @@ describe('loadConfig', () => {
       message: /: lockAuthority: "nope" is not a valid device ID/,
     },
     {
+      name: 'lock authority of an unknown kind',
+      change: (c) => (c.lockAuthority = { kind: 'zookeeper' } as unknown as string),
+      message: /: lockAuthority\.kind: expected "device", got "zookeeper"$/,
+    },
+    {
+      name: 'bad device in a lock authority object',
+      change: (c) => (c.lockAuthority = { kind: 'device', device: 'nope' } as unknown as string),
+      message: /: lockAuthority\.device: "nope" is not a valid device ID/,
+    },
+    {
+      name: 'unknown field in a lock authority object',
+      change: (c) =>
+        (c.lockAuthority = { kind: 'device', device: ID_A, host: 'x' } as unknown as string),
+      message: /: lockAuthority\.host: unknown field \(check its spelling\)$/,
+    },
+    {
+      name: 'lock authority of the wrong type',
+      change: (c) => (c.lockAuthority = 7 as unknown as string),
+      message:
+        /: lockAuthority: expected a device ID or \{ "kind": "device", "device": "<device ID>" \}, got 7$/,
+    },
+    {
       name: 'rescan interval too short',
       change: (c) => (c.rescanIntervalS = 5),
       message: /: rescanIntervalS: must be at least 10 seconds, got 5$/,
@@ -203,10 +225,26 @@ describe('saveConfig', () => {
     const config = { ...good(), lockAuthority: ID_A } as ConfigInput;
     saveConfig(home, config);
     const file = join(home, 'config.json');
-    expect(loadConfig(home)).toEqual(config);
+    expect(loadConfig(home)).toEqual({
+      ...config,
+      lockAuthority: { kind: 'device', device: ID_A },
+    });
+    // A device authority is written as the plain ID every Lockstep reads.
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toMatchObject({ lockAuthority: ID_A });
     expect(readFileSync(file, 'utf8')).toMatch(/^\{\n {2}"version": 1,\n/);
     expect(statSync(file).mode & 0o777).toBe(0o600);
     expect(readdirSync(home)).toEqual(['config.json']);
+  });
+
+  it('reads the tagged lock authority and writes it back as the plain ID', () => {
+    saveConfig(home, {
+      ...good(),
+      lockAuthority: { kind: 'device', device: ID_A.toLowerCase() },
+    } as unknown as ConfigInput);
+    expect(loadConfig(home).lockAuthority).toEqual({ kind: 'device', device: ID_A });
+    expect(JSON.parse(readFileSync(join(home, 'config.json'), 'utf8'))).toMatchObject({
+      lockAuthority: ID_A,
+    });
   });
 
   it('replaces an existing file, unless told not to', () => {

@@ -74,6 +74,39 @@ const deviceId = z.string().transform((s, ctx) => {
   }
 });
 
+/**
+ * Where the lock authority is. Only a device of the cluster for now (the
+ * next kinds, such as etcd, are new members of this union); today's plain
+ * device-ID string is read as `{ "kind": "device", "device": ID }`.
+ */
+export type LockAuthoritySetting = { readonly kind: 'device'; readonly device: string };
+
+const LOCK_AUTHORITY_HINT = 'expected a device ID or { "kind": "device", "device": "<device ID>" }';
+
+const lockAuthority = z.unknown().transform((v, ctx): LockAuthoritySetting => {
+  const fail = (message: string, path: PropertyKey[] = []) => {
+    ctx.addIssue({ code: 'custom', message, path });
+    return z.NEVER;
+  };
+  const device = (s: unknown, path: PropertyKey[]) => {
+    if (typeof s !== 'string') return fail(`expected a device ID, got ${show(s)}`, path);
+    try {
+      return parseDeviceId(s);
+    } catch (err) {
+      return fail(errorMessage(err), path);
+    }
+  };
+  if (typeof v === 'string') return { kind: 'device', device: device(v, []) };
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+    return fail(`${LOCK_AUTHORITY_HINT}, got ${show(v)}`);
+  }
+  const o = v as Record<string, unknown>;
+  if (o.kind !== 'device') return fail(`expected "device", got ${show(o.kind)}`, ['kind']);
+  const extra = Object.keys(o).filter((k) => k !== 'kind' && k !== 'device');
+  if (extra.length > 0) return fail('unknown field (check its spelling)', [extra[0] as string]);
+  return { kind: 'device', device: device(o.device, ['device']) };
+});
+
 const humanName = z
   .string()
   .min(1, { error: 'must be 1 to 64 characters' })
@@ -109,7 +142,7 @@ export const configSchema = z
       .min(10, { error: 'must be at least 10 seconds' })
       .default(DEFAULT_RESCAN_INTERVAL_S),
     peers: z.array(peerSchema).default([]),
-    lockAuthority: deviceId.optional(),
+    lockAuthority: lockAuthority.optional(),
   })
   .superRefine((config, ctx) => {
     const seen = new Map<string, number>();
@@ -325,8 +358,11 @@ export function saveConfig(
 ): void {
   const file = join(resolve(home), CONFIG_FILE);
   const valid = validateConfig(config, file);
+  // A device authority is written as its plain ID, the form every Lockstep reads.
+  const { lockAuthority: authority, ...rest } = valid;
+  const written = authority === undefined ? rest : { ...rest, lockAuthority: authority.device };
   try {
-    writeFileAtomic(file, `${JSON.stringify(valid, null, 2)}\n`, 0o600, opts);
+    writeFileAtomic(file, `${JSON.stringify(written, null, 2)}\n`, 0o600, opts);
   } catch (err) {
     if (errorCode(err) === 'EEXIST') {
       throw new LockstepError('HOME_EXISTS', `${file} already exists; it was not replaced`, {

@@ -63,3 +63,40 @@ export function joinRel(dir: string, name: string): string {
 export function isWithin(p: string, dir: string): boolean {
   return dir === '' || p === dir || p.startsWith(`${dir}/`);
 }
+
+/** How much of a path a problem message quotes. */
+const QUOTE_CHARS = 200;
+
+/**
+ * Returns the reason a path from a peer is not acceptable, or undefined:
+ * {@link pathProblem}'s rules (not empty, relative, no NUL, backslash, `.`,
+ * `..` or empty segment, well-formed Unicode), at most
+ * {@link MAX_PATH_LENGTH} UTF-8 bytes with names of at most
+ * {@link MAX_NAME_LENGTH}, and neither internal to Lockstep nor inside an
+ * internal path. It lives here, not with the peer wire, because every
+ * message from a peer checks its paths with it (index records and locks).
+ */
+export function peerPathProblem(p: string): string | undefined {
+  const problem = pathProblem(p);
+  if (problem !== undefined) return problem;
+  if (Buffer.byteLength(p) > MAX_PATH_LENGTH) return `path is longer than ${MAX_PATH_LENGTH} bytes`;
+  for (let from = 0; from <= p.length;) {
+    let to = p.indexOf('/', from);
+    if (to < 0) to = p.length;
+    if (Buffer.byteLength(p.slice(from, to)) > MAX_NAME_LENGTH) {
+      return `path has a name longer than ${MAX_NAME_LENGTH} bytes`;
+    }
+    const prefix = p.slice(0, to);
+    if (isInternalPath(prefix)) {
+      const quoted =
+        prefix.length > QUOTE_CHARS
+          ? `${JSON.stringify(prefix.slice(0, QUOTE_CHARS))}…`
+          : JSON.stringify(prefix);
+      return to === p.length
+        ? 'path is internal to Lockstep'
+        : `path lies inside ${quoted}, which is internal to Lockstep`;
+    }
+    from = to + 1;
+  }
+  return undefined;
+}

@@ -59,6 +59,7 @@ export function liveEvents(o: LiveEventsOptions): EventEmitter<{ event: [ClientE
     }
   });
   cluster.locks.on('change', (c) => {
+    if (c.type === 'refreshed') return; // the API has no event for a longer expiry yet
     events.emit('event', {
       type: c.type,
       lock: o.refs.lock(c.lock),

@@ -3,7 +3,7 @@
  * name; a lock with its device named and its times as ISO text.
  */
 import type { DeviceRef, LockInfo } from '../api/backend.js';
-import type { LockRow } from '../locks/lock-table.js';
+import type { LockRow } from '../core/lock-rules.js';
 
 /** Turns device IDs and lock rows into what clients see, naming devices as configured now. */
 export class DeviceRefs {

@@ -3,14 +3,13 @@
  * the chunk fetcher and the puller, attached to a running {@link Device}.
  */
 import { EventEmitter } from 'node:events';
-import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { LockstepError, errorMessage } from '../base/errors.js';
+import type { LockAuthoritySetting } from '../config/config.js';
 import { winner, type Action } from '../core/plan.js';
 import { FolderWriter } from '../folder/writer.js';
-import { LockService } from '../locks/lock-service.js';
-import { LockTable } from '../locks/lock-table.js';
-import { decodeLockRequest, decodeLockStream } from '../locks/lock-wire.js';
+import type { LockService } from '../locks/lock-service.js';
+import { decodeLockRequest } from '../locks/lock-wire.js';
 import type { FileRecord } from '../core/record.js';
 import { PeerLink, type PeerAddress } from '../peer/link.js';
 import { PeerServer } from '../peer/server.js';
@@ -22,6 +21,8 @@ import { readLocalChunk } from '../sync/local-chunks.js';
 import { Puller } from '../sync/puller.js';
 import type { Device } from './device.js';
 import type { Logger } from '../base/log.js';
+import { folderLockFiles } from './lock-files.js';
+import { LockWiring } from './lock-wiring.js';
 
 /** How long a path checked to be a live local file is trusted for serving chunk hints. */
 const HINT_CHECK_MS = 1000;
@@ -40,7 +41,7 @@ export interface ClusterOptions {
   /** This device's human name. */
   readonly name: string;
   /** The configured lock authority, if any (else the smallest device ID). */
-  readonly lockAuthority?: string | undefined;
+  readonly lockAuthority?: LockAuthoritySetting | undefined;
 }
 
 /** Events of a {@link Cluster}. */
@@ -68,15 +69,11 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   /** Every change this device makes to its folder goes through it. */
   readonly writer: FolderWriter;
   readonly locks: LockService;
+  private readonly lockWiring: LockWiring;
   /** Descriptors for reading chunks, shared by serving peers and local copies. */
   readonly fds = new FdCache();
   /** Paths recently checked to be live local files, for serving chunk hints. */
   private readonly hintOk = new Map<string, { ok: boolean; at: number }>();
-  /**
-   * Paths made read-only for a lock held elsewhere: kept after the unlock
-   * until a change applied after it has been made writable as well.
-   */
-  private readonly readOnlyForLock = new Set<string>();
   private readonly changeListeners = new Set<() => void>();
   private changeSoon = false;
   private readonly log: Logger;
@@ -112,19 +109,25 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       },
       opts.identity,
     );
-    this.locks = new LockService({
-      table: new LockTable(device.store.db),
-      self: opts.deviceId,
+    this.writer = new FolderWriter({
+      root: opts.folder,
+      store: device.store,
+      queue: device.queue,
+      noteWrite: (rec) => device.wrote(rec),
+      isLocked: (path) => this.locks.get(path) !== undefined,
+    });
+    this.lockWiring = new LockWiring({
+      store: device.store,
+      deviceId: opts.deviceId,
+      folder: opts.folder,
       log: opts.log,
-      authority: () => this.authority(),
-      disagreements: () =>
+      setting: opts.lockAuthority,
+      peers: () => this.links.keys(),
+      disagreements: (mine) =>
         [...this.links.values()]
-          .filter(
-            (l) =>
-              l.connected && l.peerAuthority !== undefined && l.peerAuthority !== this.authority(),
-          )
+          .filter((l) => l.connected && l.peerAuthority !== undefined && l.peerAuthority !== mine)
           .map((l) => ({ peer: l.peer.id, choice: l.peerAuthority as string })),
-      forward: (auth, req, timeoutMs) => {
+      send: (auth, req, timeoutMs) => {
         const link = this.links.get(auth);
         if (link === undefined) {
           return Promise.reject(
@@ -135,7 +138,13 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       },
       checkFile: (path) => this.checkLockable(path),
       deviceName: (id) => this.deviceName(id),
+      serially: (fn) => void device.queue.run(fn),
+      scanNow: (paths) => device.scanNow(paths),
+      pullAgain: (paths) => this.puller.schedule(paths),
+      lockedChange: (path, copy) => this.emit('lockedChange', path, copy),
+      files: folderLockFiles(this.writer, device.store.localShort),
     });
+    this.locks = this.lockWiring.service;
     this.fetcher = new ChunkFetcher(
       (short) => {
         for (const l of this.links.values()) if (l.short === short) return l;
@@ -149,13 +158,6 @@ export class Cluster extends EventEmitter<ClusterEvents> {
           ),
       },
     );
-    this.writer = new FolderWriter({
-      root: opts.folder,
-      store: device.store,
-      queue: device.queue,
-      noteWrite: (rec) => device.wrote(rec),
-      isLocked: (path) => this.locks.get(path) !== undefined,
-    });
     this.puller = new Puller({
       root: opts.folder,
       store: device.store,
@@ -184,32 +186,11 @@ export class Cluster extends EventEmitter<ClusterEvents> {
 
   /** Listens for peers, dials every configured peer, and plans what is already known. */
   async start(): Promise<void> {
-    this.locks.start();
-    // Enforcement: a file locked by a user on another device is read-only
-    // here, and a change to it anyway is kept as a conflict copy while the
-    // holder's version comes back.
-    const store = this.opts.device.store;
-    store.guard = (path) => {
-      const l = this.locks.get(path);
-      return l !== undefined && l.device !== this.opts.deviceId;
-    };
-    store.onVeto = (paths) => this.restoreLocked(paths);
-    this.locks.on('change', (c) => {
-      this.enforce(c.lock.path);
-      // Versions refused while it was locked (or to refuse now) are planned again.
-      this.puller.schedule([c.lock.path]);
-    });
-    this.on('applied', (r) => {
-      // Also after an unlock: a pull planned while the file was read-only
-      // for the lock can finish after the unlock made it writable, and
-      // would leave it read-only.
-      if (this.locks.get(r.path) !== undefined || this.readOnlyForLock.has(r.path)) {
-        this.enforce(r.path, true);
-      }
-    });
-    for (const l of this.locks.all()) this.enforce(l.path);
+    this.lockWiring.start();
+    this.on('applied', (r) => this.lockWiring.applied(r.path));
     this.port = await this.server.listen(this.opts.listen.host, this.opts.listen.port);
     this.setPeers(this.opts.peers);
+    this.locks.authorityMayHaveChanged();
     this.puller.scheduleAll();
   }
 
@@ -243,12 +224,9 @@ export class Cluster extends EventEmitter<ClusterEvents> {
         }
       });
       link.on('lockMessage', (value) => {
-        // Only the authority's table counts (a stream followed before it changed is dropped).
-        if (p.id !== this.authority()) return;
         try {
-          const msg = decodeLockStream(value);
-          if (msg.type === 'locks') this.locks.applySnapshot(msg.locks);
-          else this.locks.applyChange(msg.change);
+          // Only the authority's stream counts (one followed before it changed is dropped).
+          this.lockWiring.deliver(p.id, value);
         } catch (err) {
           this.log.warn(
             { peer: p.id, err: errorMessage(err) },
@@ -261,6 +239,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       link.start();
     }
     if (this.authority() !== before) {
+      this.locks.authorityMayHaveChanged();
       // Follow the new authority's lock stream, and no longer the old one's.
       for (const l of this.links.values()) {
         if (l.connected && l.following !== l.followLocks()) l.reconnect();
@@ -272,7 +251,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.locks.close();
+    this.lockWiring.close();
     this.puller.close();
     for (const l of this.links.values()) l.close();
     await this.server.close();
@@ -291,67 +270,9 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     return this.links.has(id);
   }
 
-  /** Makes a file read-only while a user on another device holds its lock; writable after. */
-  private enforce(path: string, applied = false): void {
-    const lock = this.locks.get(path);
-    const abs = join(this.opts.folder, path);
-    try {
-      const st = fs.lstatSync(abs, { throwIfNoEntry: false });
-      if (st === undefined || !st.isFile()) return;
-      const mode = st.mode & 0o7777;
-      const lockedElsewhere = lock !== undefined && lock.device !== this.opts.deviceId;
-      const want = lockedElsewhere ? mode & ~0o222 : mode | 0o200;
-      if (want !== mode) fs.chmodSync(abs, want);
-      // Forgotten only once a change applied after the unlock was made writable too.
-      if (lockedElsewhere) this.readOnlyForLock.add(path);
-      else if (applied) this.readOnlyForLock.delete(path);
-    } catch (err) {
-      this.log.warn(
-        { path, err: errorMessage(err) },
-        `cannot set the lock's permissions on ${path}`,
-      );
-    }
-  }
-
-  /**
-   * A locked file changed here although a user on another device holds the
-   * lock: keep the change as a conflict copy, and bring the holder's version
-   * back (forgetting the local record makes the puller fetch it).
-   */
-  private restoreLocked(paths: readonly string[]): void {
-    const device = this.opts.device;
-    void device.queue.run(async () => {
-      const copies: string[] = [];
-      for (const path of paths) {
-        try {
-          const copy = this.writer.setAsideLocked(
-            path,
-            BigInt(Date.now()) * 1_000_000n,
-            device.store.localShort,
-          );
-          if (copy !== undefined) copies.push(copy);
-          this.emit('lockedChange', path, copy);
-          device.store.forgetLocal(path);
-          const lock = this.locks.get(path);
-          this.log.warn(
-            { path, copy, holder: lock?.owner },
-            `${path} is locked by ${lock ? `${lock.owner}@${this.deviceName(lock.device)}` : 'another user'}: the change made here is kept${copy !== undefined ? ` as ${copy}` : ''} and the holder's version is restored`,
-          );
-        } catch (err) {
-          this.log.error({ path, err: errorMessage(err) }, `cannot restore locked file ${path}`);
-        }
-      }
-      if (copies.length > 0) await device.scanNow(copies);
-      this.puller.schedule(paths);
-    });
-  }
-
-  /** The lock authority: the configured one, else the member with the smallest device ID. */
+  /** The lock authority device (see `electAuthority`). */
   authority(): string {
-    if (this.opts.lockAuthority !== undefined) return this.opts.lockAuthority;
-    let min = this.opts.deviceId;
-    for (const id of this.links.keys()) if (id < min) min = id;
-    return min;
+    return this.lockWiring.authority();
   }
 
   /** A device's human name: its configured name, else its short ID. */

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import type { ListQuery } from '../api/backend.js';
 import type { HeldRecord } from '../core/global-view.js';
 import type { FileRecord } from '../core/record.js';
-import type { LockRow } from '../locks/lock-table.js';
+import type { LockRow } from '../core/lock-rules.js';
 import type { GlobalViewReader } from '../store/global-view.js';
 import { DeviceRefs } from './client-refs.js';
 import { createListing } from './listing.js';
@@ -57,6 +57,7 @@ const lock: LockRow = {
   createdMs: 1_700_000_000_000,
   expiresMs: null,
   reason: 'editing',
+  token: 7,
 };
 const listing = createListing({
   view: fakeView([

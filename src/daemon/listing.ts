@@ -5,7 +5,7 @@
  */
 import type { ClientBackend, ListEntry, ListPage, ListQuery } from '../api/backend.js';
 import { globalEntry, type HeldRecord } from '../core/global-view.js';
-import type { LockRow } from '../locks/lock-table.js';
+import type { LockRow } from '../core/lock-rules.js';
 import type { GlobalViewReader } from '../store/global-view.js';
 import type { DeviceRefs } from './client-refs.js';
 

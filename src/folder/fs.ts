@@ -8,6 +8,8 @@
  * apart); only the slow calls of an upload (write, fsync) are async.
  */
 import * as fs from 'node:fs';
+import { constants } from 'node:fs';
+import { errorCode } from '../base/errors.js';
 
 /** A call of the seam, by name (what a {@link FaultyFs} rule matches). */
 export type FsOp =
@@ -83,3 +85,18 @@ export const nodeFs: FolderFs = {
     new Promise<void>((resolve, reject) => fs.fsync(fd, (err) => (err ? reject(err) : resolve()))),
   close: (fd) => fs.closeSync(fd),
 };
+
+/** Opens `abs` without following a symlink or blocking on a FIFO; undefined if nothing (or a link) is there. */
+export function openNoFollow(fsys: FolderFs, abs: string): number | undefined {
+  const { O_RDONLY, O_WRONLY, O_NOFOLLOW, O_NONBLOCK } = constants;
+  try {
+    return fsys.open(abs, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+  } catch (err) {
+    const code = errorCode(err);
+    if (code === 'ENOENT' || code === 'ELOOP') return undefined;
+    // A file its owner cannot read (mode 0200): its mode can still be set
+    // through a descriptor opened for writing, which changes no content.
+    if (code === 'EACCES') return fsys.open(abs, O_WRONLY | O_NOFOLLOW | O_NONBLOCK);
+    throw err;
+  }
+}

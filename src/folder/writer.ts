@@ -23,7 +23,7 @@ import type { Action } from '../core/plan.js';
 import { sameContent, type EntryType, type FileRecord } from '../core/record.js';
 import type { Vector } from '../core/vector.js';
 import type { IndexStore } from '../store/index-store.js';
-import { nodeFs, type FolderFs } from './fs.js';
+import { nodeFs, openNoFollow, type FolderFs } from './fs.js';
 import { ensureParents, inFolder, landedInside, tempPath, type FileId } from './temp-files.js';
 
 /** Why content at a path is about to go (see {@link WriterHooks.beforeReplace}). */
@@ -230,7 +230,8 @@ export class FolderWriter {
   setAsideLocked(path: string, nowNs: bigint, by: string): string | undefined {
     const fsys = this.fs;
     if (!ensureParents(this.root, path, false, fsys)) return undefined;
-    if (fsys.lstat(inFolder(this.root, path)) === undefined) return undefined;
+    const st = fsys.lstat(inFolder(this.root, path));
+    if (st === undefined) return undefined;
     const copy = conflictCopyName(
       path,
       nowNs,
@@ -238,7 +239,9 @@ export class FolderWriter {
       (name) => fsys.lstat(inFolder(this.root, name)) !== undefined,
     );
     fsys.rename(inFolder(this.root, path), inFolder(this.root, copy));
-    this.makeWritable(copy);
+    // Where it landed is checked: a parent swapped meanwhile must not have led it out.
+    landedInside(this.root, copy, inFolder(this.root, copy), st, false, fsys);
+    if (st.isFile()) this.makeWritable(copy);
     return copy;
   }
 
@@ -375,14 +378,38 @@ export class FolderWriter {
     }
   }
 
+  /**
+   * Makes the regular file at `path` read-only (`on`: a lock held on another
+   * device) or gives its owner the write bit back. The file is opened
+   * without following a symlink and its mode changed through that
+   * descriptor, after checking that what was opened is the file at `path`
+   * in the folder (a parent swapped for a symlink could lead elsewhere).
+   *
+   * @returns false when no regular file is there (nothing to do)
+   * @throws LockstepError `PATH_INVALID` when a parent is not a directory
+   */
+  setReadOnly(path: string, on: boolean): boolean {
+    const fsys = this.fs;
+    if (!ensureParents(this.root, path, false, fsys)) return false;
+    const abs = inFolder(this.root, path);
+    const fd = openNoFollow(fsys, abs);
+    if (fd === undefined) return false;
+    try {
+      const st = fsys.fstat(fd);
+      if (!st.isFile()) return false;
+      landedInside(this.root, path, abs, st, false, fsys);
+      const mode = Number(st.mode) & 0o7777;
+      const want = on ? mode & ~0o222 : mode | 0o200;
+      if (want !== mode) fsys.fchmod(fd, want);
+      return true;
+    } finally {
+      fsys.close(fd);
+    }
+  }
+
   /** Gives the owner back the write bit of a file at `path` (a copy of a file lock enforcement made read-only). */
   private makeWritable(path: string): void {
-    if (!ensureParents(this.root, path, false, this.fs)) return;
-    const abs = inFolder(this.root, path);
-    const st = this.fs.lstat(abs);
-    if (st?.isFile() === true && (Number(st.mode) & 0o200) === 0) {
-      this.fs.chmod(abs, (Number(st.mode) & 0o7777) | 0o200);
-    }
+    this.setReadOnly(path, false);
   }
 
   /** Removes an upload's temp file after a failure, never through a parent that is not a directory. */

@@ -1,6 +1,8 @@
-// The lock table and the lock service with a real SQLite file; forwarding
-// between two services stands in for the peer link (the real link is
-// covered end to end in test/locks.test.ts).
+// The lock service over both authorities and the replica, with a real
+// SQLite file; a direct call between two devices stands in for the peer link
+// (requests and the lock stream both pass through JSON, as on the wire; the
+// real link is covered end to end in test/locks.test.ts). Time is a manual
+// clock: nothing here sleeps.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,9 +11,13 @@ import pino from 'pino';
 import { LockstepError } from '../base/errors.js';
 import { formatDeviceId } from '../core/device-id.js';
 import { IndexStore } from '../store/index-store.js';
+import { LockTable } from '../store/lock-table.js';
+import { ManualClock } from '../base/clock.js';
+import { EmbeddedAuthority } from './embedded-authority.js';
+import { ForwardedAuthority } from './forwarded-authority.js';
 import { LockService } from './lock-service.js';
-import { LockTable } from './lock-table.js';
 import { decodeLockRequest, type LockChange, type LockRequest } from './lock-wire.js';
+import { LockReplica } from './replica.js';
 
 const A = formatDeviceId(new Uint8Array(32).fill(1));
 const B = formatDeviceId(new Uint8Array(32).fill(200));
@@ -26,28 +32,45 @@ describe('locks', () => {
   let disagree: { peer: string; choice: string }[];
   const changes: { on: string; c: LockChange }[] = [];
 
-  const service = (self: string, store: IndexStore, other: () => LockService) =>
-    new LockService({
-      table: new LockTable(store.db),
-      self,
-      log,
-      authority: () => A,
-      disagreements: () => disagree,
-      forward: async (_auth, req: LockRequest) => {
+  let clock: ManualClock;
+  const forwarded = new Map<string, ForwardedAuthority>();
+  const wire = <T>(v: T): unknown => JSON.parse(JSON.stringify(v)) as unknown;
+
+  const service = (self: string, store: IndexStore, other: () => LockService) => {
+    const deviceName = (id: string) => (id === A ? 'A' : 'B');
+    const table = new LockTable(store.db);
+    const remote = new ForwardedAuthority({
+      device: () => A,
+      send: async (_auth: string, req: LockRequest) => {
         if (!reachable) throw new LockstepError('PEER_UNREACHABLE', 'connection refused');
         await new Promise((r) => setImmediate(r));
         // What the peer server does: decode the JSON body, then handle it.
-        return JSON.parse(
-          JSON.stringify(other().handle(decodeLockRequest(JSON.parse(JSON.stringify(req))))),
-        );
+        return wire(other().handle(decodeLockRequest(wire(req))));
       },
-      checkFile: (path) => {
-        if (path.startsWith('missing'))
-          throw new LockstepError('NOT_FOUND', `${path} does not exist`);
-        if (path.startsWith('dir')) throw new LockstepError('NOT_A_FILE', `${path} is a directory`);
-      },
-      deviceName: (id) => (id === A ? 'A' : 'B'),
+      deviceName,
     });
+    forwarded.set(self, remote);
+    return new LockService({
+      self,
+      replica: new LockReplica(table),
+      embedded: new EmbeddedAuthority({
+        table,
+        clock,
+        log,
+        checkFile: (path) => {
+          if (path.startsWith('missing'))
+            throw new LockstepError('NOT_FOUND', `${path} does not exist`);
+          if (path.startsWith('dir'))
+            throw new LockstepError('NOT_A_FILE', `${path} is a directory`);
+        },
+        deviceName,
+      }),
+      remote,
+      authority: () => A,
+      disagreements: () => disagree,
+      deviceName,
+    });
+  };
 
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'lockstep-locks-'));
@@ -55,8 +78,13 @@ describe('locks', () => {
     reachable = true;
     disagree = [];
     changes.length = 0;
+    clock = new ManualClock(1_000_000);
     a = service(A, stores[0] as IndexStore, () => b);
     b = service(B, stores[1] as IndexStore, () => a);
+    // A's lock stream, as B's link would receive it.
+    const toB = forwarded.get(B) as ForwardedAuthority;
+    toB.deliver(A, wire({ type: 'locks', locks: a.all() }));
+    a.on('change', (change) => toB.deliver(A, wire({ type: 'change', change })));
     a.on('change', (c) => changes.push({ on: 'A', c }));
     b.on('change', (c) => changes.push({ on: 'B', c }));
   });
@@ -126,15 +154,58 @@ describe('locks', () => {
     });
   });
 
-  it('expires a lock with a TTL and announces it', async () => {
-    a.start();
-    await b.lock('t.txt', 'alice', { ttlMs: 30 });
+  it('expires a lock with a TTL on the clock, announces it everywhere, and a refresh postpones it', async () => {
+    a.authorityMayHaveChanged();
+    const { lock } = await b.lock('t.txt', 'alice', { ttlMs: 30_000 });
+    expect(b.get('t.txt')?.expiresMs).toBe(clock.now() + 30_000);
+    clock.advance(20_000);
+    const longer = await b.refresh('t.txt', lock.id, 'alice', 30_000);
+    expect(longer.token).toBe(lock.token);
+    expect(b.get('t.txt')?.expiresMs).toBe(clock.now() + 30_000);
+    await expect(b.refresh('t.txt', lock.id, 'bob', 30_000)).rejects.toMatchObject({
+      code: 'NOT_LOCK_OWNER',
+    });
+    clock.advance(29_999);
     expect(a.get('t.txt')).toBeDefined();
-    for (let i = 0; i < 500 && a.get('t.txt') !== undefined; i++) {
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    clock.advance(1);
     expect(a.get('t.txt')).toBeUndefined();
-    expect(changes.some((x) => x.on === 'A' && x.c.type === 'expired')).toBe(true);
+    expect(b.get('t.txt')).toBeUndefined();
+    expect(
+      changes
+        .filter((x) => x.c.type === 'expired')
+        .map((x) => x.on)
+        .sort(),
+    ).toEqual(['A', 'B']);
+    await expect(b.refresh('t.txt', lock.id, 'alice', 30_000)).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+    });
+    expect(clock.pending).toBe(0);
+  });
+
+  it('does not expire locks while this device is not the authority', async () => {
+    await b.lock('t.txt', 'alice', { ttlMs: 10 });
+    clock.advance(1000);
+    expect(a.get('t.txt')).toBeDefined();
+    a.authorityMayHaveChanged();
+    clock.advance(0);
+    expect(a.get('t.txt')).toBeUndefined();
+  });
+
+  it('gives every grant a larger fencing token, kept in every replica and across a restart', async () => {
+    const t1 = (await b.lock('f.txt', 'alice', {})).lock.token;
+    await b.unlock('f.txt', { name: 'alice', admin: false }, false);
+    const t2 = (await a.lock('f.txt', 'bob', {})).lock.token;
+    expect(t2).toBeGreaterThan(t1);
+    expect(b.get('f.txt')?.token).toBe(t2);
+    a.close();
+    (stores[0] as IndexStore).close();
+    stores[0] = new IndexStore(join(dir, 'a.db'), A);
+    a = service(A, stores[0], () => b);
+    expect(a.get('f.txt')?.token).toBe(t2);
+    const t3 = (await a.lock('g.txt', 'bob', {})).lock.token;
+    expect(t3).toBeGreaterThan(t2);
+    // B, having seen A's tokens, grants above them if it becomes the authority.
+    expect(new LockTable((stores[1] as IndexStore).db).lastToken()).toBeGreaterThanOrEqual(t2);
   });
 
   it('keeps locks across a restart of the authority', async () => {
@@ -155,14 +226,26 @@ describe('locks', () => {
       createdMs: 1,
       expiresMs: null,
       reason: '',
+      token: 5,
     };
-    b.applySnapshot([l]);
+    const toB = forwarded.get(B) as ForwardedAuthority;
+    toB.deliver(A, wire({ type: 'locks', locks: [l] }));
     expect(b.get('p')).toEqual(l);
-    b.applyChange({ type: 'locked', lock: l }); // already known: no second announcement
-    b.applySnapshot([]);
+    // Already known: no second announcement.
+    toB.deliver(A, wire({ type: 'change', change: { type: 'locked', lock: l } }));
+    // Another device's stream (not the authority's) is dropped.
+    toB.deliver(B, wire({ type: 'locks', locks: [] }));
+    expect(b.get('p')).toEqual(l);
+    // A lock from a Lockstep without tokens decodes, with token 0.
+    const { token: _, ...old } = { ...l, id: 'id2', path: 'q' };
+    toB.deliver(A, wire({ type: 'change', change: { type: 'locked', lock: old } }));
+    expect(b.get('q')?.token).toBe(0);
+    toB.deliver(A, wire({ type: 'locks', locks: [] }));
     expect(b.get('p')).toBeUndefined();
     expect(changes.filter((x) => x.on === 'B').map((x) => x.c.type)).toEqual([
       'locked',
+      'locked',
+      'unlocked',
       'unlocked',
     ]);
   });

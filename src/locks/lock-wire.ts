@@ -1,14 +1,19 @@
 /**
  * Lock messages between devices, checked at the wire like index records:
  * the lock stream (a snapshot, then changes) and forwarded lock requests.
+ * The lock modules own their messages; the peer server and link carry them
+ * without looking inside (peer imports locks, never the other way).
  */
 import { LockstepError } from '../base/errors.js';
 import { parseDeviceId } from '../core/device-id.js';
-import { peerPathProblem } from '../peer/wire.js';
-import type { LockRow } from './lock-table.js';
+import type { LockRow } from '../core/lock-rules.js';
+import { peerPathProblem } from '../core/path.js';
 
-/** A change to the lock table. */
-export type LockChangeType = 'locked' | 'unlocked' | 'expired' | 'forced';
+/**
+ * A change to the lock table: `refreshed` is a holder extending its TTL
+ * lock's expiry (the same lock, the same token).
+ */
+export type LockChangeType = 'locked' | 'unlocked' | 'expired' | 'forced' | 'refreshed';
 
 /** A change, as announced to peers and clients. */
 export interface LockChange {
@@ -23,7 +28,7 @@ export type LockStreamMessage =
   | { readonly type: 'locks'; readonly locks: readonly LockRow[] }
   | { readonly type: 'change'; readonly change: LockChange };
 
-/** A lock or unlock forwarded to the authority. */
+/** A lock, unlock or refresh forwarded to the authority. */
 export type LockRequest =
   | {
       readonly op: 'lock';
@@ -39,12 +44,19 @@ export type LockRequest =
       readonly user: string;
       readonly admin: boolean;
       readonly force: boolean;
+    }
+  | {
+      readonly op: 'refresh';
+      readonly path: string;
+      readonly id: string;
+      readonly user: string;
+      readonly ttlMs: number;
     };
 
 const USER_RE = /^[A-Za-z0-9._-]{1,64}$/;
 const ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
 const MAX_REASON = 1000;
-const CHANGE_TYPES: readonly string[] = ['locked', 'unlocked', 'expired', 'forced'];
+const CHANGE_TYPES: readonly string[] = ['locked', 'unlocked', 'expired', 'forced', 'refreshed'];
 
 const bad = (what: string) => new LockstepError('PEER_INVALID', `Peer lock message: ${what}`);
 
@@ -88,18 +100,37 @@ function reason(v: unknown): string {
   return v;
 }
 
-/** Checks a lock received from a peer. */
+function lockId(v: unknown): string {
+  if (typeof v !== 'string' || !ID_RE.test(v)) throw bad('lock id is malformed');
+  return v;
+}
+
+function ttl(v: unknown): number {
+  if (!Number.isSafeInteger(v) || (v as number) < 1) {
+    throw bad('ttlMs must be a positive whole number');
+  }
+  return v as number;
+}
+
+/**
+ * Checks a lock received from a peer. A lock from a Lockstep that had no
+ * fencing tokens yet has none: it gets token 0, below every token granted.
+ */
 export function decodeLock(v: unknown): LockRow {
   const o = obj(v, 'lock');
-  if (typeof o.id !== 'string' || !ID_RE.test(o.id)) throw bad('lock id is malformed');
+  const id = lockId(o.id);
+  if (o.token !== undefined && (!Number.isSafeInteger(o.token) || (o.token as number) < 0)) {
+    throw bad('token must be a whole number');
+  }
   return {
     path: path(o.path),
-    id: o.id,
+    id,
     owner: user(o.owner, 'owner'),
     device: device(o.device),
     createdMs: time(o.createdMs, 'createdMs'),
     expiresMs: o.expiresMs === null ? null : time(o.expiresMs, 'expiresMs'),
     reason: reason(o.reason),
+    token: (o.token as number | undefined) ?? 0,
   };
 }
 
@@ -129,15 +160,12 @@ export function decodeLockStream(v: unknown): LockStreamMessage {
 export function decodeLockRequest(v: unknown): LockRequest {
   const o = obj(v, 'request');
   if (o.op === 'lock') {
-    if (o.ttlMs !== undefined && (!Number.isSafeInteger(o.ttlMs) || (o.ttlMs as number) < 1)) {
-      throw bad('ttlMs must be a positive whole number');
-    }
     return {
       op: 'lock',
       path: path(o.path),
       owner: user(o.owner, 'owner'),
       device: device(o.device),
-      ...(o.ttlMs === undefined ? {} : { ttlMs: o.ttlMs as number }),
+      ...(o.ttlMs === undefined ? {} : { ttlMs: ttl(o.ttlMs) }),
       ...(o.reason === undefined ? {} : { reason: reason(o.reason) }),
     };
   }
@@ -153,5 +181,14 @@ export function decodeLockRequest(v: unknown): LockRequest {
       force: o.force,
     };
   }
-  throw bad('op must be lock or unlock');
+  if (o.op === 'refresh') {
+    return {
+      op: 'refresh',
+      path: path(o.path),
+      id: lockId(o.id),
+      user: user(o.user, 'user'),
+      ttlMs: ttl(o.ttlMs),
+    };
+  }
+  throw bad('op must be lock, unlock or refresh');
 }

@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import { LockstepError } from '../base/errors.js';
 import { DEFAULT_CDC } from '../core/fastcdc.js';
-import { MAX_PATH_LENGTH, MAX_NAME_LENGTH, isInternalPath, pathProblem } from '../core/path.js';
+import { MAX_PATH_LENGTH, peerPathProblem } from '../core/path.js';
 import type { Chunk, EntryType, FileRecord } from '../core/record.js';
 import { applyChunkOps, diffChunks, opsChunkCount, type ChunkOp } from '../core/chunk-delta.js';
 import { checkVector, type Vector } from '../core/vector.js';
@@ -25,8 +25,6 @@ import {
 
 /** The longest path or symlink target accepted from a peer, in UTF-8 bytes (Linux PATH_MAX). */
 const MAX_PATH_BYTES = MAX_PATH_LENGTH;
-/** The longest name (path segment) accepted from a peer, in UTF-8 bytes (Linux NAME_MAX). */
-const MAX_NAME_BYTES = MAX_NAME_LENGTH;
 
 /** A record as it travels: JSON-safe, offsets and inode left out. */
 export interface WireRecord {
@@ -297,34 +295,8 @@ export function fromWire(
   };
 }
 
-/**
- * Returns the reason a path from a peer is not acceptable, or undefined:
- * {@link pathProblem}'s rules (not empty, relative, no NUL, backslash, `.`,
- * `..` or empty segment, well-formed Unicode), at most
- * {@link MAX_PATH_BYTES} UTF-8 bytes with names of at most
- * {@link MAX_NAME_BYTES}, and neither internal to Lockstep nor inside an
- * internal path.
- */
-export function peerPathProblem(p: string): string | undefined {
-  const problem = pathProblem(p);
-  if (problem !== undefined) return problem;
-  if (Buffer.byteLength(p) > MAX_PATH_BYTES) return `path is longer than ${MAX_PATH_BYTES} bytes`;
-  for (let from = 0; from <= p.length;) {
-    let to = p.indexOf('/', from);
-    if (to < 0) to = p.length;
-    if (Buffer.byteLength(p.slice(from, to)) > MAX_NAME_BYTES) {
-      return `path has a name longer than ${MAX_NAME_BYTES} bytes`;
-    }
-    const prefix = p.slice(0, to);
-    if (isInternalPath(prefix)) {
-      return to === p.length
-        ? 'path is internal to Lockstep'
-        : `path lies inside ${quote(prefix)}, which is internal to Lockstep`;
-    }
-    from = to + 1;
-  }
-  return undefined;
-}
+/** Re-exported: the check lives in core, beside the other path rules. */
+export { peerPathProblem };
 
 /**
  * Checks the entries of a received chunk list: `[length, hash]` pairs and,

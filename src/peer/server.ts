@@ -9,7 +9,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { LockstepError, errorMessage } from '../base/errors.js';
 import { HASH_ALGORITHM, type FileRecord } from '../core/record.js';
 import type { Logger } from '../base/log.js';
-import type { LockRow } from '../locks/lock-table.js';
+import type { LockRow } from '../core/lock-rules.js';
 import type { LockChange, LockStreamMessage } from '../locks/lock-wire.js';
 import type { IndexStore } from '../store/index-store.js';
 import {

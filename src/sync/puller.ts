@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { LockstepError, errorCode, errorMessage } from '../base/errors.js';
 import type { Logger } from '../base/log.js';
 import type { SerialQueue } from '../base/serial-queue.js';
+import { lockVerdict } from '../core/lock-rules.js';
 import { conflictName, planPath, type Action, type Candidate } from '../core/plan.js';
 import { sameContent, type FileRecord } from '../core/record.js';
 import { dominates, merge, update } from '../core/vector.js';
@@ -210,9 +211,13 @@ export class Puller {
       const holder = this.host.lockHolder?.(path);
       if (
         holder !== undefined &&
-        a.kind !== 'version' &&
-        a.record.modifiedBy !== holder &&
-        !this.holderHas(holder, a.record, local, remotes)
+        lockVerdict({
+          origin: 'remote',
+          lock: holder === this.host.store.localShort ? 'here' : 'elsewhere',
+          versionOnly: a.kind === 'version',
+          madeByHolder: a.record.modifiedBy === holder,
+          holderHasSeen: this.holderHas(holder, a.record, local, remotes),
+        }) !== 'accept'
       ) {
         this.refuse(path, a, holder, local, steps);
         continue;

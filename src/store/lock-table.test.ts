@@ -1,14 +1,14 @@
-// The lock table's copy in memory against its SQLite file.
+// The lock table's copy in memory against its SQLite file, and the fencing-token counter.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { formatDeviceId } from '../core/device-id.js';
 import { IndexStore } from '../store/index-store.js';
-import { LockTable, type LockRow } from './lock-table.js';
+import type { LockRow } from '../core/lock-rules.js';
+import { LockTable } from './lock-table.js';
 
 const A = formatDeviceId(new Uint8Array(32).fill(1));
-const name = () => 'A';
 
 describe('LockTable', () => {
   let dir: string;
@@ -31,38 +31,65 @@ describe('LockTable', () => {
     return disk.map((l) => t.get(l.path));
   };
 
-  it('answers from memory what the file holds, through grants, a refused grant and releases', () => {
+  const row = (path: string, token = 0): LockRow => ({
+    path,
+    id: `id-${path}`,
+    owner: 'alice',
+    device: A,
+    createdMs: 1,
+    expiresMs: null,
+    reason: '',
+    token,
+  });
+
+  it('answers from memory what the file holds, through puts, a rolled-back change and removes', () => {
     const t = new LockTable(store.db);
-    const { lock } = t.grant({ path: 'a.psd', owner: 'alice', device: A }, 1000, name);
-    t.grant({ path: 'b.psd', owner: 'bob', device: A, ttlMs: 50 }, 1000, name);
-    expect(t.get('a.psd')).toEqual(lock);
+    t.durably(() => t.put(row('a.psd')));
+    t.put({ ...row('b.psd'), expiresMs: 50 });
+    expect(t.get('a.psd')).toEqual(row('a.psd'));
     expect(t.size).toBe(2);
-    expect(() => t.grant({ path: 'a.psd', owner: 'bob', device: A }, 1001, name)).toThrow(
-      /already locked by alice/,
-    );
+    expect(() =>
+      t.durably(() => {
+        t.remove('a.psd');
+        throw new Error('refused');
+      }),
+    ).toThrow('refused');
+    expect(t.get('a.psd')).toEqual(row('a.psd'));
     expect(inMemory(t)).toEqual(onDisk());
-    expect(t.size).toBe(2);
-    // b.psd expired: granted to carol, the expired one handed back.
-    const again = t.grant({ path: 'b.psd', owner: 'carol', device: A }, 2000, name);
-    expect(again.expired?.owner).toBe('bob');
-    expect(t.get('b.psd')?.owner).toBe('carol');
-    t.release('a.psd', { name: 'alice', admin: false }, false);
+    expect(t.expiredBy(49)).toEqual([]);
+    expect(t.expiredBy(50).map((l) => l.path)).toEqual(['b.psd']);
+    expect(t.nextExpiry()).toBe(50);
+    t.remove('a.psd');
     expect(t.get('a.psd')).toBeUndefined();
     expect(inMemory(t)).toEqual(onDisk());
     expect([...t.all().map((l) => l.path)]).toEqual(['b.psd']);
   });
 
+  it('hands out tokens that only grow: across a rolled-back grant, a restart, and tokens seen from elsewhere', () => {
+    const t = new LockTable(store.db);
+    expect(t.durably(() => t.takeToken())).toBe(1);
+    expect(t.durably(() => t.takeToken())).toBe(2);
+    // A grant that rolls back takes its token back with it: nothing was handed out.
+    expect(() =>
+      t.durably(() => {
+        t.takeToken();
+        throw new Error('refused');
+      }),
+    ).toThrow();
+    // A lock granted by another authority raises the counter to its token, never lowers it.
+    t.put(row('x', 40));
+    t.put(row('y', 7));
+    store.close();
+    store = new IndexStore(join(dir, 'index.db'), A);
+    const again = new LockTable(store.db);
+    expect(again.lastToken()).toBe(40);
+    expect(again.durably(() => again.takeToken())).toBe(41);
+    again.replace([]);
+    expect(again.durably(() => again.takeToken())).toBe(42);
+  });
+
   it('a replica replaced by a snapshot, and a snapshot that fails half way, match the file', () => {
     const t = new LockTable(store.db);
-    const row = (path: string): LockRow => ({
-      path,
-      id: `id-${path}`,
-      owner: 'alice',
-      device: A,
-      createdMs: 1,
-      expiresMs: null,
-      reason: '',
-    });
     t.replace([row('x'), row('y')]);
     expect(inMemory(t)).toEqual(onDisk());
     expect(t.get('x')?.id).toBe('id-x');

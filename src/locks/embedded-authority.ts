@@ -1,0 +1,230 @@
+/**
+ * The lock authority kept in this device's SQLite table: checks the rules
+ * of granting, releasing and refreshing in one durable transaction each,
+ * hands out fencing tokens, and releases expired locks on an injected clock.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Clock, Timer } from '../base/clock.js';
+import { LockstepError, errorMessage } from '../base/errors.js';
+import type { Logger } from '../base/log.js';
+import { describeHolder, type LockRow } from '../core/lock-rules.js';
+import type {
+  GrantRequest,
+  LockAuthority,
+  RefreshRequest,
+  ReleaseRequest,
+  Released,
+} from './authority.js';
+import type { LockChange, LockRequest, LockStreamMessage } from './lock-wire.js';
+
+/**
+ * What the embedded authority needs of the lock table (the store's
+ * `LockTable` is one): reads, writes, and a durable transaction to run the
+ * rules in.
+ */
+export interface LockTableStore {
+  /** Runs `fn` in one durable transaction; if it throws, nothing of it stays. */
+  durably<T>(fn: () => T): T;
+  get(path: string): LockRow | undefined;
+  all(): LockRow[];
+  put(lock: LockRow): void;
+  remove(path: string): void;
+  /** Locks whose expiry is at or before `now`. */
+  expiredBy(now: number): LockRow[];
+  /** The earliest expiry, or undefined. */
+  nextExpiry(): number | undefined;
+  /** Takes the next fencing token (inside {@link durably}). */
+  takeToken(): number;
+}
+
+/** Options of an {@link EmbeddedAuthority}. */
+export interface EmbeddedAuthorityOptions {
+  readonly table: LockTableStore;
+  readonly clock: Clock;
+  readonly log: Logger;
+  /** Throws NOT_FOUND or NOT_A_FILE unless `path` is a live file in the global view. */
+  checkFile(path: string): void;
+  deviceName(id: string): string;
+}
+
+/** The lock table of this device, as the cluster's authority. */
+export class EmbeddedAuthority implements LockAuthority {
+  private readonly listeners = new Set<(m: LockStreamMessage) => void>();
+  private expiryTimer: Timer | undefined;
+  private expiring = false;
+
+  constructor(private readonly o: EmbeddedAuthorityOptions) {}
+
+  grant(req: GrantRequest): Promise<LockRow> {
+    return settle(() => this.grantNow(req));
+  }
+
+  release(req: ReleaseRequest): Promise<Released> {
+    return settle(() => this.releaseNow(req));
+  }
+
+  refresh(req: RefreshRequest): Promise<LockRow> {
+    return settle(() => this.refreshNow(req));
+  }
+
+  list(): Promise<readonly LockRow[]> {
+    return Promise.resolve(this.o.table.all());
+  }
+
+  subscribe(fn: (message: LockStreamMessage) => void): () => void {
+    this.listeners.add(fn);
+    fn({ type: 'locks', locks: this.o.table.all() });
+    return () => this.listeners.delete(fn);
+  }
+
+  /**
+   * Executes a request at once (a peer's forwarded request, or a local
+   * client's): the peer server answers with the lock it returns.
+   *
+   * @throws LockstepError with the code clients see
+   */
+  handle(req: LockRequest): LockRow {
+    if (req.op === 'lock') return this.grantNow(req);
+    if (req.op === 'refresh') return this.refreshNow(req);
+    return this.releaseNow(req).lock;
+  }
+
+  /** Starts releasing expired locks (while this device is the authority). */
+  startExpiry(): void {
+    this.expiring = true;
+    this.armExpiry();
+  }
+
+  /** Stops releasing expired locks (this device is no longer the authority, or closes). */
+  stopExpiry(): void {
+    this.expiring = false;
+    this.expiryTimer?.cancel();
+    this.expiryTimer = undefined;
+  }
+
+  private grantNow(req: GrantRequest): LockRow {
+    this.o.checkFile(req.path);
+    const now = this.o.clock.now();
+    const { lock, expired } = this.o.table.durably(() => {
+      let gone: LockRow | undefined;
+      const held = this.o.table.get(req.path);
+      if (held !== undefined) {
+        if (held.expiresMs !== null && held.expiresMs <= now) {
+          this.o.table.remove(held.path);
+          gone = held;
+        } else {
+          throw new LockstepError(
+            'LOCKED',
+            `${req.path} is already locked by ${describeHolder(held, (id) => this.o.deviceName(id))}`,
+          );
+        }
+      }
+      const granted: LockRow = {
+        path: req.path,
+        id: randomBytes(12).toString('base64url'),
+        owner: req.owner,
+        device: req.device,
+        createdMs: now,
+        expiresMs: req.ttlMs === undefined ? null : now + req.ttlMs,
+        reason: req.reason ?? '',
+        token: this.o.table.takeToken(),
+      };
+      this.o.table.put(granted);
+      return { lock: granted, expired: gone };
+    });
+    if (expired) this.announce({ type: 'expired', lock: expired });
+    this.announce({ type: 'locked', lock });
+    this.armExpiry();
+    return lock;
+  }
+
+  private releaseNow(req: ReleaseRequest): Released {
+    const lock = this.o.table.durably(() => {
+      const held = this.o.table.get(req.path);
+      if (held === undefined) throw new LockstepError('NOT_FOUND', `${req.path} is not locked`);
+      if (held.owner !== req.user) {
+        if (!req.force) {
+          throw new LockstepError(
+            'NOT_LOCK_OWNER',
+            `${req.path} is locked by ${held.owner}, not ${req.user}; only ${held.owner} can unlock it${req.admin ? ' (or force it with --force)' : ''}`,
+          );
+        }
+        if (!req.admin) {
+          throw new LockstepError(
+            'NOT_LOCK_OWNER',
+            `${req.path} is locked by ${held.owner}; only an administrator can force an unlock`,
+          );
+        }
+      }
+      this.o.table.remove(req.path);
+      return held;
+    });
+    const forced = lock.owner !== req.user;
+    this.announce(forced ? { type: 'forced', lock, by: req.user } : { type: 'unlocked', lock });
+    this.armExpiry();
+    return { lock, forced };
+  }
+
+  private refreshNow(req: RefreshRequest): LockRow {
+    const now = this.o.clock.now();
+    const lock = this.o.table.durably(() => {
+      const held = this.o.table.get(req.path);
+      if (held?.id !== req.id || (held.expiresMs !== null && held.expiresMs <= now)) {
+        throw new LockstepError('NOT_FOUND', `${req.path} is not locked by that lock any more`);
+      }
+      if (held.owner !== req.user) {
+        throw new LockstepError(
+          'NOT_LOCK_OWNER',
+          `${req.path} is locked by ${held.owner}, not ${req.user}; only ${held.owner} can extend it`,
+        );
+      }
+      if (held.expiresMs === null) return held;
+      const longer: LockRow = { ...held, expiresMs: now + req.ttlMs };
+      this.o.table.put(longer);
+      return longer;
+    });
+    this.announce({ type: 'refreshed', lock });
+    this.armExpiry();
+    return lock;
+  }
+
+  private announce(change: LockChange): void {
+    for (const fn of this.listeners) fn({ type: 'change', change });
+  }
+
+  /** Sets the timer for the next expiry; each expired lock is released and announced. */
+  private armExpiry(): void {
+    this.expiryTimer?.cancel();
+    this.expiryTimer = undefined;
+    if (!this.expiring) return;
+    const next = this.o.table.nextExpiry();
+    if (next === undefined) return;
+    this.expiryTimer = this.o.clock.after(next - this.o.clock.now(), () => {
+      this.expiryTimer = undefined;
+      try {
+        const now = this.o.clock.now();
+        const gone = this.o.table.durably(() => {
+          const expired = this.o.table.expiredBy(now);
+          for (const l of expired) this.o.table.remove(l.path);
+          return expired;
+        });
+        for (const lock of gone) {
+          this.o.log.info({ path: lock.path, owner: lock.owner }, `lock on ${lock.path} expired`);
+          this.announce({ type: 'expired', lock });
+        }
+      } catch (err) {
+        this.o.log.error({ err: errorMessage(err) }, 'expiring locks failed');
+      }
+      this.armExpiry();
+    });
+  }
+}
+
+/** Runs `fn` now and returns its result or failure as a promise. */
+function settle<T>(fn: () => T): Promise<T> {
+  try {
+    return Promise.resolve(fn());
+  } catch (err) {
+    return Promise.reject(err as Error);
+  }
+}
