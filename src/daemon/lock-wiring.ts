@@ -16,7 +16,6 @@ import { ForwardedAuthority, type SendLockRequest } from '../locks/forwarded-aut
 import { LockService } from '../locks/lock-service.js';
 import { LockReplica } from '../locks/replica.js';
 import type { IndexStore } from '../store/index-store.js';
-import { LockTable } from '../store/lock-table.js';
 
 /** Options of {@link LockWiring}. */
 export interface LockWiringOptions {
@@ -55,7 +54,7 @@ export class LockWiring {
   private readonly forwarded: ForwardedAuthority;
 
   constructor(private readonly o: LockWiringOptions) {
-    const table = new LockTable(o.store.db);
+    const table = o.store.lockTable();
     const clock = o.clock ?? systemClock;
     const deviceName = (id: string) => o.deviceName(id);
     const authority = () => this.authority();

@@ -11,7 +11,6 @@ import pino from 'pino';
 import { LockstepError } from '../base/errors.js';
 import { formatDeviceId } from '../core/device-id.js';
 import { IndexStore } from '../store/index-store.js';
-import { LockTable } from '../store/lock-table.js';
 import { ManualClock } from '../base/clock.js';
 import { EmbeddedAuthority } from './embedded-authority.js';
 import { ForwardedAuthority } from './forwarded-authority.js';
@@ -38,7 +37,7 @@ describe('locks', () => {
 
   const service = (self: string, store: IndexStore, other: () => LockService) => {
     const deviceName = (id: string) => (id === A ? 'A' : 'B');
-    const table = new LockTable(store.db);
+    const table = store.lockTable();
     const remote = new ForwardedAuthority({
       device: () => A,
       send: async (_auth: string, req: LockRequest) => {
@@ -205,7 +204,7 @@ describe('locks', () => {
     const t3 = (await a.lock('g.txt', 'bob', {})).lock.token;
     expect(t3).toBeGreaterThan(t2);
     // B, having seen A's tokens, grants above them if it becomes the authority.
-    expect(new LockTable((stores[1] as IndexStore).db).lastToken()).toBeGreaterThanOrEqual(t2);
+    expect((stores[1] as IndexStore).lockTable().lastToken()).toBeGreaterThanOrEqual(t2);
   });
 
   it('keeps locks across a restart of the authority', async () => {
@@ -214,7 +213,7 @@ describe('locks', () => {
     (stores[0] as IndexStore).close();
     const reopened = new IndexStore(join(dir, 'a.db'), A);
     stores[0] = reopened;
-    expect(new LockTable(reopened.db).get('k.txt')?.owner).toBe('alice');
+    expect(reopened.lockTable().get('k.txt')?.owner).toBe('alice');
   });
 
   it('a replica adopts a snapshot and announces the difference', () => {

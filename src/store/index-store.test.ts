@@ -39,10 +39,14 @@ describe('IndexStore', () => {
   });
 
   it('runs every migration and uses WAL', () => {
-    expect(store.db.pragma('user_version', { simple: true })).toBe(
-      listMigrations().at(-1)?.version,
-    );
-    expect(store.db.pragma('journal_mode', { simple: true })).toBe('wal');
+    // Both are kept in the database file: a second connection reads them.
+    const db = new Database(join(dir, 'index.db'), { readonly: true });
+    try {
+      expect(db.pragma('user_version', { simple: true })).toBe(listMigrations().at(-1)?.version);
+      expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+    } finally {
+      db.close();
+    }
   });
 
   it('a new file gets version {self: 1} and sequence 1, an edit bumps both', () => {

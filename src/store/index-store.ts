@@ -4,6 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import Database from 'better-sqlite3';
+import { LockTable } from './lock-table.js';
 import type { Chunk, FileRecord } from '../core/record.js';
 import { classify, nextRecord, type Observed } from '../core/local.js';
 import { isWithin } from '../core/path.js';
@@ -34,11 +35,8 @@ export type { StatKey } from './child-keys.js';
 
 /** Opens (creating and migrating as needed) the index database of a device. */
 export class IndexStore {
-  /**
-   * The database handle: only for LockTable (issue 14 moves it into the
-   * store). Everything else reads and writes through this class's methods.
-   */
-  readonly db: Database.Database;
+  /** The database handle: it never leaves the store (the lock table is made here too). */
+  private readonly db: Database.Database;
   /** This device's short ID: its key in version vectors. */
   readonly localShort: string;
   /**
@@ -439,6 +437,11 @@ export class IndexStore {
    * better-sqlite3's `db.transaction`: call the result to run it. Lets a
    * caller make several of this store's writes all or nothing.
    */
+  /** The lock table kept in this index's database (each call opens a view of the same table). */
+  lockTable(): LockTable {
+    return new LockTable(this.db);
+  }
+
   transaction<A extends unknown[], R>(fn: (...args: A) => R): (...args: A) => R {
     return this.db.transaction(fn);
   }

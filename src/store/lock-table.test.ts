@@ -23,7 +23,7 @@ describe('LockTable', () => {
   });
 
   /** What the SQLite file holds, read by a table opened afresh. */
-  const onDisk = () => new LockTable(store.db).all();
+  const onDisk = () => store.lockTable().all();
   /** The copy in memory of `t`, path by path, for every lock on disk, and its size. */
   const inMemory = (t: LockTable) => {
     const disk = onDisk();
@@ -43,7 +43,7 @@ describe('LockTable', () => {
   });
 
   it('answers from memory what the file holds, through puts, a rolled-back change and removes', () => {
-    const t = new LockTable(store.db);
+    const t = store.lockTable();
     t.durably(() => t.put(row('a.psd')));
     t.put({ ...row('b.psd'), expiresMs: 50 });
     expect(t.get('a.psd')).toEqual(row('a.psd'));
@@ -66,7 +66,7 @@ describe('LockTable', () => {
   });
 
   it('hands out tokens that only grow: across a rolled-back grant, a restart, and tokens seen from elsewhere', () => {
-    const t = new LockTable(store.db);
+    const t = store.lockTable();
     expect(t.durably(() => t.takeToken())).toBe(1);
     expect(t.durably(() => t.takeToken())).toBe(2);
     // A grant that rolls back takes its token back with it: nothing was handed out.
@@ -81,7 +81,7 @@ describe('LockTable', () => {
     t.put(row('y', 7));
     store.close();
     store = new IndexStore(join(dir, 'index.db'), A);
-    const again = new LockTable(store.db);
+    const again = store.lockTable();
     expect(again.lastToken()).toBe(40);
     expect(again.durably(() => again.takeToken())).toBe(41);
     again.replace([]);
@@ -89,7 +89,7 @@ describe('LockTable', () => {
   });
 
   it('a replica replaced by a snapshot, and a snapshot that fails half way, match the file', () => {
-    const t = new LockTable(store.db);
+    const t = store.lockTable();
     t.replace([row('x'), row('y')]);
     expect(inMemory(t)).toEqual(onDisk());
     expect(t.get('x')?.id).toBe('id-x');
