@@ -15,7 +15,7 @@ export interface IndexTotals {
 /** Where {@link statusOf} reads from. */
 export interface StatusOptions {
   readonly device: Pick<Device, 'stoppedReason' | 'problems'>;
-  readonly cluster: Pick<Cluster, 'links' | 'authority' | 'puller'>;
+  readonly cluster: Pick<Cluster, 'peers' | 'authority' | 'puller'>;
   readonly index: IndexTotals;
   readonly refs: DeviceRefs;
   /** This device. */
@@ -28,7 +28,7 @@ export interface StatusOptions {
 /** The device's status now. */
 export function statusOf(o: StatusOptions): Status {
   const { cluster, device } = o;
-  const peers = [...cluster.links.values()].map((l) => ({
+  const peers = [...cluster.peers.all()].map((l) => ({
     ...o.refs.ref(l.peer.id),
     address: l.peer.address,
     connected: l.connected,
@@ -36,9 +36,7 @@ export function statusOf(o: StatusOptions): Status {
     error: l.lastError ?? null,
   }));
   // Connected peers that name another authority: no one answers for locks.
-  const differ = [...cluster.links.values()].some(
-    (l) => l.connected && l.peerAuthority !== undefined && l.peerAuthority !== cluster.authority(),
-  );
+  const differ = cluster.peers.disagreements(cluster.authority()).length > 0;
   let bytes = 0;
   const transfers: { path: string; done: number; total: number }[] = [];
   for (const [path, p] of cluster.puller.progress) {

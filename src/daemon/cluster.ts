@@ -1,31 +1,36 @@
 /**
- * A device among its peers: the peer listener, one link per configured peer,
- * the chunk fetcher and the puller, attached to a running {@link Device}.
+ * A device among its peers: what a running {@link Device} gains once it
+ * syncs. The cluster owns and wires four parts and holds no logic of its
+ * own beyond that:
+ *
+ * - the peer set ({@link PeerSet}): one link per configured peer;
+ * - the peer listener ({@link PeerServer}) with the {@link ChunkServer};
+ * - the puller ({@link Puller}) and the folder writer ({@link FolderWriter})
+ *   every change this device makes to its folder goes through;
+ * - the locks ({@link LockWiring}): authority, replica and enforcement.
  */
 import { EventEmitter } from 'node:events';
-import { join } from 'node:path';
-import { LockstepError, errorMessage } from '../base/errors.js';
+import { Disposables } from '../base/disposable.js';
+import { LockstepError } from '../base/errors.js';
+import type { Logger } from '../base/log.js';
 import type { LockAuthoritySetting } from '../config/config.js';
+import { shortId } from '../core/device-id.js';
 import { winner, type Action } from '../core/plan.js';
+import type { FileRecord } from '../core/record.js';
 import { FolderWriter } from '../folder/writer.js';
 import type { LockService } from '../locks/lock-service.js';
 import { decodeLockRequest } from '../locks/lock-wire.js';
-import type { FileRecord } from '../core/record.js';
-import { PeerLink, type PeerAddress } from '../peer/link.js';
+import type { PeerAddress } from '../peer/link.js';
 import { PeerServer } from '../peer/server.js';
 import type { TlsIdentity } from '../peer/tls.js';
-import type { ChunkHint } from '../peer/wire.js';
 import { ChunkFetcher } from '../sync/fetcher.js';
 import { FdCache } from '../sync/fd-cache.js';
-import { readLocalChunk } from '../sync/local-chunks.js';
 import { Puller } from '../sync/puller.js';
-import type { Device } from './device.js';
-import type { Logger } from '../base/log.js';
+import { ChunkServer } from './chunk-server.js';
+import type { Device, DeviceEvents } from './device.js';
 import { folderLockFiles } from './lock-files.js';
 import { LockWiring } from './lock-wiring.js';
-
-/** How long a path checked to be a live local file is trusted for serving chunk hints. */
-const HINT_CHECK_MS = 1000;
+import { PeerSet } from './peer-set.js';
 
 /** Options of a {@link Cluster}. */
 export interface ClusterOptions {
@@ -62,8 +67,8 @@ export interface ClusterEvents {
 
 /** Peer sync for one device. */
 export class Cluster extends EventEmitter<ClusterEvents> {
+  readonly peers: PeerSet;
   readonly server: PeerServer;
-  readonly links = new Map<string, PeerLink>();
   readonly fetcher: ChunkFetcher;
   readonly puller: Puller;
   /** Every change this device makes to its folder goes through it. */
@@ -71,32 +76,47 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   readonly locks: LockService;
   private readonly lockWiring: LockWiring;
   /** Descriptors for reading chunks, shared by serving peers and local copies. */
-  readonly fds = new FdCache();
-  /** Paths recently checked to be live local files, for serving chunk hints. */
-  private readonly hintOk = new Map<string, { ok: boolean; at: number }>();
+  private readonly fds = new FdCache();
+  /** Listeners this cluster added to the device; removed on close. */
+  private readonly owned = new Disposables();
   private readonly changeListeners = new Set<() => void>();
   private changeSoon = false;
-  private readonly log: Logger;
   private closed = false;
   /** The bound peer port. */
   port = 0;
 
   constructor(private readonly opts: ClusterOptions) {
     super();
-    this.log = opts.log;
     const device = opts.device;
+    const log = opts.log;
+    this.peers = new PeerSet({
+      self: { id: opts.deviceId, name: opts.name },
+      identity: opts.identity,
+      store: device.store,
+      log,
+      ...(opts.reloadPeers ? { reloadPeers: opts.reloadPeers } : {}),
+      authority: () => this.authority(),
+      onRecords: (paths) => this.puller.schedule(paths),
+      // What waited for a peer to be reachable is tried again now.
+      onCaughtUp: () => this.puller.retryNow(),
+      onLockMessage: (from, value) => this.lockWiring.deliver(from, value),
+      onAuthorityMayHaveChanged: () => this.locks.authorityMayHaveChanged(),
+    });
+    this.peers.on('peerConnected', (p) => this.emit('peerConnected', p));
+    this.peers.on('peerDisconnected', (p, why) => this.emit('peerDisconnected', p, why));
+    const chunks = new ChunkServer(opts.folder, device.store, this.fds);
     this.server = new PeerServer(
       {
         deviceId: opts.deviceId,
         store: device.store,
-        log: opts.log,
-        isPeer: (id) => this.isPeer(id),
-        peerConnected: (id) => this.links.get(id)?.redial(),
+        log,
+        isPeer: (id) => this.peers.isPeer(id),
+        peerConnected: (id) => this.peers.get(id)?.redial(),
         onLocalChange: (fn) => {
           this.changeListeners.add(fn);
           return () => this.changeListeners.delete(fn);
         },
-        readChunk: (hash, hint, into, at) => this.readChunk(hash, hint, into, at),
+        readChunk: (hash, hint, into, at) => chunks.read(hash, hint, into, at),
         lockAuthority: () => this.authority(),
         locks: {
           snapshot: () => this.locks.all(),
@@ -120,22 +140,11 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       store: device.store,
       deviceId: opts.deviceId,
       folder: opts.folder,
-      log: opts.log,
+      log,
       setting: opts.lockAuthority,
-      peers: () => this.links.keys(),
-      disagreements: (mine) =>
-        [...this.links.values()]
-          .filter((l) => l.connected && l.peerAuthority !== undefined && l.peerAuthority !== mine)
-          .map((l) => ({ peer: l.peer.id, choice: l.peerAuthority as string })),
-      send: (auth, req, timeoutMs) => {
-        const link = this.links.get(auth);
-        if (link === undefined) {
-          return Promise.reject(
-            new LockstepError('PEER_UNREACHABLE', 'it is not a configured peer'),
-          );
-        }
-        return link.request('/v1/locks', req, timeoutMs);
-      },
+      peers: () => this.peers.ids(),
+      disagreements: (mine) => this.peers.disagreements(mine),
+      send: (auth, req, timeoutMs) => this.peers.sendLockRequest(auth, req, timeoutMs),
       checkFile: (path) => this.checkLockable(path),
       deviceName: (id) => this.deviceName(id),
       serially: (fn) => void device.queue.run(fn),
@@ -145,29 +154,26 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       files: folderLockFiles(this.writer, device.store.localShort),
     });
     this.locks = this.lockWiring.service;
-    this.fetcher = new ChunkFetcher(
-      (short) => {
-        for (const l of this.links.values()) if (l.short === short) return l;
-        return undefined;
-      },
-      {
-        onRejected: (peer, hash, reason) =>
-          this.log.warn(
-            { peer, hash },
-            `rejected chunk ${hash.slice(0, 12)}… from peer ${peer}: ${reason}`,
-          ),
-      },
-    );
+    this.fetcher = new ChunkFetcher((short) => this.peers.byShort(short), {
+      onRejected: (peer, hash, reason) =>
+        log.warn(
+          { peer, hash },
+          `rejected chunk ${hash.slice(0, 12)}… from peer ${peer}: ${reason}`,
+        ),
+    });
     this.puller = new Puller({
       root: opts.folder,
       store: device.store,
-      log: opts.log,
+      log,
       queue: device.queue,
       fetcher: this.fetcher,
       fds: this.fds,
       ignores: (p, isDir) => device.ignores(p, isDir),
       stopped: () => device.stoppedReason !== undefined,
-      lockHolder: (path) => this.locks.get(path)?.device.slice(0, 7),
+      lockHolder: (path) => {
+        const holder = this.locks.get(path)?.device;
+        return holder === undefined ? undefined : shortId(holder);
+      },
       scanNow: (paths) => device.scanNow(paths),
       writer: this.writer,
       applied: (rec, kind, copy, ms) => {
@@ -175,13 +181,17 @@ export class Cluster extends EventEmitter<ClusterEvents> {
         this.emit('applied', rec, kind, copy, ms);
       },
     });
-    device.on('indexed', (records) => {
+    const indexed = (...[records]: DeviceEvents['indexed']) => {
       this.localChanged();
-      if (this.links.size > 0) this.puller.schedule(records.map((r) => r.path));
-    });
-    device.on('folderState', (reason) => {
+      if (this.peers.size > 0) this.puller.schedule(records.map((r) => r.path));
+    };
+    const folderState = (...[reason]: DeviceEvents['folderState']) => {
       if (reason === undefined) this.puller.scheduleAll();
-    });
+    };
+    device.on('indexed', indexed);
+    device.on('folderState', folderState);
+    this.owned.add(() => device.off('indexed', indexed));
+    this.owned.add(() => device.off('folderState', folderState));
   }
 
   /** Listens for peers, dials every configured peer, and plans what is already known. */
@@ -196,78 +206,19 @@ export class Cluster extends EventEmitter<ClusterEvents> {
 
   /** Adopts a new list of peers: new ones are dialed, removed ones dropped. */
   setPeers(peers: readonly PeerAddress[]): void {
-    if (this.closed) return;
-    const before = this.authority();
-    const want = new Map(peers.map((p) => [p.id, p]));
-    for (const [id, link] of this.links) {
-      const p = want.get(id);
-      if (p === undefined || p.address !== link.peer.address) {
-        link.close();
-        this.links.delete(id);
-        this.log.info({ peer: id }, `peer ${link.name} removed from the configuration`);
-      }
-    }
-    for (const p of peers) {
-      if (this.links.has(p.id)) continue;
-      const link = new PeerLink(p, this.opts.identity, this.opts.device.store, this.log);
-      link.on('records', (paths) => this.puller.schedule(paths));
-      // What waited for a peer to be reachable is tried again now.
-      link.on('caughtUp', () => this.puller.retryNow());
-      link.on('connected', () => this.emit('peerConnected', p));
-      link.followLocks = () => link.peer.id === this.authority();
-      link.on('hello', (choice) => {
-        if (choice !== this.authority()) {
-          this.log.warn(
-            { peer: p.id, theirs: choice, ours: this.authority() },
-            `peer ${link.name} takes ${this.deviceName(choice)} as lock authority, this device takes ${this.deviceName(this.authority())}: locking is refused until they agree`,
-          );
-        }
-      });
-      link.on('lockMessage', (value) => {
-        try {
-          // Only the authority's stream counts (one followed before it changed is dropped).
-          this.lockWiring.deliver(p.id, value);
-        } catch (err) {
-          this.log.warn(
-            { peer: p.id, err: errorMessage(err) },
-            `rejected lock data from ${link.name}`,
-          );
-        }
-      });
-      link.on('disconnected', (reason) => this.emit('peerDisconnected', p, reason));
-      this.links.set(p.id, link);
-      link.start();
-    }
-    if (this.authority() !== before) {
-      this.locks.authorityMayHaveChanged();
-      // Follow the new authority's lock stream, and no longer the old one's.
-      for (const l of this.links.values()) {
-        if (l.connected && l.following !== l.followLocks()) l.reconnect();
-      }
-    }
+    if (!this.closed) this.peers.setPeers(peers);
   }
 
-  /** Stops dialing, listening and pulling. */
+  /** Stops dialing, listening and pulling, and lets go of the device. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.owned.dispose();
     this.lockWiring.close();
     this.puller.close();
-    for (const l of this.links.values()) l.close();
+    this.peers.close();
     await this.server.close();
     this.fds.close();
-  }
-
-  private isPeer(id: string): boolean {
-    if (this.links.has(id)) return true;
-    if (this.opts.reloadPeers) {
-      try {
-        this.setPeers(this.opts.reloadPeers());
-      } catch (err) {
-        this.log.warn({ err: errorMessage(err) }, 'cannot re-read the configured peers');
-      }
-    }
-    return this.links.has(id);
   }
 
   /** The lock authority device (see `electAuthority`). */
@@ -277,8 +228,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
 
   /** A device's human name: its configured name, else its short ID. */
   deviceName(id: string): string {
-    if (id === this.opts.deviceId) return this.opts.name;
-    return this.links.get(id)?.peer.name ?? id.slice(0, 7);
+    return this.peers.deviceName(id);
   }
 
   /** Throws unless `path` is a live file in the global view. */
@@ -291,39 +241,6 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     if (w.type !== 'file') {
       throw new LockstepError('NOT_A_FILE', `${path} is a ${w.type}; only files can be locked`);
     }
-  }
-
-  /**
-   * Serves a chunk: from where the asking peer expects it when that is a
-   * live local file (no lookup, and no re-hash: the asker verifies), else
-   * from wherever the chunk table says, verified.
-   */
-  private readChunk(
-    hash: string,
-    hint: ChunkHint | null,
-    into?: Buffer,
-    at = 0,
-  ): Buffer | undefined {
-    if (hint !== null) {
-      const [path, offset, length] = hint;
-      const now = Date.now();
-      let known = this.hintOk.get(path);
-      if (known === undefined || now - known.at > HINT_CHECK_MS) {
-        const rec = this.opts.device.store.get(path);
-        known = { ok: rec !== undefined && !rec.deleted && rec.type === 'file', at: now };
-        if (this.hintOk.size >= 1024) this.hintOk.clear();
-        this.hintOk.set(path, known);
-      }
-      if (known.ok) {
-        const room = into !== undefined && at + length <= into.length;
-        const file = join(this.opts.folder, path);
-        const data = room
-          ? this.fds.read(file, offset, length, into, at)
-          : this.fds.read(file, offset, length);
-        if (data !== undefined) return data;
-      }
-    }
-    return readLocalChunk(this.opts.folder, this.opts.device.store, this.fds, hash);
   }
 
   /**

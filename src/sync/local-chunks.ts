@@ -16,7 +16,7 @@ import type { FdCache } from './fd-cache.js';
  */
 export function readLocalChunk(
   root: string,
-  store: IndexStore,
+  store: Pick<IndexStore, 'findChunk'>,
   fds: FdCache,
   hash: string,
   length?: number,
