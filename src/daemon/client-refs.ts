@@ -2,6 +2,7 @@
  * How devices and locks appear to clients: a device as its ID, short ID and
  * name; a lock with its device named and its times as ISO text.
  */
+import { shortId } from '../core/device-id.js';
 import type { DeviceRef, LockInfo } from '../api/backend.js';
 import type { LockRow } from '../core/lock-rules.js';
 
@@ -15,7 +16,7 @@ export class DeviceRefs {
 
   /** The ref of device `id`, made afresh. */
   ref(id: string): DeviceRef {
-    return { id, short: id.slice(0, 7), name: this.name(id) };
+    return { id, short: shortId(id), name: this.name(id) };
   }
 
   /** The ref of device `id`, made once while its name stays the same. */

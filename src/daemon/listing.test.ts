@@ -160,4 +160,20 @@ describe('listing', () => {
     expect(listing.file('d/gone.txt')).toBeUndefined();
     expect(listing.file('nothing')).toBeUndefined();
   });
+
+  it('flags numbered conflict copies (a second clash) as conflicts too, and no look-alike', () => {
+    const names = [
+      'e.conflict-20240101-101010-BBBBBBB-2.txt',
+      'e.conflict-20240101-101010-BBBBBBB-13',
+      'e.conflict-20240101-101010-BBBBBBB-x.txt',
+      'e.conflict-2024-BBBBBBB.txt',
+    ];
+    const l = createListing({
+      view: fakeView(names.map((n) => ({ device: A, record: rec(n) }))),
+      locks: { get: () => undefined, all: () => [] },
+      progress: new Map(),
+      refs: new DeviceRefs(() => 'alpha'),
+    });
+    expect(names.map((n) => l.file(n)?.conflict)).toEqual([true, true, false, false]);
+  });
 });

@@ -9,8 +9,8 @@ import type { LockRow } from '../core/lock-rules.js';
 import type { GlobalViewReader } from '../store/global-view.js';
 import type { DeviceRefs } from './client-refs.js';
 
-/** A conflict copy's name: `NAME.conflict-YYYYMMDD-HHMMSS-ID[.EXT]`. */
-const CONFLICT_RE = /\.conflict-\d{8}-\d{6}-[A-Z2-7]{7}(\.[^./]*)?$/;
+/** A conflict copy's name: `NAME.conflict-YYYYMMDD-HHMMSS-ID[-N][.EXT]` (`-N` when the first name was taken). */
+const CONFLICT_RE = /\.conflict-\d{8}-\d{6}-[A-Z2-7]{7}(-\d+)?(\.[^./]*)?$/;
 
 /** What the listing reads of this device's copy of the lock table. */
 export interface ListingLocks {

@@ -8,6 +8,7 @@
  * client API, whose "listening" line callers take as "the device is up".
  * Everything started is owned here and closed in reverse.
  */
+import { shortId } from '../core/device-id.js';
 import { readFileSync, watch } from 'node:fs';
 import { startApi, type RunningApi } from '../api/start.js';
 import { Disposables } from '../base/disposable.js';
@@ -107,7 +108,7 @@ export async function startDevice(
     logIndexed(device, log, fileLogs, owned);
     log.info(
       { device: deviceId, name: config.name, folder: config.folder },
-      `device ${config.name} (${deviceId.slice(0, 7)}) starting`,
+      `device ${config.name} (${shortId(deviceId)}) starting`,
     );
     await device.start();
     if (aborted() || opts.parts === 'local') return running();

@@ -20,7 +20,8 @@ import { LockstepError, errorCode, errorMessage } from '../base/errors.js';
 import type { Logger } from '../base/log.js';
 import type { SerialQueue } from '../base/serial-queue.js';
 import { lockVerdict } from '../core/lock-rules.js';
-import { conflictName, planPath, type Action, type Candidate } from '../core/plan.js';
+import { conflictCopyName } from '../core/conflict-name.js';
+import { planPath, type Action, type Candidate } from '../core/plan.js';
 import { sameContent, type FileRecord } from '../core/record.js';
 import { dominates, merge, update } from '../core/vector.js';
 import { ensureParents, tempPath, type FileId } from '../folder/temp-files.js';
@@ -276,12 +277,12 @@ export class Puller {
       return;
     }
     if (!w.deleted && w.type === 'file') {
-      let copy = conflictName(path, w.mtimeNs, w.modifiedBy);
-      let there = store.get(copy);
-      for (let n = 1; there !== undefined && !there.deleted && !sameContent(there, w); n++) {
-        copy = `${conflictName(path, w.mtimeNs, w.modifiedBy)}.${n}`;
-        there = store.get(copy);
-      }
+      // The first name free, or holding this very content (then it is kept already).
+      const copy = conflictCopyName(path, w.mtimeNs, w.modifiedBy, (name) => {
+        const t = store.get(name);
+        return t !== undefined && !t.deleted && !sameContent(t, w);
+      });
+      const there = store.get(copy);
       if (there === undefined || there.deleted) {
         // The copy first; the path is planned again once the copy is recorded.
         steps.push({
