@@ -4,6 +4,7 @@
 import { existsSync, readFileSync, readdirSync, renameSync, symlinkSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ManualClock } from '../base/clock.js';
 import { SerialQueue } from '../base/serial-queue.js';
 import type { FileRecord } from '../core/record.js';
 import { FaultyFs } from '../folder/faulty-fs.js';
@@ -19,19 +20,21 @@ import {
 } from '../testing/folder.js';
 import { FdCache } from './fd-cache.js';
 import type { ChunkFetcher } from './fetcher.js';
-import { Puller } from './puller.js';
+import { Puller, retryDelay } from './puller.js';
 
 let fx: Fixture;
 let faulty: FaultyFs;
 let puller: Puller;
 let fds: FdCache;
 let applied: string[];
+let clock: ManualClock;
 const chunks = new Map<string, Buffer>();
 
 beforeEach(() => {
   fx = makeFixture();
   faulty = new FaultyFs();
   applied = [];
+  clock = new ManualClock(Date.now());
   fds = new FdCache();
   const queue = new SerialQueue();
   // Serves every chunk the test offered, as a peer would.
@@ -46,6 +49,7 @@ beforeEach(() => {
   puller = new Puller({
     root: fx.root,
     store: fx.store,
+    clock,
     log: memoryLog(),
     queue,
     fetcher,
@@ -159,5 +163,37 @@ describe('Puller, finishing through a failing filesystem', () => {
     expect(readdirSync(join(fx.outside, 'dir'))).toEqual([]);
     expect(fx.store.get('dir/x.txt')).toBeUndefined();
     expect(read('y.txt')).toBe('y');
+  });
+});
+
+describe('Puller, retry backoff', () => {
+  it('waits 1 s, doubling per failure up to a minute', () => {
+    expect([1, 2, 3, 4, 6, 7, 20].map(retryDelay)).toEqual([
+      1000, 2000, 4000, 8000, 32_000, 60_000, 60_000,
+    ]);
+  });
+
+  it('tries a failed file again when the backoff has passed on its clock, and not before', async () => {
+    peerHas('r.txt', Buffer.from('new r'), { BBBBBBB: 1 });
+    faulty.inject({ op: 'rename', path: '/r.txt', code: 'ENOSPC', times: 2 });
+    puller.scheduleAll();
+    await until(() => puller.problems.has('r.txt'));
+    const renames = () =>
+      faulty.calls.filter((c) => c.startsWith('rename ') && c.endsWith('/r.txt')).length;
+    expect(renames()).toBe(1);
+    clock.advance(999);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(renames()).toBe(1);
+    clock.advance(1);
+    await until(() => renames() === 2);
+    // The second failure waits twice as long.
+    await until(() => clock.pending === 1);
+    clock.advance(1999);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(renames()).toBe(2);
+    clock.advance(1);
+    await until(() => applied.includes('r.txt'));
+    expect(read('r.txt')).toBe('new r');
+    expect(puller.problems.size).toBe(0);
   });
 });

@@ -17,6 +17,7 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { LockstepError, errorCode, errorMessage } from '../base/errors.js';
+import { systemClock, type Clock, type Timer } from '../base/clock.js';
 import type { Logger } from '../base/log.js';
 import type { SerialQueue } from '../base/serial-queue.js';
 import { lockVerdict } from '../core/lock-rules.js';
@@ -37,6 +38,8 @@ import { cmp, inWindows } from './windows.js';
 
 /** What the puller needs from the device. */
 export interface PullerHost {
+  /** Time for the retry backoff. @default systemClock */
+  readonly clock?: Clock;
   readonly root: string;
   readonly store: IndexStore;
   readonly log: Logger;
@@ -87,12 +90,17 @@ const DEFER_TRIES = 40;
 const DEFER_MS = 50;
 const RETRY_MAX_MS = 60_000;
 
+/** How long a path that failed `attempts` times in a row waits before it is tried again: 1 s, doubling, at most 60 s. */
+export function retryDelay(attempts: number): number {
+  return Math.min(RETRY_MIN_MS * 2 ** (Math.max(1, attempts) - 1), RETRY_MAX_MS);
+}
+
 /** Pulls what peers have that this device does not. */
 export class Puller {
   private readonly pending = new Set<string>();
   private running = false;
   private closed = false;
-  private readonly retries = new Map<string, { attempts: number; timer: NodeJS.Timeout }>();
+  private readonly retries = new Map<string, { attempts: number; timer: Timer }>();
   private readonly budget = new Budget(BYTES_IN_FLIGHT);
   /** Paths found changed on disk at their last finish: a second time is a failure, not a loop. */
   private readonly rescanned = new Set<string>();
@@ -143,7 +151,7 @@ export class Puller {
   retryNow(): void {
     const paths = [...this.retries.keys()];
     for (const p of paths) {
-      clearTimeout(this.retries.get(p)?.timer);
+      this.retries.get(p)?.timer.cancel();
       this.sweep.add(p);
     }
     this.schedule(paths);
@@ -157,7 +165,7 @@ export class Puller {
   close(): void {
     this.closed = true;
     this.groupSync.close();
-    for (const r of this.retries.values()) clearTimeout(r.timer);
+    for (const r of this.retries.values()) r.timer.cancel();
     this.retries.clear();
   }
 
@@ -441,7 +449,7 @@ export class Puller {
     this.deferred.delete(path);
     const r = this.retries.get(path);
     if (r) {
-      clearTimeout(r.timer);
+      r.timer.cancel();
       this.retries.delete(path);
     }
   }
@@ -468,8 +476,8 @@ export class Puller {
     const message = errorMessage(err);
     const prev = this.retries.get(path);
     const attempts = (prev?.attempts ?? 0) + 1;
-    if (prev) clearTimeout(prev.timer);
-    const delay = Math.min(RETRY_MIN_MS * 2 ** (attempts - 1), RETRY_MAX_MS);
+    prev?.timer.cancel();
+    const delay = retryDelay(attempts);
     if (this.problems.get(path) !== message) {
       this.host.log.warn(
         { path, err: message, code: errorCode(err), retryMs: delay },
@@ -477,8 +485,7 @@ export class Puller {
       );
     }
     this.problems.set(path, message);
-    const timer = setTimeout(() => this.schedule([path]), delay);
-    timer.unref();
+    const timer = (this.host.clock ?? systemClock).after(delay, () => this.schedule([path]));
     this.retries.set(path, { attempts, timer });
   }
 }
