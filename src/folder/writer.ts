@@ -413,6 +413,11 @@ export class FolderWriter {
   }
 
   /** Removes an upload's temp file after a failure, never through a parent that is not a directory. */
+  /** Removes the temp file a pull of `path` left (no longer wanted), never through a link. */
+  dropPullTemp(path: string): void {
+    this.dropTemp(path, tempPath(inFolder(this.root, path)));
+  }
+
   private dropTemp(path: string, tmp: string): void {
     try {
       if (ensureParents(this.root, path, false, this.fs)) unlinkIfThere(this.fs, tmp);

@@ -14,8 +14,6 @@
  * index first (changed meanwhile: rescan and replan) and only then puts it
  * in place and records it. Assembling is in assemble.ts.
  */
-import * as fs from 'node:fs';
-import { join } from 'node:path';
 import { LockstepError, errorCode, errorMessage } from '../base/errors.js';
 import { systemClock, type Clock, type Timer } from '../base/clock.js';
 import type { Logger } from '../base/log.js';
@@ -25,7 +23,7 @@ import { conflictCopyName } from '../core/conflict-name.js';
 import { planPath, type Action, type Candidate } from '../core/plan.js';
 import { sameContent, type FileRecord } from '../core/record.js';
 import { dominates, merge, update } from '../core/vector.js';
-import { ensureParents, tempPath, type FileId } from '../folder/temp-files.js';
+import type { FileId } from '../folder/temp-files.js';
 import type { FolderWriter } from '../folder/writer.js';
 import type { IndexStore } from '../store/index-store.js';
 import type { AssembleContext } from './assemble.js';
@@ -203,14 +201,7 @@ export class Puller {
         // A temp file left by an interrupted pull that is no longer wanted
         // (no pull runs between cycles, so none is in use): only a pull uses
         // one (a version-only or permission change after a replan does not).
-        try {
-          // Never through a parent that is a symlink (it could lead outside).
-          if (ensureParents(this.host.root, path, false)) {
-            fs.rmSync(tempPath(join(this.host.root, path)), { force: true });
-          }
-        } catch {
-          // A parent that is not a directory holds no temp file.
-        }
+        this.host.writer.dropPullTemp(path);
       }
       if (a.kind === 'none') {
         this.settled(path);
