@@ -7,6 +7,7 @@
  */
 import type { Clock } from '../base/clock.js';
 import { systemClock } from '../base/clock.js';
+import { Disposables } from '../base/disposable.js';
 import type { Logger } from '../base/log.js';
 import type { LockAuthoritySetting } from '../config/config.js';
 import { electAuthority } from '../core/lock-rules.js';
@@ -14,6 +15,7 @@ import { EmbeddedAuthority } from '../locks/embedded-authority.js';
 import { LockEnforcement, type LockedFiles } from '../locks/enforcement.js';
 import { ForwardedAuthority, type SendLockRequest } from '../locks/forwarded-authority.js';
 import { LockService } from '../locks/lock-service.js';
+import type { LockChange } from '../locks/lock-wire.js';
 import { LockReplica } from '../locks/replica.js';
 import type { IndexStore } from '../store/index-store.js';
 
@@ -52,6 +54,8 @@ export class LockWiring {
   readonly service: LockService;
   readonly enforcement: LockEnforcement;
   private readonly forwarded: ForwardedAuthority;
+  /** The hooks and listeners {@link start} set, undone by {@link close}. */
+  private readonly owned = new Disposables();
 
   constructor(private readonly o: LockWiringOptions) {
     const table = o.store.lockTable();
@@ -112,11 +116,17 @@ export class LockWiring {
     const store = this.o.store;
     store.guard = (path) => this.enforcement.vetoes(path);
     store.onVeto = (paths) => this.enforcement.restore(paths);
-    this.service.on('change', (c) => {
+    this.owned.add(() => {
+      store.guard = undefined;
+      store.onVeto = undefined;
+    });
+    const changed = (c: LockChange) => {
       this.enforcement.lockChanged(c.lock.path);
       // Versions refused while it was locked (or to refuse now) are planned again.
       this.o.pullAgain([c.lock.path]);
-    });
+    };
+    this.service.on('change', changed);
+    this.owned.add(() => this.service.off('change', changed));
     this.enforcement.enforceAll(this.service.all().map((l) => l.path));
     this.service.authorityMayHaveChanged();
   }
@@ -128,6 +138,7 @@ export class LockWiring {
 
   /** Stops expiring and following. */
   close(): void {
+    this.owned.dispose();
     this.service.close();
   }
 }

@@ -8,6 +8,7 @@ import { EventEmitter } from 'node:events';
 import http2 from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import { LockstepError, errorMessage } from '../base/errors.js';
+import { systemClock, type Clock, type Timer } from '../base/clock.js';
 import type { Logger } from '../base/log.js';
 import type { IndexStore } from '../store/index-store.js';
 import { readChunkReply } from './chunk-reply.js';
@@ -59,7 +60,7 @@ export class PeerLink extends EventEmitter<LinkEvents> {
   private backoff = BACKOFF_MIN_MS;
   /** Ask the next index stream for full records (a delta could not be decoded). */
   private wholeRecordsOnce = false;
-  private retryTimer: NodeJS.Timeout | undefined;
+  private retryTimer: Timer | undefined;
   private pingTimer: NodeJS.Timeout | undefined;
   private closed = false;
   /** True between a verified connection and its loss. */
@@ -80,6 +81,8 @@ export class PeerLink extends EventEmitter<LinkEvents> {
     private readonly identity: TlsIdentity,
     private readonly store: IndexStore,
     private readonly log: Logger,
+    /** Time for the redial backoff. */
+    private readonly clock: Clock = systemClock,
   ) {
     super();
   }
@@ -100,7 +103,7 @@ export class PeerLink extends EventEmitter<LinkEvents> {
    */
   redial(): void {
     if (this.closed || this.connected || this.retryTimer === undefined) return;
-    clearTimeout(this.retryTimer);
+    this.retryTimer.cancel();
     this.retryTimer = undefined;
     this.backoff = BACKOFF_MIN_MS;
     this.connect();
@@ -120,7 +123,7 @@ export class PeerLink extends EventEmitter<LinkEvents> {
   /** Closes the connection and stops reconnecting. */
   close(): void {
     this.closed = true;
-    clearTimeout(this.retryTimer);
+    this.retryTimer?.cancel();
     clearInterval(this.pingTimer);
     this.session?.destroy();
   }
@@ -186,10 +189,10 @@ export class PeerLink extends EventEmitter<LinkEvents> {
         { peer: this.peer.id, address: this.peer.address, retryMs: this.backoff },
         `connection to peer ${this.name} lost: ${reason}`,
       );
-      this.retryTimer = setTimeout(() => {
+      this.retryTimer = this.clock.after(this.backoff, () => {
         this.retryTimer = undefined;
         this.connect();
-      }, this.backoff);
+      });
       this.backoff = Math.min(this.backoff * 2, BACKOFF_MAX_MS);
     };
     session.on('error', (err) => fail(errorMessage(err)));
