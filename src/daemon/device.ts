@@ -210,6 +210,7 @@ export class Device extends EventEmitter<DeviceEvents> {
       this.stop(err);
       return;
     }
+    if (this.closed) return;
     this.reloadIgnore();
     this.watcher = new TreeWatcher({
       root: this.opts.folder,
@@ -223,6 +224,12 @@ export class Device extends EventEmitter<DeviceEvents> {
         ),
     });
     await this.watcher.start();
+    // Closed while the watcher started (a stop during the start): it goes too.
+    if (this.closed) {
+      this.watcher.close();
+      this.watcher = undefined;
+      return;
+    }
     this.log.info(
       { folder: this.opts.folder, watchedDirs: this.watcher.watchedDirs },
       'watching folder',

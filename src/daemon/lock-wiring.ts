@@ -54,7 +54,7 @@ export class LockWiring {
   readonly service: LockService;
   readonly enforcement: LockEnforcement;
   private readonly forwarded: ForwardedAuthority;
-  /** The hooks and listeners {@link start} set, undone by {@link close}. */
+  /** The listeners {@link start} added, removed by {@link close}. */
   private readonly owned = new Disposables();
 
   constructor(private readonly o: LockWiringOptions) {
@@ -114,12 +114,10 @@ export class LockWiring {
    */
   start(): void {
     const store = this.o.store;
+    // The guard stays until the device closes: a scan that finishes while
+    // the device stops must still refuse a change to a file locked elsewhere.
     store.guard = (path) => this.enforcement.vetoes(path);
     store.onVeto = (paths) => this.enforcement.restore(paths);
-    this.owned.add(() => {
-      store.guard = undefined;
-      store.onVeto = undefined;
-    });
     const changed = (c: LockChange) => {
       this.enforcement.lockChanged(c.lock.path);
       // Versions refused while it was locked (or to refuse now) are planned again.
@@ -128,7 +126,9 @@ export class LockWiring {
     this.service.on('change', changed);
     this.owned.add(() => this.service.off('change', changed));
     this.enforcement.enforceAll(this.service.all().map((l) => l.path));
-    this.service.authorityMayHaveChanged();
+    // Expiry starts once the peers are known (the cluster asks then): before
+    // that every device would take itself for the authority and could expire
+    // its copy of another authority's locks.
   }
 
   /** A pulled change of `path` is on disk and recorded. */

@@ -104,13 +104,22 @@ export async function startDevice(
     close,
   });
   const aborted = () => opts.signal?.aborted === true;
+  // A stop while the local half starts closes the device at once: the first
+  // scan of a big folder is not waited for (one queued after it is skipped).
+  // Later, stopping closes the parts in reverse order, through `close`.
+  const stopEarly = () => void device.close();
   try {
     logIndexed(device, log, fileLogs, owned);
     log.info(
       { device: deviceId, name: config.name, folder: config.folder },
       `device ${config.name} (${shortId(deviceId)}) starting`,
     );
-    await device.start();
+    opts.signal?.addEventListener('abort', stopEarly, { once: true });
+    try {
+      await device.start();
+    } finally {
+      opts.signal?.removeEventListener('abort', stopEarly);
+    }
     if (aborted() || opts.parts === 'local') return running();
     const listen = parseHostPort(config.peerListen, 'peerListen');
     const peersNow = () => loadConfig(home).peers;
