@@ -25,6 +25,7 @@ import { PeerServer } from '../peer/server.js';
 import type { TlsIdentity } from '../peer/tls.js';
 import { ChunkFetcher } from '../sync/fetcher.js';
 import { FdCache } from '../sync/fd-cache.js';
+import { confinedFs } from '../confined/fs.js';
 import { Puller } from '../sync/puller.js';
 import { ChunkServer } from './chunk-server.js';
 import type { Device, DeviceEvents } from './device.js';
@@ -76,7 +77,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   readonly locks: LockService;
   private readonly lockWiring: LockWiring;
   /** Descriptors for reading chunks, shared by serving peers and local copies. */
-  private readonly fds = new FdCache();
+  private readonly fds: FdCache;
   /** Listeners this cluster added to the device; removed on close. */
   private readonly owned = new Disposables();
   private readonly changeListeners = new Set<() => void>();
@@ -89,6 +90,10 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     super();
     const device = opts.device;
     const log = opts.log;
+    // One view of the folder, confined beneath its root, for every read and
+    // write this cluster makes in it (see confined/root.ts).
+    const folderFs = confinedFs(opts.folder);
+    this.fds = new FdCache(folderFs);
     this.peers = new PeerSet({
       self: { id: opts.deviceId, name: opts.name },
       identity: opts.identity,
@@ -131,6 +136,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     );
     this.writer = new FolderWriter({
       root: opts.folder,
+      fs: folderFs,
       store: device.store,
       queue: device.queue,
       noteWrite: (rec) => device.wrote(rec),

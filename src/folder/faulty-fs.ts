@@ -2,10 +2,10 @@
  * A filesystem that fails chosen calls on chosen paths with chosen errors
  * (Syncthing's errorfs idea), or runs a chosen action right before them (a
  * parent directory swapped for a symlink between a check and the act). It
- * wraps another {@link FolderFs} (the real one by default), so everything
+ * wraps another {@link FolderFs} (the real, confined one), so everything
  * not chosen happens for real. For tests of the writer and the puller.
  */
-import { nodeFs, type FolderFs, type FsOp } from './fs.js';
+import type { FolderFs, FsOp } from '../confined/fs.js';
 
 /** Which calls a {@link FaultRule} applies to. */
 export interface FaultMatch {
@@ -41,7 +41,7 @@ export class FaultyFs implements FolderFs {
   /** Every call made, as `op path` (for rename `op from -> to`; for a descriptor, the path it was opened at), in order. */
   readonly calls: string[] = [];
 
-  constructor(private readonly inner: FolderFs = nodeFs) {}
+  constructor(private readonly inner: FolderFs) {}
 
   /** Adds a rule; rules are tried in the order they were added. */
   inject(rule: FaultRule): this {
@@ -85,9 +85,9 @@ export class FaultyFs implements FolderFs {
     this.at('readdir', path);
     return this.inner.readdir(path);
   }
-  realpath(path: string) {
-    this.at('realpath', path);
-    return this.inner.realpath(path);
+  parentStillThere(path: string) {
+    this.at('parentStillThere', path);
+    return this.inner.parentStillThere(path);
   }
   rename(from: string, to: string) {
     this.at('rename', from, to);

@@ -1,17 +1,18 @@
 /**
  * Temp files beside their targets, and the checks that keep every write
- * inside the folder: a parent directory that is (or becomes) a symlink must
- * not lead a create, a write or a rename elsewhere. Node has no openat, so
- * the parents are checked right before a create or rename and the result is
- * checked right after, in the same synchronous run (microseconds apart).
+ * inside the folder. The filesystem seam resolves every path beneath the
+ * root without following a link (confined/root.ts), so a parent swapped
+ * for a symlink fails the call. What it cannot rule out is a directory
+ * moved away (out of the folder) between its resolution and the act: so
+ * the parents are checked before a create or rename ({@link ensureParents})
+ * and the result after ({@link landedInside}), in the same synchronous run.
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { constants } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
 import { LockstepError, errorCode } from '../base/errors.js';
 import { TEMP_PREFIX } from '../core/path.js';
-import { nodeFs, type FolderFs } from './fs.js';
+import type { FolderFs } from '../confined/fs.js';
 
 /** A file's identity: what a temp file was when made, checked where it lands. */
 export type FileId = Pick<fs.BigIntStats, 'ino' | 'dev'>;
@@ -47,12 +48,7 @@ export function inFolder(root: string, rel: string): string {
  * @returns whether every parent exists (always true with `create`)
  * @throws LockstepError `PATH_INVALID` naming the parent that is in the way
  */
-export function ensureParents(
-  root: string,
-  rel: string,
-  create = true,
-  fsys: FolderFs = nodeFs,
-): boolean {
+export function ensureParents(root: string, rel: string, create: boolean, fsys: FolderFs): boolean {
   for (let end = rel.indexOf('/'); end >= 0; end = rel.indexOf('/', end + 1)) {
     const at = inFolder(root, rel.slice(0, end));
     const st = fsys.lstat(at);
@@ -85,8 +81,8 @@ export function landedInside(
   rel: string,
   abs: string,
   st: FileId,
-  ours = true,
-  fsys: FolderFs = nodeFs,
+  ours: boolean,
+  fsys: FolderFs,
 ): fs.BigIntStats {
   let parentsOk = false;
   try {
@@ -94,7 +90,7 @@ export function landedInside(
   } catch {
     parentsOk = false;
   }
-  const here = parentsOk ? fsys.lstat(abs) : undefined;
+  const here = parentsOk && fsys.parentStillThere(abs) ? fsys.lstat(abs) : undefined;
   if (here !== undefined && here.ino === st.ino && here.dev === st.dev) return here;
   if (!ours) {
     throw new LockstepError(
@@ -103,9 +99,9 @@ export function landedInside(
     );
   }
   try {
-    const real = join(fsys.realpath(dirname(abs)), basename(abs));
-    const there = fsys.lstat(real);
-    if (there !== undefined && there.ino === st.ino && there.dev === st.dev) fsys.unlink(real);
+    // Through the directory this run resolved (where it went), if still held.
+    const there = fsys.lstat(abs);
+    if (there !== undefined && there.ino === st.ino && there.dev === st.dev) fsys.unlink(abs);
   } catch {
     // Gone already, or the path no longer resolves.
   }
@@ -128,12 +124,12 @@ export function writeAll(fd: number, data: Buffer, position: number): void {
  * (`created`), or the one an interrupted pull left, whose verified chunks
  * are reused. Never follows a symlink at `tmp`.
  */
-export function openTemp(tmp: string): { fd: number; created: boolean } {
+export function openTemp(fsys: FolderFs, tmp: string): { fd: number; created: boolean } {
   const { O_RDWR, O_CREAT, O_EXCL, O_NOFOLLOW } = constants;
   try {
-    return { fd: fs.openSync(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600), created: true };
+    return { fd: fsys.open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600), created: true };
   } catch (err) {
     if (errorCode(err) !== 'EEXIST') throw err;
   }
-  return { fd: fs.openSync(tmp, O_RDWR | O_NOFOLLOW), created: false };
+  return { fd: fsys.open(tmp, O_RDWR | O_NOFOLLOW), created: false };
 }

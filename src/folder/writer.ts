@@ -23,8 +23,9 @@ import type { Action } from '../core/plan.js';
 import { sameContent, type EntryType, type FileRecord } from '../core/record.js';
 import type { Vector } from '../core/vector.js';
 import type { IndexStore } from '../store/index-store.js';
-import { nodeFs, openNoFollow, type FolderFs } from './fs.js';
+import { confinedFs, openNoFollow, type FolderFs } from '../confined/fs.js';
 import { ensureParents, inFolder, landedInside, tempPath, type FileId } from './temp-files.js';
+import { diskMatches, isEmptyDir, mustLstat, typeOf, unlinkIfThere } from './entries.js';
 
 /** Why content at a path is about to go (see {@link WriterHooks.beforeReplace}). */
 export type ReplaceReason =
@@ -118,7 +119,7 @@ export class FolderWriter {
 
   constructor(private readonly opts: FolderWriterOptions) {
     this.root = opts.root;
-    this.fs = opts.fs ?? nodeFs;
+    this.fs = opts.fs ?? confinedFs(opts.root);
     this.hooks = {
       beforeReplace: opts.hooks?.beforeReplace ?? (() => undefined),
       countBytes: opts.hooks?.countBytes ?? (() => undefined),
@@ -398,6 +399,15 @@ export class FolderWriter {
       const st = fsys.fstat(fd);
       if (!st.isFile()) return false;
       landedInside(this.root, path, abs, st, false, fsys);
+      if (st.nlink > 1n) {
+        // Another name of the same file may be outside the folder: its
+        // mode is not Lockstep's to change (the lock still holds: a change
+        // here becomes a conflict copy).
+        throw new LockstepError(
+          'PATH_INVALID',
+          `${path} has ${st.nlink} hard links; its mode is left alone (another name may be outside the folder)`,
+        );
+      }
       const mode = Number(st.mode) & 0o7777;
       const want = on ? mode & ~0o222 : mode | 0o200;
       if (want !== mode) fsys.fchmod(fd, want);
@@ -441,57 +451,4 @@ function sameRecord(a: FileRecord | undefined, b: FileRecord | undefined): boole
 
 function sameVector(a: Vector, b: Vector): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
-}
-
-/** Whether the disk still holds what the local record says (nothing, for no record or a tombstone). */
-function diskMatches(fsys: FolderFs, abs: string, local: FileRecord | undefined): boolean {
-  const st = fsys.lstat(abs);
-  if (local === undefined || local.deleted) return st === undefined;
-  if (st === undefined) return false;
-  switch (local.type) {
-    case 'file':
-      return (
-        st.isFile() &&
-        Number(st.size) === local.size &&
-        st.mtimeNs === local.mtimeNs &&
-        Number(st.ino) === local.inode
-      );
-    case 'directory':
-      return st.isDirectory();
-    case 'symlink':
-      return st.isSymbolicLink() && fsys.readlink(abs) === local.target;
-  }
-}
-
-function isEmptyDir(fsys: FolderFs, abs: string): boolean {
-  try {
-    return fsys.readdir(abs).length === 0;
-  } catch {
-    return true;
-  }
-}
-
-function typeOf(st: { isDirectory(): boolean; isSymbolicLink(): boolean }): EntryType {
-  return st.isDirectory() ? 'directory' : st.isSymbolicLink() ? 'symlink' : 'file';
-}
-
-/** The lstat of `abs`, which must exist (as `fs.lstatSync` would throw ENOENT). */
-function mustLstat(fsys: FolderFs, abs: string): NonNullable<ReturnType<FolderFs['lstat']>> {
-  const st = fsys.lstat(abs);
-  if (st === undefined) {
-    throw Object.assign(new Error(`ENOENT: no such file or directory, lstat '${abs}'`), {
-      code: 'ENOENT',
-      syscall: 'lstat',
-      path: abs,
-    });
-  }
-  return st;
-}
-
-function unlinkIfThere(fsys: FolderFs, abs: string): void {
-  try {
-    fsys.unlink(abs);
-  } catch (err) {
-    if (errorCode(err) !== 'ENOENT') throw err;
-  }
 }

@@ -6,11 +6,18 @@
  * so the disk (or page-cache copy) overlaps with the CPU work and memory
  * stays constant whatever the file size.
  */
-import { close, open, promises as fsp, read } from 'node:fs';
+import { close, constants, open, promises as fsp, read } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { blake3 } from '@napi-rs/blake-hash';
 import { DEFAULT_CDC, nextBoundary, validateCdcParams, type CdcParams } from '../core/fastcdc.js';
 import type { Chunk } from '../core/record.js';
+
+/**
+ * How a file is opened for hashing: never through a symlink (a name
+ * swapped for a link after the scanner looked must not be read), and never
+ * blocking (a FIFO swapped in must not stall a thread).
+ */
+export const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
 /** A file's size (the bytes actually read) and its chunks in order. */
 export interface ChunkedFile {
@@ -105,7 +112,7 @@ export async function chunkFile(
 ): Promise<ChunkedFile> {
   const params = validateCdcParams(opts.params ?? DEFAULT_CDC);
   opts.signal?.throwIfAborted();
-  const fh = await fsp.open(absPath, 'r');
+  const fh = await fsp.open(absPath, READ_FLAGS);
   try {
     return await chunkHandle(fh, (await fh.stat()).size, { ...opts, params });
   } finally {
@@ -131,7 +138,7 @@ export async function chunkSmallFile(
   validateCdcParams(params);
   if (!(sizeHint >= 0 && sizeHint < SMALL_FILE)) return undefined;
   const fd = await new Promise<number>((resolve, reject) =>
-    open(absPath, 'r', (err, fd) => (err ? reject(err) : resolve(fd))),
+    open(absPath, READ_FLAGS, (err, fd) => (err ? reject(err) : resolve(fd))),
   );
   // One byte extra tells whether the file grew past `sizeHint`. A short
   // read that brings at least `sizeHint` bytes is the end of the file, so the

@@ -16,7 +16,7 @@ import { reapplyHeapFlags } from './heap-flags.js';
 import { joinCuts } from '../core/chunk-join.js';
 import { DEFAULT_CDC, validateCdcParams, type CdcParams } from '../core/fastcdc.js';
 import type { Chunk } from '../core/record.js';
-import { READ_SIZE, chunkHandle, chunkSmallFile, type ChunkedFile } from './chunker.js';
+import { READ_FLAGS, READ_SIZE, chunkHandle, chunkSmallFile, type ChunkedFile } from './chunker.js';
 
 /** How far the head piece of a split file runs on past the tail's start, looking for a shared cut. */
 const SPLIT_LOOKAHEAD = 4 * 1024 * 1024;
@@ -183,7 +183,7 @@ export class HashPool {
   private async hashUnsized(absPath: string): Promise<ChunkedFile> {
     // Open and stat here: it decides inline vs worker, and a missing or
     // unreadable file fails fast without a round trip.
-    const fh = await fsp.open(absPath, 'r');
+    const fh = await fsp.open(absPath, READ_FLAGS);
     let size: number;
     try {
       size = (await fh.stat()).size;

@@ -2,7 +2,7 @@
  * Ignore rules: `.lockstepignore` at the folder root, in gitignore syntax,
  * plus Lockstep's own files, which are always ignored.
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import ignore, { type Ignore } from 'ignore';
 import { IGNORE_FILE, isInternalPath } from '../core/path.js';
@@ -35,13 +35,33 @@ export class IgnoreRules {
     return new IgnoreRules(text);
   }
 
-  /** Reads `.lockstepignore` from the folder root; no file means no rules. */
+  /**
+   * Reads `.lockstepignore` from the folder root; no file means no rules.
+   * Never through a symlink (a link there could name any file on the
+   * server), never blocking on a FIFO.
+   */
   static load(root: string): IgnoreRules {
+    let fd: number | undefined;
     try {
-      return new IgnoreRules(readFileSync(join(root, IGNORE_FILE), 'utf8'));
+      const { O_RDONLY, O_NOFOLLOW, O_NONBLOCK } = constants;
+      fd = openSync(join(root, IGNORE_FILE), O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+      if (!fstatSync(fd).isFile()) {
+        throw new Error(`${IGNORE_FILE} is not a regular file`);
+      }
+      return new IgnoreRules(readFileSync(fd, 'utf8'));
     } catch (err) {
       if (errorCode(err) === 'ENOENT') return new IgnoreRules('');
+      if (errorCode(err) === 'ELOOP') {
+        throw new Error(
+          `${IGNORE_FILE} in ${root} is a symlink; it is not followed: make it a file`,
+          {
+            cause: err,
+          },
+        );
+      }
       throw new Error(`Cannot read ${IGNORE_FILE} in ${root}: ${String(err)}`, { cause: err });
+    } finally {
+      if (fd !== undefined) closeSync(fd);
     }
   }
 

@@ -4,11 +4,12 @@
  * changed, and commits the observations. Trouble with one path is recorded as
  * a problem and the scan goes on.
  */
-import { constants, lstatSync, promises as fsp } from 'node:fs';
+import { constants, lstatSync, promises as fsp, readlinkSync } from 'node:fs';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { BigIntStats } from 'node:fs';
 import { join } from 'node:path';
 import { LockstepError, errorCode, errorMessage } from '../base/errors.js';
+import { ConfinedRoot, splitPath } from '../confined/root.js';
 import type { Observed } from '../core/local.js';
 import type { Chunk, EntryType, FileRecord } from '../core/record.js';
 import { MARKER_NAME, isWithin, joinRel, pathProblem } from '../core/path.js';
@@ -157,11 +158,15 @@ class ScanRun {
   private readonly unreadable: string[] = [];
   private scanned = 0;
   private hashedBytes = 0;
+  /** The folder, every path resolved beneath its root without following a link. */
+  private readonly dir: ConfinedRoot;
 
   constructor(
     private readonly o: ScannerOptions,
     private readonly problems: Map<string, Problem>,
-  ) {}
+  ) {
+    this.dir = new ConfinedRoot(o.root);
+  }
 
   async target(t: ScanTarget): Promise<void> {
     if (t.path === '') return this.walkBelow('');
@@ -202,7 +207,7 @@ class ScanRun {
       const d = stack.pop() as string;
       let names: string[];
       try {
-        names = await fsp.readdir(join(this.o.root, d));
+        names = await this.dir.withDir(d, (at) => fsp.readdir(at));
       } catch (err) {
         this.unreadable.push(d);
         this.problem(d, `cannot read directory: ${errorMessage(err)}`, errorCode(err));
@@ -268,7 +273,8 @@ class ScanRun {
     let target = '';
     if (type === 'symlink') {
       try {
-        target = await fsp.readlink(join(this.o.root, rel));
+        // Synchronous: the path names a descriptor held only for this run.
+        target = readlinkSync(this.at(rel));
       } catch (err) {
         return this.problem(rel, `cannot read symlink: ${errorMessage(err)}`, errorCode(err));
       }
@@ -290,12 +296,15 @@ class ScanRun {
   }
 
   private async hash(rel: string, first: BigIntStats): Promise<void> {
-    const abs = join(this.o.root, rel);
+    const { dir, name } = splitPath(rel);
     let st = first;
     for (let attempt = 1; attempt <= HASH_ATTEMPTS; attempt++) {
       let res;
       try {
-        res = await this.o.hasher.hashFile(abs, Number(st.size));
+        // Read through a descriptor of its directory held for the whole
+        // hash: never through a parent swapped for a symlink meanwhile.
+        const size = Number(st.size);
+        res = await this.dir.withDir(dir, (at) => this.o.hasher.hashFile(`${at}/${name}`, size));
       } catch (err) {
         if (errorCode(err) === 'ENOENT') return void this.gone.add(rel);
         return this.problem(rel, `cannot read file: ${errorMessage(err)}`, errorCode(err));
@@ -360,13 +369,22 @@ class ScanRun {
     };
   }
 
+  /**
+   * Where the kernel finds `rel`: beneath the root, never through a link
+   * (see confined/root.ts); a parent that is no longer a directory throws
+   * `PATH_INVALID`, read as gone (the entry in its place is scanned itself).
+   */
+  private at(rel: string): string {
+    return this.dir.at(rel);
+  }
+
   /** lstat without following links; null when gone; a problem otherwise. */
   private async lstat(rel: string): Promise<BigIntStats | null | undefined> {
     try {
-      return await fsp.lstat(join(this.o.root, rel), { bigint: true });
+      return lstatSync(this.at(rel), { bigint: true });
     } catch (err) {
       const code = errorCode(err);
-      if (code === 'ENOENT' || code === 'ENOTDIR') return null;
+      if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'PATH_INVALID') return null;
       this.problem(rel, `cannot stat: ${errorMessage(err)}`, code);
       return undefined;
     }
@@ -375,10 +393,10 @@ class ScanRun {
   /** The synchronous twin of {@link lstat}, for walking and for the re-check after hashing. */
   private lstatSync(rel: string): BigIntStats | null | undefined {
     try {
-      return lstatSync(join(this.o.root, rel), { bigint: true });
+      return lstatSync(this.at(rel), { bigint: true });
     } catch (err) {
       const code = errorCode(err);
-      if (code === 'ENOENT' || code === 'ENOTDIR') return null;
+      if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'PATH_INVALID') return null;
       this.problem(rel, `cannot stat: ${errorMessage(err)}`, code);
       return undefined;
     }

@@ -6,6 +6,7 @@
  * files) fsynced. The folder writer puts it in place afterwards.
  */
 import * as fs from 'node:fs';
+import type { FolderFs } from '../confined/fs.js';
 import type { FileRecord } from '../core/record.js';
 import {
   ensureParents,
@@ -31,6 +32,8 @@ export const GROUP_SYNC_MAX_BYTES = 1024 * 1024;
 /** What assembling needs from the puller. */
 export interface AssembleContext {
   readonly root: string;
+  /** The folder, confined beneath its root (shared with the folder writer). */
+  readonly fs: FolderFs;
   readonly store: IndexStore;
   readonly fds: FdCache;
   readonly fetcher: ChunkFetcher;
@@ -69,7 +72,7 @@ export async function assemble(
   known: ReadonlyMap<string, readonly ChunkLocation[]>,
 ): Promise<Assembled> {
   const rec = step.record;
-  const { fd, tmp, id, existing } = openAssembly(ctx.root, step.path);
+  const { fd, tmp, id, existing } = openAssembly(ctx.fs, ctx.root, step.path);
   let keep = false;
   const wb = new WriteBack(fd);
   try {
@@ -121,26 +124,22 @@ export async function assemble(
  * of `path`, checked to be inside the folder.
  */
 function openAssembly(
+  fsys: FolderFs,
   root: string,
   path: string,
 ): { fd: number; tmp: string; id: FileId; existing: number } {
   const tmp = tempPath(inFolder(root, path));
-  ensureParents(root, path);
-  // Created on the main thread, right after the parents were checked:
-  // Node has no openat, so a parent swapped for a symlink between the check
-  // and the create would lead the create outside the folder until
-  // landedInside removes it. On a pool thread (tried: it spared B's main
-  // thread the journal waits of creates during group fsyncs, S2 ~5%) that
-  // window grew to milliseconds and another process could see empty temp
-  // files outside; here it is microseconds. Writes and reads go to the
-  // page cache synchronously too: a thread hop per chunk would cost more
-  // than the copy. The fsync waits on a thread.
-  const { fd, created } = openTemp(tmp);
+  ensureParents(root, path, true, fsys);
+  // Created on the main thread, through the confined filesystem (its parent
+  // resolved beneath the root, never through a link). Writes and reads go
+  // to the page cache synchronously too: a thread hop per chunk would cost
+  // more than the copy. The fsync waits on a thread.
+  const { fd, created } = openTemp(fsys, tmp);
   try {
     const st = fs.fstatSync(fd, { bigint: true });
-    // Only a file this pull created is removed if it turns out to be
-    // outside the folder; one that was there already is not ours.
-    landedInside(root, path, tmp, st, created);
+    // Checked again where it is: only a file this pull created is removed
+    // if it is not where it should be; one that was there already is not ours.
+    landedInside(root, path, tmp, st, created, fsys);
     return { fd, tmp, id: { ino: st.ino, dev: st.dev }, existing: Number(st.size) };
   } catch (err) {
     fs.closeSync(fd);

@@ -5,13 +5,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FdCache } from './fd-cache.js';
+import { confinedFs } from '../confined/fs.js';
 
 describe('FdCache', () => {
   let dir: string;
   let cache: FdCache;
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'lockstep-fds-'));
-    cache = new FdCache(2, 60_000);
+    cache = new FdCache(confinedFs(dir), 2, 60_000);
   });
   afterEach(() => {
     cache.close();

@@ -5,6 +5,7 @@
  * recently used first when too many are open.
  */
 import * as fs from 'node:fs';
+import type { FolderFs } from '../confined/fs.js';
 
 /** How often a cached descriptor is checked to still be the file at its path. */
 const RECHECK_MS = 50;
@@ -17,7 +18,12 @@ export class FdCache {
   >();
   private timer: NodeJS.Timeout | undefined;
 
+  /**
+   * @param folder - the folder, confined beneath its root: a file is
+   *   opened (and looked at again) never through a symlink
+   */
   constructor(
+    private readonly folder: FolderFs,
     private readonly max = 64,
     private readonly idleMs = 2000,
   ) {}
@@ -38,7 +44,7 @@ export class FdCache {
       entry.checked = now;
       let ino: number | undefined;
       try {
-        ino = fs.statSync(file).ino;
+        ino = Number(this.folder.lstat(file)?.ino);
       } catch {
         ino = undefined;
       }
@@ -50,11 +56,18 @@ export class FdCache {
     if (entry === undefined) {
       let fd: number;
       try {
-        fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+        // Non-blocking: a FIFO put where a file was must not stall the device.
+        const { O_RDONLY, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
+        fd = this.folder.open(file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
       } catch {
         return undefined;
       }
-      entry = { fd, used: 0, ino: fs.fstatSync(fd).ino, checked: now };
+      const st = this.folder.fstat(fd);
+      if (!st.isFile()) {
+        fs.closeSync(fd);
+        return undefined;
+      }
+      entry = { fd, used: 0, ino: Number(st.ino), checked: now };
       this.fds.set(file, entry);
       this.trim();
     } else {

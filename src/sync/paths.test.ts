@@ -20,6 +20,7 @@ import { seededBytes } from '../testing/seeded.js';
 import { FdCache } from './fd-cache.js';
 import { readLocalChunk } from './local-chunks.js';
 import { ensureParents, inFolder, landedInside, tempPath } from '../folder/temp-files.js';
+import { confinedFs } from '../confined/fs.js';
 
 describe('inFolder and tempPath', () => {
   it.each([
@@ -48,20 +49,24 @@ describe('ensureParents', () => {
   afterAll(() => rmSync(root, { recursive: true, force: true }));
 
   it('makes missing parents, or reports them missing when it must not create', () => {
-    expect(ensureParents(root, 'a/b/c/file', false)).toBe(false);
+    expect(ensureParents(root, 'a/b/c/file', false, confinedFs(root))).toBe(false);
     expect(existsSync(join(root, 'a'))).toBe(false);
-    expect(ensureParents(root, 'a/b/c/file')).toBe(true);
+    expect(ensureParents(root, 'a/b/c/file', true, confinedFs(root))).toBe(true);
     expect(existsSync(join(root, 'a/b/c'))).toBe(true);
-    expect(ensureParents(root, 'a/b/c/file', false)).toBe(true);
-    expect(ensureParents(root, 'top-level-file', false)).toBe(true);
+    expect(ensureParents(root, 'a/b/c/file', false, confinedFs(root))).toBe(true);
+    expect(ensureParents(root, 'top-level-file', false, confinedFs(root))).toBe(true);
   });
 
   it('refuses a parent that is a symlink or a file, naming it', () => {
     mkdirSync(join(root, 'x'));
     symlinkSync(tmpdir(), join(root, 'x', 'link'));
     writeFileSync(join(root, 'x', 'plain'), '');
-    expect(() => ensureParents(root, 'x/link/f')).toThrow(/x\/link is a symlink here/);
-    expect(() => ensureParents(root, 'x/plain/g/f')).toThrow(/x\/plain is not a directory here/);
+    expect(() => ensureParents(root, 'x/link/f', true, confinedFs(root))).toThrow(
+      /x\/link is a symlink here/,
+    );
+    expect(() => ensureParents(root, 'x/plain/g/f', true, confinedFs(root))).toThrow(
+      /x\/plain is not a directory here/,
+    );
   });
 });
 
@@ -88,25 +93,29 @@ describe('landedInside', () => {
     const there = join(outside, `${TEMP_PREFIX}x`);
     writeFileSync(there, 'not ours');
     const at = tempPath(join(root, 'd', 'x'));
-    expect(() => landedInside(root, 'd/x', at, idOf(at), false)).toThrow(
+    expect(() => landedInside(root, 'd/x', at, idOf(at), false, confinedFs(root))).toThrow(
       /d\/x: a directory above it was replaced.*nothing was written outside/,
     );
     expect(existsSync(there)).toBe(true);
   });
 
-  it('removes one that it made', () => {
+  it('never reaches outside through the link, not even to remove a file of its own', () => {
     const there = join(outside, `${TEMP_PREFIX}y`);
     writeFileSync(there, 'ours');
     const at = tempPath(join(root, 'd', 'y'));
-    expect(() => landedInside(root, 'd/y', at, idOf(at))).toThrow(/nothing was left outside/);
-    expect(existsSync(there)).toBe(false);
+    expect(() => landedInside(root, 'd/y', at, idOf(at), true, confinedFs(root))).toThrow(
+      /a directory above it was replaced/,
+    );
+    expect(existsSync(there)).toBe(true);
   });
 
   it('passes a file inside the folder, answering its lstat', () => {
     mkdirSync(join(root, 'e'));
     writeFileSync(join(root, 'e', 'z'), 'here');
     const id = idOf(join(root, 'e', 'z'));
-    expect(landedInside(root, 'e/z', join(root, 'e', 'z'), id).ino).toBe(id.ino);
+    expect(landedInside(root, 'e/z', join(root, 'e', 'z'), id, true, confinedFs(root)).ino).toBe(
+      id.ino,
+    );
   });
 });
 
@@ -116,7 +125,7 @@ describe('readLocalChunk', () => {
     join(root, '..', `${root.split('/').pop()}.db`),
     formatDeviceId(new Uint8Array(32).fill(3)),
   );
-  const fds = new FdCache();
+  const fds = new FdCache(confinedFs(root));
   afterAll(() => {
     fds.close();
     store.close();

@@ -8,6 +8,7 @@ import { ManualClock } from '../base/clock.js';
 import { SerialQueue } from '../base/serial-queue.js';
 import type { FileRecord } from '../core/record.js';
 import { FaultyFs } from '../folder/faulty-fs.js';
+import { confinedFs } from '../confined/fs.js';
 import { FolderWriter } from '../folder/writer.js';
 import { hashHex } from '../scan/chunker.js';
 import {
@@ -32,10 +33,10 @@ const chunks = new Map<string, Buffer>();
 
 beforeEach(() => {
   fx = makeFixture();
-  faulty = new FaultyFs();
+  faulty = new FaultyFs(confinedFs(fx.root));
   applied = [];
   clock = new ManualClock(Date.now());
-  fds = new FdCache();
+  fds = new FdCache(confinedFs(fx.root));
   const queue = new SerialQueue();
   // Serves every chunk the test offered, as a peer would.
   const fetcher = {

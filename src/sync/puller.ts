@@ -119,6 +119,7 @@ export class Puller {
     this.groupSync = new GroupSync(host.root, host.syncfs);
     this.assembly = {
       root: host.root,
+      fs: host.writer.fs,
       store: host.store,
       fds: host.fds,
       fetcher: host.fetcher,

@@ -25,7 +25,9 @@ const hooks = vi.hoisted(() => ({
 vi.mock('node:fs', async (importOriginal) => {
   const real = await importOriginal<typeof import('node:fs')>();
   const watch = ((path: string, ...rest: unknown[]) => {
-    if (hooks.failWatch?.(path) === true) {
+    // The watcher watches a directory through its descriptor: name it by its path.
+    const named = path.startsWith('/proc/self/fd/') ? real.readlinkSync(path) : path;
+    if (hooks.failWatch?.(named) === true) {
       throw Object.assign(
         new Error(`ENOSPC: System limit for number of file watchers reached, watch '${path}'`),
         { code: 'ENOSPC' },

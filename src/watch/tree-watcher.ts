@@ -8,6 +8,7 @@
 
 import { lstatSync, watch, type BigIntStats, type FSWatcher } from 'node:fs';
 import { lstat, readdir } from 'node:fs/promises';
+import { ConfinedRoot, fdPath } from '../confined/root.js';
 import { basename, dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { errorCode, errorMessage } from '../base/errors.js';
@@ -58,9 +59,6 @@ const gone = (err: unknown): boolean => ['ENOENT', 'ENOTDIR'].includes(errorCode
 /** lstat with exact times; a path gone (or unreadable) reads as undefined, i.e. absent. */
 const lstatOrUndefined = (abs: string): Promise<BigIntStats | undefined> =>
   lstat(abs, { bigint: true }).catch(() => undefined);
-
-const lstatNow = (abs: string): BigIntStats | undefined =>
-  lstatSync(abs, { bigint: true, throwIfNoEntry: false });
 
 /**
  * Whether lstat reports real birth times. Without statx, libuv copies ctime
@@ -123,7 +121,11 @@ export class TreeWatcher {
       maxDelayMs: opts.maxDelayMs ?? 100,
     };
     this.rootBase = basename(opts.root);
+    this.dir = new ConfinedRoot(opts.root);
   }
+
+  /** The folder, every path beneath the root resolved without following a link. */
+  private readonly dir: ConfinedRoot;
 
   /** The number of directories currently watched (one inotify watch each). */
   get watchedDirs(): number {
@@ -171,6 +173,22 @@ export class TreeWatcher {
     return rel === '' ? this.o.root : join(this.o.root, rel);
   }
 
+  /**
+   * lstat of `rel` with exact times, resolved beneath the root without
+   * following a link (confined/root.ts); the root itself by its path (its
+   * own replacement is what the root checks look for). A path gone, no
+   * longer below directories, or unreadable reads as undefined, i.e. absent.
+   */
+  private look(rel: string): BigIntStats | undefined {
+    try {
+      return rel === ''
+        ? lstatSync(this.o.root, { bigint: true })
+        : lstatSync(this.dir.at(rel), { bigint: true });
+    } catch {
+      return undefined;
+    }
+  }
+
   private fail(err: Error, rel: string): void {
     if (!this.closed) this.o.onError(err, rel);
   }
@@ -185,7 +203,9 @@ export class TreeWatcher {
    */
   private async watchTree(rel: string, how: Walk): Promise<void> {
     const abs = this.abs(rel);
-    const st = await lstatOrUndefined(abs);
+    // Looked at and then watched in one synchronous run, through the
+    // descriptors of confined/root.ts: what is watched is what was looked at.
+    const st = this.look(rel);
     // Invariant: never follow a symlink, never watch a file; if the path is
     // gone, its parent's event reports it.
     if (this.closed || st === undefined || !st.isDirectory()) return;
@@ -202,10 +222,12 @@ export class TreeWatcher {
     } else if (how === 'replace' && !this.watchDir(rel, abs, key)) {
       return;
     }
-    const entries = await readdir(abs, { withFileTypes: true }).catch((err: unknown) => {
-      if (!gone(err))
-        this.fail(new Error(`cannot list ${this.label(rel)}: ${errorMessage(err)}`), rel);
-    });
+    const entries = await this.dir
+      .withDir(rel, (at) => readdir(at, { withFileTypes: true }))
+      .catch((err: unknown) => {
+        if (!gone(err))
+          this.fail(new Error(`cannot list ${this.label(rel)}: ${errorMessage(err)}`), rel);
+      });
     if (this.closed || entries === undefined) return;
     const subdirs = entries
       .filter((e) => e.isDirectory())
@@ -219,7 +241,9 @@ export class TreeWatcher {
     if (this.closed || this.rootLost) return false;
     let watcher: FSWatcher;
     try {
-      watcher = watch(abs, (type, name) => this.onEvent(rel, entry, type, name));
+      // The directory itself, through its descriptor: never through a link.
+      const at = rel === '' ? abs : fdPath(this.dir.dir(rel));
+      watcher = watch(at, (type, name) => this.onEvent(rel, entry, type, name));
     } catch (err) {
       this.watchFailed(rel, err);
       return false;
@@ -313,7 +337,7 @@ export class TreeWatcher {
         return;
       }
       // A file a pull just put in place: one look on the spot settles it.
-      if (!this.busy.has(rel) && this.o.echo(rel, () => lstatNow(this.abs(rel)))) return;
+      if (!this.busy.has(rel) && this.o.echo(rel, () => this.look(rel))) return;
       this.schedule(rel, FRESH); // created, deleted or moved: look at what is there now
       return;
     }
@@ -358,7 +382,7 @@ export class TreeWatcher {
 
   /** Brings the watches for `rel` in line with what is on disk now, and reports it. */
   private async reconcile(rel: string, mode: Mode): Promise<void> {
-    const st = await lstatOrUndefined(this.abs(rel));
+    const st = this.look(rel);
     if (this.closed || this.rootLost) return;
     if (rel === '') {
       if (st === undefined) return this.loseRoot('disappeared');
