@@ -98,6 +98,8 @@ class FakePeer {
   readonly indexPaths: string[] = [];
   port = 0;
   private seq = 0;
+  /** The lock authority this fake names in its hello (itself unless set). */
+  authority: string | undefined;
   private readonly server: http2.Http2SecureServer;
   private readonly streams = new Set<http2.ServerHttp2Stream>();
 
@@ -131,7 +133,7 @@ class FakePeer {
             indexId: `fake-${identity.short}`,
             deviceId: identity.id,
             sequence: this.seq,
-            lockAuthority: identity.id,
+            lockAuthority: this.authority ?? identity.id,
           }),
         );
         for (const b of this.script(n)) stream.write(b);
@@ -202,6 +204,38 @@ class FakePeer {
   close(): Promise<void> {
     for (const s of this.streams) s.destroy();
     return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+/** POSTs a lock request to a device's peer port as the peer `identity`; its status and body. */
+async function postLockRequest(
+  port: number,
+  identity: Identity,
+  body: unknown,
+): Promise<{ status: number; body: unknown }> {
+  const session = http2.connect(`https://127.0.0.1:${port}`, {
+    key: identity.keyPem,
+    cert: identity.certPem,
+    minVersion: 'TLSv1.3',
+    rejectUnauthorized: false,
+    checkServerIdentity: () => undefined,
+  });
+  session.on('error', () => undefined);
+  try {
+    return await new Promise((resolve, reject) => {
+      const req = session.request({ ':method': 'POST', ':path': '/v1/locks' });
+      let status = 0;
+      const parts: Buffer[] = [];
+      req.on('error', reject);
+      req.on('response', (h) => (status = Number(h[':status'])));
+      req.on('data', (d: Buffer) => parts.push(d));
+      req.on('end', () =>
+        resolve({ status, body: JSON.parse(Buffer.concat(parts).toString('utf8')) as unknown }),
+      );
+      req.end(JSON.stringify(body));
+    });
+  } finally {
+    session.destroy();
   }
 }
 
@@ -570,6 +604,68 @@ describe('bad peers', () => {
     );
     expect(f.connections).toBe(0);
     expect(Object.keys(await treeOf(d.folder))).toEqual([]);
+    await stillWorks(d);
+  });
+
+  it("refuses forged lock requests from a configured peer: another user's unlock with admin and force, a lock at another device", async () => {
+    cluster = await TestCluster.create(['D']);
+    const d = cluster.get('D');
+    const f: FakePeer = new FakePeer(fakeId, () => []);
+    fake = f;
+    f.authority = d.id;
+    await f.listen();
+    const add = await lockstepAsync([
+      'peer',
+      'add',
+      '--home',
+      d.home,
+      fakeId.id,
+      `127.0.0.1:${f.port}`,
+    ]);
+    expect(add.code, add.stderr).toBe(0);
+    // D is the lock authority, and the fake agrees.
+    const file = join(d.home, 'config.json');
+    const config = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    writeFileSync(file, JSON.stringify({ ...config, lockAuthority: d.id }, null, 2));
+    writeFileSync(join(d.folder, 'f.txt'), 'the administrator edits this\n');
+    await d.start();
+    await waitFor('f.txt to be indexed', () => indexRow(d.db, 'f.txt'));
+    await waitUntil('the administrator to hold the lock', async () => {
+      const r = await lockstepAsync(['lock', '--home', d.home, 'f.txt']);
+      return r.code === 0 ? r : false;
+    });
+    const forgedUnlock = await postLockRequest(d.peerPort, fakeId, {
+      op: 'unlock',
+      path: 'f.txt',
+      user: 'mallory',
+      admin: true,
+      force: true,
+    });
+    expect(forgedUnlock.status).toBe(403);
+    expect(JSON.stringify(forgedUnlock.body)).toMatch(
+      /cannot unlock a lock held at another device/,
+    );
+    const sameName = await postLockRequest(d.peerPort, fakeId, {
+      op: 'unlock',
+      path: 'f.txt',
+      user: 'admin',
+      admin: true,
+      force: false,
+    });
+    expect(sameName.status).toBe(403);
+    writeFileSync(join(d.folder, 'g.txt'), 'g\n');
+    await waitFor('g.txt to be indexed', () => indexRow(d.db, 'g.txt'));
+    const forgedLock = await postLockRequest(d.peerPort, fakeId, {
+      op: 'lock',
+      path: 'g.txt',
+      owner: 'carol',
+      device: d.id,
+    });
+    expect(forgedLock.status).toBe(403);
+    const locks = await lockstepAsync(['locks', '--json', '--home', d.home]);
+    const rows = (JSON.parse(locks.stdout) as { locks: { path: string; owner: string }[] }).locks;
+    expect(rows.map((l) => `${l.path}:${l.owner}`)).toEqual(['f.txt:admin']);
+    expect(d.messages().filter((m) => m === 'refused a lock request from a peer')).toHaveLength(3);
     await stillWorks(d);
   });
 

@@ -178,16 +178,31 @@ describe('locks across devices', () => {
           .length === 0,
       15_000,
     );
-    // alice locks through A; B's administrator is refused without --force, allowed with it.
-    const add = await cli(a, 'user', 'add', 'alice');
+    // alice locks through the authority. The other device's administrator is
+    // refused, also with --force: a device speaks only for locks held at
+    // itself, never for one held at another device (issue 21). The
+    // authority's own administrator may force it.
+    const { authority, other } =
+      a.id < b.id ? { authority: a, other: b } : { authority: b, other: a };
+    const add = await cli(authority, 'user', 'add', 'alice');
     expect(add.code).toBe(0);
     const token = add.stdout.trim().split('\n').at(-1) as string;
-    const alice = await lockstepAsync(['lock', 'f.txt', '--api', apiOf(a).url, '--token', token]);
+    const alice = await lockstepAsync([
+      'lock',
+      'f.txt',
+      '--api',
+      apiOf(authority).url,
+      '--token',
+      token,
+    ]);
     expect(alice.code).toBe(0);
-    const refused = await cli(b, 'unlock', 'f.txt');
+    const refused = await cli(other, 'unlock', 'f.txt');
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/locked by alice/);
-    const forced = await cli(b, 'unlock', 'f.txt', '--force');
+    const fromOther = await cli(other, 'unlock', 'f.txt', '--force');
+    expect(fromOther.code).toBe(1);
+    expect(fromOther.stderr).toMatch(/cannot unlock a lock held at another device/);
+    const forced = await cli(authority, 'unlock', 'f.txt', '--force');
     expect(forced.code).toBe(0);
     const locks = await cli(a, 'locks', '--json');
     expect(JSON.parse(locks.stdout)).toEqual({ locks: [] });

@@ -1,9 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import {
   describeHolder,
+  peerRequestProblem,
   electAuthority,
   lockVerdict,
   type LockedChange,
+  type LockRow,
   type LockVerdict,
 } from './lock-rules.js';
 
@@ -119,4 +121,75 @@ describe('describeHolder', () => {
     };
     expect(describeHolder(lock, () => 'A')).toBe('alice@A since 1970-01-01T00:00:00.000Z');
   });
+});
+
+describe('peerRequestProblem', () => {
+  const held: LockRow = {
+    path: 'a.txt',
+    id: 'l1',
+    owner: 'admin',
+    device: 'AAA',
+    createdMs: 0,
+    expiresMs: null,
+    reason: '',
+    token: 1,
+  };
+  const name = (id: string) => id.slice(0, 1);
+  const cases: {
+    name: string;
+    ask: Parameters<typeof peerRequestProblem>[0];
+    held: LockRow | undefined;
+    from: string;
+    refused: RegExp | undefined;
+  }[] = [
+    {
+      name: 'a lock at the asking device',
+      ask: { op: 'lock', path: 'a.txt', device: 'BBB' },
+      held: undefined,
+      from: 'BBB',
+      refused: undefined,
+    },
+    {
+      name: 'a lock picked at another device',
+      ask: { op: 'lock', path: 'a.txt', device: 'AAA' },
+      held: undefined,
+      from: 'BBB',
+      refused: /B asked for a lock held at A/,
+    },
+    {
+      name: 'an unlock of a lock held at the asking device',
+      ask: { op: 'unlock', path: 'a.txt', user: 'admin' },
+      held: { ...held, device: 'BBB' },
+      from: 'BBB',
+      refused: undefined,
+    },
+    {
+      name: 'an unlock of a lock held elsewhere, same user name',
+      ask: { op: 'unlock', path: 'a.txt', user: 'admin' },
+      held,
+      from: 'BBB',
+      refused: /locked by admin at A; B cannot unlock/,
+    },
+    {
+      name: 'an unlock of a path not locked (the authority answers not found)',
+      ask: { op: 'unlock', path: 'a.txt', user: 'x' },
+      held: undefined,
+      from: 'BBB',
+      refused: undefined,
+    },
+    {
+      name: 'a refresh of a lock held elsewhere',
+      ask: { op: 'refresh', path: 'a.txt', user: 'admin' },
+      held,
+      from: 'CCC',
+      refused: /C cannot extend/,
+    },
+  ];
+  for (const c of cases) {
+    it(c.name, () => {
+      const got = peerRequestProblem(c.ask, c.held, c.from, name);
+      if (c.refused === undefined) expect(got).toBeUndefined();
+      else expect(got).toMatch(c.refused);
+    });
+  }
 });

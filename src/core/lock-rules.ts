@@ -97,3 +97,35 @@ export function lockVerdict(c: LockedChange): LockVerdict {
   if (c.versionOnly || c.madeByHolder || c.holderHasSeen) return 'accept';
   return c.lock === 'here' ? 'refuse-keep-copy' : 'refuse-wait';
 }
+
+/** The fields of a request forwarded by a peer that the authority must not take on trust. */
+export type PeerLockAsk =
+  | { readonly op: 'lock'; readonly path: string; readonly device: string }
+  | { readonly op: 'unlock' | 'refresh'; readonly path: string; readonly user: string };
+
+/**
+ * Why the lock authority refuses a request that peer `from` forwarded, or
+ * undefined to go on. A peer speaks only for the clients connected to it:
+ * it may lock at itself (never at another device), and unlock or refresh
+ * only locks held at itself. Which of its users asks, and whether that user
+ * is an administrator, is the peer's word about its own users; it never
+ * reaches a lock held at another device, whatever user, admin or force it
+ * claims. (The authority's own clients are not forwarded and not limited.)
+ *
+ * @param held - the lock on the path now, if any
+ */
+export function peerRequestProblem(
+  ask: PeerLockAsk,
+  held: LockRow | undefined,
+  from: string,
+  deviceName: (id: string) => string,
+): string | undefined {
+  if (ask.op === 'lock') {
+    return ask.device === from
+      ? undefined
+      : `device ${deviceName(from)} asked for a lock held at ${deviceName(ask.device)}; a device locks only for its own clients`;
+  }
+  if (held === undefined || held.device === from) return undefined;
+  const verb = ask.op === 'unlock' ? 'unlock' : 'extend';
+  return `${ask.path} is locked by ${held.owner} at ${deviceName(held.device)}; ${deviceName(from)} cannot ${verb} a lock held at another device (do it through ${deviceName(held.device)}, or through the lock authority)`;
+}

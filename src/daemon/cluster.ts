@@ -129,7 +129,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
             this.locks.on('change', fn);
             return () => this.locks.off('change', fn);
           },
-          handle: (body) => this.locks.handle(decodeLockRequest(body)),
+          handle: (body, from) => this.locks.handle(decodeLockRequest(body), from),
         },
       },
       opts.identity,

@@ -77,6 +77,11 @@ export class EmbeddedAuthority implements LockAuthority {
     return () => this.listeners.delete(fn);
   }
 
+  /** The lock on `path` in this table now, if any. */
+  current(path: string): LockRow | undefined {
+    return this.o.table.get(path);
+  }
+
   /**
    * Executes a request at once (a peer's forwarded request, or a local
    * client's): the peer server answers with the lock it returns.

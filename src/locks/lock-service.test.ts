@@ -44,7 +44,7 @@ describe('locks', () => {
         if (!reachable) throw new LockstepError('PEER_UNREACHABLE', 'connection refused');
         await new Promise((r) => setImmediate(r));
         // What the peer server does: decode the JSON body, then handle it.
-        return wire(other().handle(decodeLockRequest(wire(req))));
+        return wire(other().handle(decodeLockRequest(wire(req)), self));
       },
       deviceName,
     });
@@ -138,6 +138,34 @@ describe('locks', () => {
     await expect(b.unlock('x.txt', { name: 'alice', admin: false }, false)).rejects.toMatchObject({
       code: 'NOT_FOUND',
     });
+  });
+
+  it('refuses what a peer may not ask: a lock at another device, an unlock of a lock held elsewhere, whatever admin or force it claims', async () => {
+    await a.lock('x.txt', 'admin', {});
+    // What a configured but hostile peer B sends straight to the authority A.
+    const forged = (req: unknown) => () => a.handle(decodeLockRequest(req), B);
+    expect(
+      forged({ op: 'unlock', path: 'x.txt', user: 'mallory', admin: true, force: true }),
+    ).toThrow(expect.objectContaining({ code: 'FORBIDDEN' }) as Error);
+    expect(
+      forged({ op: 'unlock', path: 'x.txt', user: 'admin', admin: true, force: false }),
+    ).toThrow(/locked by admin at A; B cannot unlock a lock held at another device/);
+    expect(forged({ op: 'lock', path: 'y.txt', owner: 'carol', device: A })).toThrow(
+      /B asked for a lock held at A/,
+    );
+    expect(a.get('x.txt')?.owner).toBe('admin');
+    expect(a.get('y.txt')).toBeUndefined();
+    // What B may ask: a lock at itself, and its release.
+    const own = a.handle(
+      decodeLockRequest({ op: 'lock', path: 'y.txt', owner: 'carol', device: B }),
+      B,
+    );
+    expect(own.device).toBe(B);
+    a.handle(
+      decodeLockRequest({ op: 'unlock', path: 'y.txt', user: 'carol', admin: false, force: false }),
+      B,
+    );
+    expect(a.get('y.txt')).toBeUndefined();
   });
 
   it('fails clearly while the authority is unreachable or devices disagree', async () => {

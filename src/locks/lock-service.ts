@@ -6,7 +6,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { LockstepError } from '../base/errors.js';
-import type { LockRow } from '../core/lock-rules.js';
+import { peerRequestProblem, type LockRow } from '../core/lock-rules.js';
 import type { LockAuthority, Released } from './authority.js';
 import type { EmbeddedAuthority } from './embedded-authority.js';
 import type { LockChange, LockRequest } from './lock-wire.js';
@@ -92,17 +92,24 @@ export class LockService extends EventEmitter<LockServiceEvents> {
   }
 
   /**
-   * Executes a request forwarded by a peer (this device must be the authority).
+   * Executes a request forwarded by peer `from` (its full device ID, known
+   * from its certificate; this device must be the authority). The request
+   * is held to what that peer may ask ({@link peerRequestProblem}): locks
+   * at itself, and unlocks or extends only locks held at itself.
    *
-   * @throws LockstepError with the code to answer
+   * @throws LockstepError with the code to answer (`FORBIDDEN` for what the peer may not ask)
    */
-  handle(req: LockRequest): LockRow {
+  handle(req: LockRequest, from: string): LockRow {
     if (!this.isAuthority) {
       throw new LockstepError(
         'AUTHORITY_DISAGREE',
         `This device is not the lock authority; it uses ${this.o.deviceName(this.o.authority())}`,
       );
     }
+    const problem = peerRequestProblem(req, this.o.embedded.current(req.path), from, (id) =>
+      this.o.deviceName(id),
+    );
+    if (problem !== undefined) throw new LockstepError('FORBIDDEN', problem);
     return this.o.embedded.handle(req);
   }
 

@@ -288,6 +288,7 @@ export class PeerLink extends EventEmitter<LinkEvents> {
           'LOCKED',
           'NOT_LOCK_OWNER',
           'AUTHORITY_DISAGREE',
+          'FORBIDDEN',
           'USAGE',
         ];
         const code =

@@ -48,7 +48,8 @@ export interface PeerHost {
     snapshot(): readonly LockRow[];
     subscribe(fn: (change: LockChange) => void): () => void;
     /** Executes a forwarded request; throws LockstepError with the code to return. */
-    handle(body: unknown): LockRow;
+    /** Executes a request forwarded by peer `from` (its full device ID, from its certificate). */
+    handle(body: unknown, from: string): LockRow;
   };
   /** Calls `fn` after each local index change; returns the unsubscribe function. */
   onLocalChange(fn: () => void): () => void;
@@ -350,12 +351,14 @@ export class PeerServer {
     let reply: unknown;
     try {
       const body = JSON.parse((await readBody(stream, MAX_BODY)).toString('utf8')) as unknown;
-      reply = this.host.locks.handle(body);
+      reply = this.host.locks.handle(body, peer);
     } catch (err) {
       const code = err instanceof LockstepError ? err.code : 'INTERNAL';
-      status = code === 'PEER_INVALID' ? 400 : 409;
+      status = code === 'PEER_INVALID' ? 400 : code === 'FORBIDDEN' ? 403 : 409;
       if (code === 'PEER_INVALID') {
         this.host.log.warn({ peer, err: errorMessage(err) }, 'rejected a malformed lock request');
+      } else if (code === 'FORBIDDEN') {
+        this.host.log.warn({ peer, err: errorMessage(err) }, 'refused a lock request from a peer');
       }
       reply = {
         error: { code, message: err instanceof LockstepError ? err.message : 'internal error' },
