@@ -27,6 +27,28 @@ const BODY_LIMIT = 64 * 1024;
 /** Milliseconds between SSE heartbeat comments. */
 const HEARTBEAT_MS = 15_000;
 
+/*
+ * The listener's own budget, apart from the peer port's: connections that
+ * send nothing, stall or idle are closed, and their number is capped, so a
+ * flood of clients cannot use up the device's file descriptors.
+ */
+/** Client connections at once (a live event stream holds one); more are closed at once. */
+const MAX_CONNECTIONS = 1024;
+/** Time a client has to send a request's headers (Node's default: 60 s). */
+const HEADERS_TIMEOUT_MS = 10_000;
+/** How often connections are checked against {@link HEADERS_TIMEOUT_MS}. */
+const HEADERS_CHECK_MS = 2_000;
+/** An idle kept-alive connection is closed after this long (Fastify's default: 72 s). */
+const KEEP_ALIVE_MS = 10_000;
+/**
+ * A connection with nothing sent or received for this long is closed (a
+ * stalled upload or download); at least four heartbeats, so a live event
+ * stream never is.
+ */
+const IDLE_MS = 60_000;
+/** At most one warning about refused connections per this many ms. */
+const DROP_WARN_MS = 60_000;
+
 /** HTTP status of each domain error code a client may see. */
 const STATUS: Partial<Record<ErrorCode, number>> = {
   NOT_FOUND: 404,
@@ -115,7 +137,11 @@ function lazyValidator(compile: () => ValidateFunction): ValidateFunction {
 export function createApiServer(opts: ApiServerOptions): ApiServer {
   const { backend, users, log } = opts;
   const sessions = opts.sessions ?? new SessionStore(users);
+  const heartbeatMs = opts.heartbeatMs ?? HEARTBEAT_MS;
   const app = Fastify({
+    http: { headersTimeout: HEADERS_TIMEOUT_MS, connectionsCheckingInterval: HEADERS_CHECK_MS },
+    keepAliveTimeout: KEEP_ALIVE_MS,
+    connectionTimeout: Math.max(IDLE_MS, 4 * heartbeatMs),
     bodyLimit: BODY_LIMIT,
     logger: false,
     forceCloseConnections: true,
@@ -147,11 +173,12 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
 
   registerFileRoutes(ctx);
   registerLockRoutes(ctx);
-  registerEventRoutes(ctx, streams, opts.heartbeatMs ?? HEARTBEAT_MS);
+  registerEventRoutes(ctx, streams, heartbeatMs);
   registerSigninRoutes(ctx, streams);
   if (opts.webRoot !== undefined) registerPageRoutes(ctx, opts.webRoot);
 
   app.addHook('preClose', async () => streams.endAll());
+  capConnections(app, log);
 
   return {
     app,
@@ -164,6 +191,25 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
       await app.close();
     },
   };
+}
+
+/** Caps the listener's connections; a refusal is logged at most once per interval, with a count. */
+function capConnections(app: FastifyInstance, log: Logger): void {
+  app.server.maxConnections = MAX_CONNECTIONS;
+  let dropped = 0;
+  let warned = -Infinity;
+  app.server.on('drop', () => {
+    dropped++;
+    if (Date.now() - warned < DROP_WARN_MS) return;
+    warned = Date.now();
+    log.warn(
+      { dropped },
+      `refused ${dropped} client connection(s) since the last such warning: ${MAX_CONNECTIONS} ` +
+        'are open already. Are clients leaving connections open? If they are not yours, ' +
+        'restrict who can reach apiListen',
+    );
+    dropped = 0;
+  });
 }
 
 /**

@@ -1,12 +1,14 @@
 /**
  * The peer listener: HTTP/2 over mutual TLS. Serves this device's index (a
  * backlog from a sequence number, then live changes) and chunks by hash.
- * Only configured devices get past the handshake.
+ * Only configured devices get past the handshake; until then, connections
+ * are capped and timed out by the {@link PeerGate}.
  */
 import http2 from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import type { AddressInfo, Socket } from 'node:net';
 import { LockstepError, errorMessage } from '../base/errors.js';
+import { systemClock, type Clock } from '../base/clock.js';
 import { HASH_ALGORITHM, type FileRecord } from '../core/record.js';
 import type { Logger } from '../base/log.js';
 import type { LockRow } from '../core/lock-rules.js';
@@ -20,6 +22,7 @@ import {
   type TlsIdentity,
 } from './tls.js';
 import { CHUNK_HEADER_BYTES, putChunkHeader, putChunkMissing } from './chunk-reply.js';
+import { PeerGate } from './gate.js';
 import {
   DELTA_MIN_CHUNKS,
   PROTOCOL_VERSION,
@@ -97,6 +100,8 @@ export class PeerServer {
   private readonly indexStreams = new Map<string, Set<http2.ServerHttp2Stream>>();
   private readonly sessions = new Set<http2.ServerHttp2Session>();
   private readonly sockets = new Set<Socket>();
+  /** Limits before authentication, refusals, connections per peer. */
+  private readonly gate: PeerGate;
   private closing = false;
   /** Sent chunk-reply slabs, for reuse. */
   private readonly freeSlabs: Buffer[] = [];
@@ -104,12 +109,16 @@ export class PeerServer {
   constructor(
     private readonly host: PeerHost,
     identity: TlsIdentity,
+    /** Time for the handshake deadline and the warnings' interval. */
+    clock: Clock = systemClock,
   ) {
     this.server = http2.createSecureServer({
       ...tlsOptions(identity),
+      ...PeerGate.serverOptions,
       requestCert: true,
       allowHTTP1: false,
     });
+    this.gate = new PeerGate(this.server, host.log, clock);
     this.server.on('connection', (socket: Socket) => {
       if (this.closing) {
         socket.destroy();
@@ -117,15 +126,10 @@ export class PeerServer {
       }
       this.sockets.add(socket);
       socket.on('close', () => this.sockets.delete(socket));
+      this.gate.admit(socket);
     });
     this.server.on('session', (session) => this.onSession(session));
     this.server.on('stream', (stream, headers) => this.onStream(stream, headers));
-    this.server.on('tlsClientError', (err, socket) => {
-      host.log.warn(
-        { remote: socket.remoteAddress, err: errorMessage(err) },
-        'peer TLS handshake failed',
-      );
-    });
   }
 
   /** Starts listening; resolves with the bound port. */
@@ -145,6 +149,7 @@ export class PeerServer {
    */
   close(): Promise<void> {
     this.closing = true;
+    this.gate.close();
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const s of this.sessions) s.destroy();
     for (const socket of this.sockets) socket.destroy();
@@ -158,28 +163,30 @@ export class PeerServer {
     }
     const socket = session.socket as TLSSocket;
     const id = peerDeviceId(socket);
-    if (id === undefined || !this.host.isPeer(id)) {
-      this.host.log.warn(
-        { remote: `${socket.remoteAddress}:${socket.remotePort}`, device: id ?? 'none' },
-        id === undefined
-          ? 'refused a peer connection without a device certificate'
-          : `refused a peer connection from unknown device ${id}; add it with \`lockstep peer add\``,
+    if (id === undefined) {
+      this.gate.refuse(
+        session,
+        'no-certificate',
+        'refused a peer connection without a device certificate',
       );
-      session.destroy();
+      return;
+    }
+    if (!this.host.isPeer(id)) {
+      const add = 'add it with `lockstep peer add`';
+      const why = `refused a peer connection from unknown device ${id}; ${add}`;
+      this.gate.refuse(session, 'unknown-device', why, id);
       return;
     }
     const problem = peerCertProblem(socket);
     if (problem !== undefined) {
-      this.host.log.warn(
-        { remote: `${socket.remoteAddress}:${socket.remotePort}`, device: id },
-        `refused a peer connection from device ${id}: ${problem}`,
-      );
-      session.destroy();
+      const why = `refused a peer connection from device ${id}: ${problem}`;
+      this.gate.refuse(session, 'certificate', why, id);
       return;
     }
     this.peerOf.set(session, id);
     this.host.peerConnected?.(id);
     this.sessions.add(session);
+    this.gate.authenticated(id, session);
     session.on('close', () => this.sessions.delete(session));
     session.on('error', (err) =>
       this.host.log.debug({ peer: id, err: errorMessage(err) }, 'peer session error'),
