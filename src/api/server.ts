@@ -15,8 +15,14 @@ import type { Logger } from '../base/log.js';
 import { errorMessage, LockstepError, type ErrorCode } from '../base/errors.js';
 import type { UserStore } from '../config/users.js';
 import type { ClientBackend, User } from './backend.js';
-import { EventStreams, registerEventRoutes } from './event-routes.js';
+import {
+  DEFAULT_STREAM_LIMITS,
+  EventStreams,
+  registerEventRoutes,
+  type StreamLimits,
+} from './event-routes.js';
 import { registerFileRoutes } from './file-routes.js';
+import { hostProblem, LOOPBACK_HOSTS } from './hosts.js';
 import { sendError, tokenOf, type RouteContext } from './http.js';
 import { registerLockRoutes } from './lock-routes.js';
 import { SessionStore } from './sessions.js';
@@ -76,6 +82,13 @@ export interface ApiServerOptions {
   readonly webRoot?: string;
   /** Sign-in codes and web sessions (over `users`). @default a new store */
   readonly sessions?: SessionStore;
+  /**
+   * The `Host` names (canonical, see `allowedHosts` in hosts.ts) the server
+   * answers for; any other gets 421. @default the loopback names
+   */
+  readonly hosts?: readonly string[];
+  /** Caps on event streams and how far their readers may fall behind. @default DEFAULT_STREAM_LIMITS */
+  readonly streamLimits?: Partial<StreamLimits>;
 }
 
 /** A client API server, not yet listening. */
@@ -160,7 +173,7 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
     sessions,
     userOf: (token) => users.authenticate(token) ?? sessions.authenticate(token),
   };
-  const streams = new EventStreams();
+  const streams = new EventStreams({ ...DEFAULT_STREAM_LIMITS, ...opts.streamLimits });
 
   const ajv = validators();
   app.setValidatorCompiler(({ schema, httpPart }) =>
@@ -169,11 +182,12 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
     ),
   );
   app.decorateRequest('user', undefined as unknown as User);
+  hostGuard(app, opts.hosts ?? LOOPBACK_HOSTS);
   guard(ctx, log);
 
   registerFileRoutes(ctx);
   registerLockRoutes(ctx);
-  registerEventRoutes(ctx, streams, heartbeatMs);
+  registerEventRoutes(ctx, streams, heartbeatMs, log);
   registerSigninRoutes(ctx, streams);
   if (opts.webRoot !== undefined) registerPageRoutes(ctx, opts.webRoot);
 
@@ -209,6 +223,20 @@ function capConnections(app: FastifyInstance, log: Logger): void {
         'restrict who can reach apiListen',
     );
     dropped = 0;
+  });
+}
+
+/**
+ * Refuses, with 421 Misdirected Request, every request whose `Host` is not
+ * one of `hosts`: a page elsewhere that points its own name at this device
+ * (DNS rebinding) gets nothing, not even the web page. Runs before
+ * authentication, for every route and for unknown paths.
+ */
+function hostGuard(app: FastifyInstance, hosts: readonly string[]): void {
+  const allowed = new Set(hosts);
+  app.addHook('onRequest', async (req, reply) => {
+    const problem = hostProblem(req.headers.host, allowed);
+    if (problem !== undefined) return sendError(reply, 421, 'MISDIRECTED', problem);
   });
 }
 

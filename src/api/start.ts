@@ -1,6 +1,7 @@
 /**
  * Starts a device's client API: its users from the home, bound where the
- * configuration's `apiListen` says (127.0.0.1 unless configured otherwise).
+ * configuration's `apiListen` says (127.0.0.1 unless configured otherwise),
+ * answering for the loopback names, that address and `apiHosts`.
  */
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../base/log.js';
@@ -8,6 +9,7 @@ import { errorCode, errorMessage, LockstepError } from '../base/errors.js';
 import { parseHostPort, type Config } from '../config/config.js';
 import { openUserStore } from '../config/users.js';
 import type { ClientBackend } from './backend.js';
+import { allowedHosts } from './hosts.js';
 import { createApiServer } from './server.js';
 
 /** A running client API. */
@@ -48,6 +50,7 @@ export async function startApi(opts: StartApiOptions): Promise<RunningApi> {
     log,
     // Built beside the server: dist/api/start.js serves dist/web.
     webRoot: fileURLToPath(new URL('../web/', import.meta.url)),
+    hosts: allowedHosts(host, opts.config.apiHosts),
   });
   let bound: number;
   try {

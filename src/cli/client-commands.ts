@@ -8,7 +8,13 @@
 import { Command, Option } from 'commander';
 import type { ClientEvent, ListEntry, ListPage, LockInfo, Status, User } from '../api/backend.js';
 import { LockstepError } from '../base/errors.js';
-import { ApiClient, errorOf, resolveConnection, type ConnectionFlags } from './connect.js';
+import {
+  ApiClient,
+  connectionOptions,
+  errorOf,
+  resolveConnection,
+  type ConnectionFlags,
+} from './connect.js';
 import { parseDuration } from './duration.js';
 import {
   eventLine,
@@ -54,8 +60,10 @@ const IDLE_MS = 45_000;
 
 const CONNECTION_HELP = `
 Reaching a device: --home DIR uses that device's API address and administrator
-token; --api URL --token TOKEN reach any device. Without them: $LOCKSTEP_API
-and $LOCKSTEP_TOKEN, else $LOCKSTEP_HOME, else ~/.config/lockstep.
+token; --api URL with --token-file FILE reaches any device (--token TOKEN works
+too, but other users of the machine can read it in the process list). Without
+them: $LOCKSTEP_API with $LOCKSTEP_TOKEN or $LOCKSTEP_TOKEN_FILE, else
+$LOCKSTEP_HOME, else ~/.config/lockstep.
 Exit codes: 0 done, 1 the request failed, 2 usage error, 3 device unreachable.`;
 
 /** A client command, its own options to follow (then {@link withConnection}'s). */
@@ -65,12 +73,10 @@ function clientCommand(parent: Command, name: string, description: string): Comm
 
 /** Adds `--json` and the connection options (after the command's own) to a command. */
 function withConnection(cmd: Command): Command {
-  return cmd
-    .option('--json', 'print one JSON document on stdout instead of text')
-    .option('--home <dir>', "reach the device of this home, with its administrator's token")
-    .option('--api <url>', "the device's client API, e.g. http://127.0.0.1:7701")
-    .option('--token <token>', 'the bearer token to use (default: $LOCKSTEP_TOKEN, else the home)')
-    .addHelpText('after', CONNECTION_HELP);
+  return connectionOptions(
+    cmd.option('--json', 'print one JSON document on stdout instead of text'),
+    "reach the device of this home, with its administrator's token",
+  ).addHelpText('after', CONNECTION_HELP);
 }
 
 /** Encodes a folder-relative path for a URL, segment by segment. */
@@ -100,10 +106,13 @@ function runnerOf(host: CommandHost): Runner {
       const cmd = args.at(-1) as Command;
       const flags = cmd.opts<ClientFlags>();
       try {
+        // A command's own token (either form) wins over the shell's.
+        const own = flags.token !== undefined || flags.tokenFile !== undefined;
         const conn = resolveConnection({
           home: flags.home ?? (flags.api === undefined ? host.defaults?.home : undefined),
           api: flags.api ?? (flags.home === undefined ? host.defaults?.api : undefined),
-          token: flags.token ?? host.defaults?.token,
+          token: own ? flags.token : host.defaults?.token,
+          tokenFile: own ? flags.tokenFile : host.defaults?.tokenFile,
         });
         await fn(new ApiClient(conn), flags, ...(args.slice(0, -2) as A));
       } catch (err) {

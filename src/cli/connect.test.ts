@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,6 +42,61 @@ describe('resolveConnection()', () => {
     });
     expect(resolveConnection({}, env)).toEqual({ url: 'http://10.0.0.9:7701', token: 'envtok' });
     expect(resolveConnection({}, { LOCKSTEP_HOME: home }).url).toBe('http://127.0.0.1:7801');
+  });
+
+  it('reads the token from --token-file or $LOCKSTEP_TOKEN_FILE (its first line, trimmed)', () => {
+    const file = join(tmp, 'alice.token');
+    writeFileSync(file, '  alice-from-file \nsecond line\n', { mode: 0o600 });
+    const api = 'http://127.0.0.1:9';
+    expect(resolveConnection({ api, tokenFile: file }, {})).toEqual({
+      url: api,
+      token: 'alice-from-file',
+    });
+    expect(resolveConnection({}, { LOCKSTEP_API: api, LOCKSTEP_TOKEN_FILE: file })).toEqual({
+      url: api,
+      token: 'alice-from-file',
+    });
+    // With --home, a token file replaces the administrator's token.
+    expect(resolveConnection({ home, tokenFile: file }, {}).token).toBe('alice-from-file');
+    expect(resolveConnection({ home }, { LOCKSTEP_TOKEN_FILE: file }).token).toBe(
+      'alice-from-file',
+    );
+    // The flags win over the environment.
+    const env = { LOCKSTEP_TOKEN_FILE: file };
+    expect(resolveConnection({ api, token: 'flag' }, env).token).toBe('flag');
+    expect(resolveConnection({ api, tokenFile: file }, { LOCKSTEP_TOKEN: 'env' }).token).toBe(
+      'alice-from-file',
+    );
+  });
+
+  it('refuses two token sources of one kind, and a missing or empty token file', () => {
+    const empty = join(tmp, 'empty.token');
+    writeFileSync(empty, '\n');
+    const file = join(tmp, 'ok.token');
+    writeFileSync(file, 'ok\n');
+    for (const [flags, env, want] of [
+      [{ home, token: 't', tokenFile: file }, {}, /Give --token or --token-file, not both/],
+      [{ home }, { LOCKSTEP_TOKEN: 't', LOCKSTEP_TOKEN_FILE: file }, /Both \$LOCKSTEP_TOKEN and/],
+      [
+        { home, tokenFile: join(tmp, 'nope') },
+        {},
+        /Cannot read the token file .*nope \(--token-file\): .*ENOENT/,
+      ],
+      [
+        { home },
+        { LOCKSTEP_TOKEN_FILE: empty },
+        /token file .*empty\.token \(\$LOCKSTEP_TOKEN_FILE\) is empty/,
+      ],
+    ] as const) {
+      let err: unknown;
+      try {
+        resolveConnection(flags, env);
+      } catch (e) {
+        err = e;
+      }
+      expect(String(err)).toMatch(want);
+      expect(exitCodeOf(err)).toBe(2);
+    }
   });
 
   it('refuses --api without a token, or a bad one, as usage errors', () => {

@@ -1,10 +1,13 @@
 /**
  * How client commands reach a device: the address and token from `--api` and
- * `--token`, else `--home` (its `apiListen` and administrator token), else
- * `$LOCKSTEP_API` / `$LOCKSTEP_TOKEN`, else `$LOCKSTEP_HOME` or the default
- * home; and the requests themselves, with failures turned into errors whose
- * codes give the exit status (1 refused, 3 unreachable).
+ * `--token` / `--token-file`, else `--home` (its `apiListen` and
+ * administrator token), else `$LOCKSTEP_API` and `$LOCKSTEP_TOKEN` /
+ * `$LOCKSTEP_TOKEN_FILE`, else `$LOCKSTEP_HOME` or the default home; and the
+ * requests themselves, with failures turned into errors whose codes give the
+ * exit status (1 refused, 3 unreachable).
  */
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
 import { errorCode, errorMessage, LockstepError, type ErrorCode } from '../base/errors.js';
 import { loadConfig, parseHostPort } from '../config/config.js';
 import { readToken, resolveHome } from '../config/home.js';
@@ -14,6 +17,70 @@ export interface ConnectionFlags {
   home?: string;
   api?: string;
   token?: string;
+  tokenFile?: string;
+}
+
+/** `--help` of `--token`: it works, but every user of the machine can read it. */
+export const TOKEN_FLAG_HELP =
+  'the bearer token to use; other users of this machine can read it in the process list: ' +
+  'prefer --token-file or $LOCKSTEP_TOKEN';
+/** `--help` of `--token-file`. */
+export const TOKEN_FILE_FLAG_HELP =
+  'read the bearer token from this file (keep it mode 0600); also $LOCKSTEP_TOKEN_FILE';
+
+/** Adds `--home`, `--api`, `--token` and `--token-file` to a command. */
+export function connectionOptions(cmd: Command, homeHelp: string, tokenHelp?: string): Command {
+  return cmd
+    .option('--home <dir>', homeHelp)
+    .option('--api <url>', "the device's client API, e.g. http://127.0.0.1:7701")
+    .option('--token <token>', tokenHelp ?? TOKEN_FLAG_HELP)
+    .option('--token-file <path>', TOKEN_FILE_FLAG_HELP);
+}
+
+/** Reads a token from `file` (given by `what`): its first line, trimmed. */
+function readTokenFile(file: string, what: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new LockstepError(
+      'USAGE',
+      `Cannot read the token file ${file} (${what}): ${errorMessage(err)}`,
+      { cause: err },
+    );
+  }
+  const token = text.split(/\r?\n/, 1)[0]?.trim() ?? '';
+  if (token === '') {
+    throw new LockstepError('USAGE', `The token file ${file} (${what}) is empty`);
+  }
+  return token;
+}
+
+/**
+ * The token the user gave, if any: `--token`, `--token-file`, then
+ * `$LOCKSTEP_TOKEN`, `$LOCKSTEP_TOKEN_FILE` (each pair at most one of the two).
+ *
+ * @returns the token, or undefined for none
+ */
+function givenToken(flags: ConnectionFlags, env: NodeJS.ProcessEnv): string | undefined {
+  if (flags.token !== undefined && flags.token.trim() === '') {
+    throw new LockstepError('USAGE', 'The token given with --token is empty');
+  }
+  if (flags.token !== undefined && flags.tokenFile !== undefined) {
+    throw new LockstepError('USAGE', 'Give --token or --token-file, not both');
+  }
+  if (flags.token !== undefined) return flags.token;
+  if (flags.tokenFile !== undefined) return readTokenFile(flags.tokenFile, '--token-file');
+  const envToken = env.LOCKSTEP_TOKEN === '' ? undefined : env.LOCKSTEP_TOKEN;
+  const envFile = env.LOCKSTEP_TOKEN_FILE === '' ? undefined : env.LOCKSTEP_TOKEN_FILE;
+  if (envToken !== undefined && envFile !== undefined) {
+    throw new LockstepError(
+      'USAGE',
+      'Both $LOCKSTEP_TOKEN and $LOCKSTEP_TOKEN_FILE are set: unset one of them',
+    );
+  }
+  if (envToken !== undefined) return envToken;
+  return envFile === undefined ? undefined : readTokenFile(envFile, '$LOCKSTEP_TOKEN_FILE');
 }
 
 /** A device to talk to. */
@@ -70,18 +137,15 @@ export function homeApiUrl(home: string): string {
  * Works out which device to talk to and with which token.
  *
  * @throws LockstepError `USAGE` for a bad `--api` or one without a token,
- *   `CONFIG_MISSING` if the home to use is not a home
+ *   two token sources of one kind, or a token file that cannot be read or is
+ *   empty; `CONFIG_MISSING` if the home to use is not a home
  */
 export function resolveConnection(
   flags: ConnectionFlags,
   env: NodeJS.ProcessEnv = process.env,
 ): Connection {
   const envApi = env.LOCKSTEP_API === '' ? undefined : env.LOCKSTEP_API;
-  const envToken = env.LOCKSTEP_TOKEN === '' ? undefined : env.LOCKSTEP_TOKEN;
-  const token = flags.token ?? envToken;
-  if (flags.token !== undefined && flags.token.trim() === '') {
-    throw new LockstepError('USAGE', 'The token given with --token is empty');
-  }
+  const token = givenToken(flags, env);
   // An explicit --api wins, then an explicit --home, then $LOCKSTEP_API.
   const api = flags.api ?? (flags.home === undefined ? envApi : undefined);
   if (api !== undefined) {
@@ -89,7 +153,8 @@ export function resolveConnection(
     if (token === undefined) {
       throw new LockstepError(
         'USAGE',
-        `No token for ${url}: give --token TOKEN or set $LOCKSTEP_TOKEN (or use --home for a device on this machine)`,
+        `No token for ${url}: give --token-file FILE, or set $LOCKSTEP_TOKEN_FILE or ` +
+          '$LOCKSTEP_TOKEN (or use --home for a device on this machine)',
       );
     }
     return { url, token };
@@ -232,7 +297,8 @@ export function errorOf(status: number, text: string, url: string): ApiError {
   if (status === 401) {
     return new ApiError(
       'UNAUTHORIZED',
-      `The device at ${url} refused the token (${message}): check --token / $LOCKSTEP_TOKEN, or ` +
+      `The device at ${url} refused the token (${message}): check --token / --token-file / ` +
+        '$LOCKSTEP_TOKEN / $LOCKSTEP_TOKEN_FILE, or ' +
         'ask its administrator for one (`lockstep user add`)',
       code,
       status,

@@ -10,7 +10,12 @@ import { Command, CommanderError, Option } from 'commander';
 import type { Status, User } from '../api/backend.js';
 import { errorMessage, LockstepError } from '../base/errors.js';
 import { CLIENT_COMMANDS, registerClientCommands } from './client-commands.js';
-import { ApiClient, resolveConnection, type ConnectionFlags } from './connect.js';
+import {
+  ApiClient,
+  connectionOptions,
+  resolveConnection,
+  type ConnectionFlags,
+} from './connect.js';
 import { cacheFile } from './listing-cache.js';
 import { errorJson, exitCodeOf, fail } from './output.js';
 import { splitWords } from './shell-words.js';
@@ -45,15 +50,15 @@ export function rewriteServerWords(words: readonly string[]): string[] {
 
 /** Adds the `shell` command. */
 export function registerShell(program: Command): void {
-  program
-    .command('shell')
-    .description(
-      'An interactive prompt for the client commands, with history; also understands the ' +
-        "prototype's words: server, server lock N, server unlock N",
-    )
-    .option('--home <dir>', "reach the device of this home, with its administrator's token")
-    .option('--api <url>', "the device's client API, e.g. http://127.0.0.1:7701")
-    .option('--token <token>', 'the bearer token to use (default: $LOCKSTEP_TOKEN, else the home)')
+  connectionOptions(
+    program
+      .command('shell')
+      .description(
+        'An interactive prompt for the client commands, with history; also understands the ' +
+          "prototype's words: server, server lock N, server unlock N",
+      ),
+    "reach the device of this home, with its administrator's token",
+  )
     // `lockstep demo`: Ctrl-C at the prompt leaves the shell (and so stops the demo).
     .addOption(new Option('--ctrl-c-exits').hideHelp())
     .addHelpText('after', `\n${HELP}`)

@@ -32,7 +32,8 @@ export function registerUser(program: Command): void {
     .addHelpText(
       'after',
       '\nGive the same name on each device a person uses. The token is shown once: only its\n' +
-        `SHA-256 is kept, in ${USERS_FILE} in the home. Use it with --token or $LOCKSTEP_TOKEN.`,
+        `SHA-256 is kept, in ${USERS_FILE} in the home. Keep it in a file of mode 0600 and use\n` +
+        'it with --token-file FILE or $LOCKSTEP_TOKEN_FILE (or $LOCKSTEP_TOKEN).',
     )
     .action((name: string, flags: UserAddFlags) => {
       try {
@@ -49,7 +50,7 @@ export function registerUser(program: Command): void {
           [
             `${flags.replace === true ? 'New token for' : 'Created'} user ${u.name}` +
               `${u.admin ? ' (administrator)' : ''} on the device of ${home}.`,
-            'Its token (shown only now; use it with --token or $LOCKSTEP_TOKEN):',
+            'Its token (shown only now; use it with --token-file or $LOCKSTEP_TOKEN):',
             token,
             '',
           ].join('\n'),

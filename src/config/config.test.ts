@@ -59,6 +59,12 @@ describe('loadConfig', () => {
     });
   });
 
+  it('reads the extra names the client API answers for', () => {
+    const hosts = ['files.example.com', '192.168.1.5', '::1', '[fe80::1]'];
+    writeRaw(JSON.stringify({ ...good(), apiHosts: hosts }));
+    expect(loadConfig(home).apiHosts).toEqual(hosts);
+  });
+
   it('canonicalizes device IDs', () => {
     writeRaw(
       JSON.stringify({
@@ -181,6 +187,22 @@ describe('loadConfig', () => {
       name: 'peers not a list',
       change: (c) => (c.peers = {}),
       message: /: peers: expected a list, got an object$/,
+    },
+    {
+      name: 'API host with a port',
+      change: (c) => (c.apiHosts = ['files.example.com:443']),
+      message: /: apiHosts\[0\]: give the name without a port \(every port is allowed\)/,
+    },
+    {
+      name: 'API host that is no name',
+      change: (c) => (c.apiHosts = ['ok.example.com', 'https://files.example.com']),
+      message:
+        /: apiHosts\[1\]: expected a host name \(e\.g\. files\.example\.com\) or an IP address/,
+    },
+    {
+      name: 'API hosts not a list',
+      change: (c) => (c.apiHosts = 'files.example.com'),
+      message: /: apiHosts: expected a list, got "files\.example\.com"$/,
     },
   ];
   it.each(bad)('names the field: $name', ({ change, message }) => {

@@ -65,6 +65,23 @@ const hostPort = z.string().superRefine((s, ctx) => {
   if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
 });
 
+/** Returns why `s` is not a host name or IP address (IPv6 with or without brackets), or undefined. */
+function apiHostProblem(s: string): string | undefined {
+  const got = `got ${JSON.stringify(s)}`;
+  const v6 = /^\[(.*)\]$/.exec(s)?.[1] ?? s;
+  if (isIPv4(s) || isIPv6(v6)) return undefined;
+  if (/:\d+$/.test(s)) return `give the name without a port (every port is allowed), ${got}`;
+  if (s.length > 253 || !HOST_NAME.test(s)) {
+    return `expected a host name (e.g. files.example.com) or an IP address, ${got}`;
+  }
+  return undefined;
+}
+
+const apiHost = z.string().superRefine((s, ctx) => {
+  const problem = apiHostProblem(s);
+  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+});
+
 const deviceId = z.string().transform((s, ctx) => {
   try {
     return parseDeviceId(s);
@@ -137,6 +154,11 @@ export const configSchema = z
       .transform((s) => resolve(s)),
     peerListen: hostPort.default(DEFAULT_PEER_LISTEN),
     apiListen: hostPort.default(DEFAULT_API_LISTEN),
+    /**
+     * More names the client API answers for (`Host`), besides the loopback
+     * names and the `apiListen` address; any port.
+     */
+    apiHosts: z.array(apiHost).optional(),
     rescanIntervalS: z
       .int({ error: 'must be a whole number of seconds' })
       .min(10, { error: 'must be at least 10 seconds' })

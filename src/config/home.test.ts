@@ -1,7 +1,10 @@
 import {
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
+  chmodSync,
+  lstatSync,
   rmSync,
   statSync,
   symlinkSync,
@@ -15,7 +18,7 @@ import { parseDeviceId } from '../core/device-id.js';
 import { MARKER_NAME } from '../core/path.js';
 import { deviceIdOfCert } from '../identity/identity.js';
 import { loadConfig } from './config.js';
-import { homePaths, initHome, readIdentity, readToken, resolveHome } from './home.js';
+import { homePaths, initHome, readIdentity, readToken, resolveHome, secureHome } from './home.js';
 
 let dir: string;
 beforeEach(() => {
@@ -84,7 +87,7 @@ describe('initHome', () => {
     expect(mode(paths.key)).toBe(0o600);
     expect(mode(paths.token)).toBe(0o600);
     expect(mode(paths.config)).toBe(0o600);
-    expect(mode(paths.cert)).toBe(0o644);
+    expect(mode(paths.cert)).toBe(0o600);
     expect(readToken(home)).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(readIdentity(home).deviceId).toBe(deviceId);
     expect(loadConfig(home)).toEqual({
@@ -210,5 +213,60 @@ describe('readIdentity and readToken', () => {
     expect(() => readIdentity(home)).toThrow(/Cannot read the private key/);
     writeFileSync(homePaths(home).token, '\n');
     expect(() => readToken(home)).toThrow(/is empty/);
+  });
+});
+
+describe('secureHome', () => {
+  it('makes every file 0600 and every directory 0700, not following links', () => {
+    const home = join(dir, 'home');
+    const outside = join(dir, 'outside.txt');
+    writeFileSync(outside, 'not the home');
+    chmodSync(outside, 0o644);
+    mkdirSync(join(home, 'logs', 'old'), { recursive: true });
+    for (const [f, m] of [
+      ['index.db', 0o644],
+      ['index.db-wal', 0o664],
+      ['index.db-shm', 0o644],
+      ['cert.pem', 0o644],
+      ['token', 0o600],
+      ['logs/lockstep.log', 0o644],
+      ['logs/old/lockstep.1.log', 0o666],
+    ] as const) {
+      writeFileSync(join(home, f), 'x');
+      chmodSync(join(home, f), m);
+    }
+    chmodSync(join(home, 'logs'), 0o755);
+    chmodSync(home, 0o775);
+    symlinkSync(outside, join(home, 'link'));
+
+    const { fixed, failed } = secureHome(home);
+    expect(failed).toEqual([]);
+    expect(fixed.map((f) => f.path.slice(home.length)).sort()).toEqual(
+      [
+        '',
+        '/cert.pem',
+        '/index.db',
+        '/index.db-shm',
+        '/index.db-wal',
+        '/logs',
+        '/logs/lockstep.log',
+        '/logs/old',
+        '/logs/old/lockstep.1.log',
+      ].sort(),
+    );
+    expect(fixed.find((f) => f.path === home)?.was).toBe(0o775);
+    const walk = (p: string): [string, number][] => {
+      const st = lstatSync(p);
+      if (st.isSymbolicLink()) return [];
+      const here: [string, number][] = [[p, st.mode & 0o7777]];
+      if (!st.isDirectory()) return here;
+      return [...here, ...readdirSync(p).flatMap((n) => walk(join(p, n)))];
+    };
+    for (const [p, m] of walk(home)) {
+      expect(m, p).toBe(lstatSync(p).isDirectory() ? 0o700 : 0o600);
+    }
+    // The link's target, outside the home, is untouched.
+    expect(mode(outside)).toBe(0o644);
+    expect(secureHome(home).fixed).toEqual([]);
   });
 });

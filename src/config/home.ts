@@ -1,6 +1,7 @@
 /**
  * A device's home: the directory that holds its state (configuration, key,
  * certificate, token, index database, logs), never inside the synced folder.
+ * Only its user may read it: every file is 0600 and every directory 0700.
  */
 import { createPrivateKey, randomBytes, X509Certificate } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -27,13 +28,13 @@ export interface HomePaths {
   readonly config: string;
   /** `key.pem`: the device's private key (mode 0600). */
   readonly key: string;
-  /** `cert.pem`: the device's certificate, from which its ID derives (mode 0644). */
+  /** `cert.pem`: the device's certificate, from which its ID derives (mode 0600). */
   readonly cert: string;
   /** `token`: the administrator's bearer token for the client API (mode 0600). */
   readonly token: string;
-  /** `index.db`: the SQLite index. */
+  /** `index.db`: the SQLite index (mode 0600, its `-wal` and `-shm` too). */
   readonly db: string;
-  /** `logs/`: the log directory. */
+  /** `logs/`: the log directory (mode 0700, its files 0600). */
   readonly logs: string;
 }
 
@@ -221,7 +222,7 @@ export async function initHome(opts: InitOptions): Promise<{ deviceId: string }>
 
   const { keyPem, certPem } = await createIdentity('lockstep');
   writeFileAtomic(paths.key, keyPem, 0o600);
-  writeFileAtomic(paths.cert, certPem, 0o644);
+  writeFileAtomic(paths.cert, certPem, 0o600);
   writeFileAtomic(paths.token, `${randomBytes(32).toString('base64url')}\n`, 0o600);
   try {
     fs.writeFileSync(join(folder, MARKER_NAME), MARKER_TEXT, { flag: 'wx', mode: 0o644 });
@@ -238,6 +239,61 @@ export async function initHome(opts: InitOptions): Promise<{ deviceId: string }>
   }
   saveConfig(home, checked.config, { exclusive: true });
   return { deviceId: deviceIdOfCert(certPem) };
+}
+
+/** The mode of every file in a home. */
+const FILE_MODE = 0o600;
+/** The mode of every directory in a home, the home included. */
+const DIR_MODE = 0o700;
+
+/** What {@link secureHome} did. */
+export interface SecuredHome {
+  /** Paths whose mode was changed, with the mode they had. */
+  readonly fixed: readonly { path: string; was: number }[];
+  /** Paths whose mode could not be changed, and why. */
+  readonly failed: readonly { path: string; why: string }[];
+}
+
+/**
+ * Makes the home private, whatever made it and under whatever umask: the
+ * home and every directory in it 0700, every file 0600 (logs, rotated logs,
+ * the index database and its `-wal` / `-shm` included). Links are not
+ * followed and keep their mode; nothing outside the home is touched.
+ */
+export function secureHome(home: string): SecuredHome {
+  const fixed: { path: string; was: number }[] = [];
+  const failed: { path: string; why: string }[] = [];
+  const visit = (path: string): void => {
+    let st: fs.Stats;
+    try {
+      st = fs.lstatSync(path);
+    } catch (err) {
+      if (errorCode(err) !== 'ENOENT') failed.push({ path, why: errorMessage(err) });
+      return;
+    }
+    const want = st.isDirectory() ? DIR_MODE : st.isFile() ? FILE_MODE : undefined;
+    if (want === undefined) return; // a link, socket or FIFO: not followed, left alone
+    const was = st.mode & 0o7777;
+    if (was !== want) {
+      try {
+        fs.chmodSync(path, want);
+        fixed.push({ path, was });
+      } catch (err) {
+        failed.push({ path, why: errorMessage(err) });
+      }
+    }
+    if (!st.isDirectory()) return;
+    let names: string[];
+    try {
+      names = fs.readdirSync(path);
+    } catch (err) {
+      failed.push({ path, why: errorMessage(err) });
+      return;
+    }
+    for (const name of names) visit(join(path, name));
+  };
+  visit(resolve(home));
+  return { fixed, failed };
 }
 
 /** Reads a file of the home, explaining a missing one. */

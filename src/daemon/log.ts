@@ -1,8 +1,10 @@
 /**
  * Structured logs: JSON lines in the home's `logs/lockstep.log`, and on the
  * terminal either pretty (a TTY) or the same JSON (a pipe, for collectors).
+ * The log names every path of the folder and every user: its directory is
+ * 0700 and the file 0600, whatever the umask.
  */
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, fchmodSync, mkdirSync, openSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
@@ -25,6 +27,28 @@ export interface LogOptions {
   readonly stdout?: boolean;
 }
 
+/** The log file's name in its directory. */
+export const LOG_FILE = 'lockstep.log';
+
+/**
+ * Makes the log directory `dir` (0700) and its log file (0600), or sets those
+ * modes on existing ones.
+ *
+ * @returns the log file's path
+ */
+export function openPrivateLog(dir: string): string {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  chmodSync(dir, 0o700);
+  const file = join(dir, LOG_FILE);
+  const fd = openSync(file, 'a', 0o600);
+  try {
+    fchmodSync(fd, 0o600);
+  } finally {
+    closeSync(fd);
+  }
+  return file;
+}
+
 /** Creates the device's logger. */
 export function createLogger(opts: LogOptions = {}): Logger {
   const level = opts.level ?? process.env.LOCKSTEP_LOG_LEVEL ?? 'info';
@@ -43,10 +67,11 @@ export function createLogger(opts: LogOptions = {}): Logger {
     });
   }
   if (opts.dir !== undefined) {
-    mkdirSync(opts.dir, { recursive: true, mode: 0o700 });
+    const file = openPrivateLog(opts.dir);
     streams.push({
       level: level as pino.Level,
-      stream: pino.destination({ dest: join(opts.dir, 'lockstep.log'), sync: false }),
+      // `mode` too, for a file made again on reopen.
+      stream: pino.destination({ dest: file, sync: false, mode: 0o600 }),
     });
   }
   return pino(

@@ -15,7 +15,7 @@ import { Disposables } from '../base/disposable.js';
 import { errorMessage } from '../base/errors.js';
 import type { Logger } from '../base/log.js';
 import { CONFIG_FILE, loadConfig, parseHostPort, type Config } from '../config/config.js';
-import { homePaths, readIdentity } from '../config/home.js';
+import { homePaths, readIdentity, secureHome } from '../config/home.js';
 import { formatBytes } from '../core/human.js';
 import type { FileRecord } from '../core/record.js';
 import { createClientBackend } from './client-backend.js';
@@ -71,6 +71,7 @@ export async function startDevice(
   const { deviceId, keyPem, certPem } = readIdentity(home);
   const paths = homePaths(home);
   const log: Logger = opts.log ?? createLogger({ dir: paths.logs });
+  privateHome(home, log);
   const owned = new Disposables();
   const fileLogs: FileLog[] = [];
   const device = new Device({
@@ -161,6 +162,28 @@ export async function startDevice(
     );
   }
   return running();
+}
+
+/**
+ * Makes the home readable by its user only (files 0600, directories 0700),
+ * as a home made by an older version or under a loose umask may not be, and
+ * says what it changed or could not change.
+ */
+function privateHome(home: string, log: Logger): void {
+  const { fixed, failed } = secureHome(home);
+  if (fixed.length > 0) {
+    const shown = fixed.slice(0, 20).map((f) => `${f.path} (was ${f.was.toString(8)})`);
+    log.info(
+      { fixed: shown, count: fixed.length },
+      `made ${fixed.length} ${fixed.length === 1 ? 'entry' : 'entries'} of the home private (files 0600, directories 0700)`,
+    );
+  }
+  for (const f of failed.slice(0, 20)) {
+    log.warn(
+      { path: f.path, err: f.why },
+      `cannot make ${f.path} private (0600/0700): ${f.why}; fix its owner or mode by hand`,
+    );
+  }
 }
 
 /** Logs each locally indexed file (a summary per second past a human pace). */

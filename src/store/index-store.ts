@@ -14,6 +14,7 @@ import type { Vector } from '../core/vector.js';
 import { ChildKeys, type StatKey } from './child-keys.js';
 import { GlobalView } from './global-view.js';
 import { migrate } from './migrate.js';
+import { makeDatabasePrivate } from './private-file.js';
 import { recordToParams, rowToRecord, type FileRow } from './codec.js';
 
 /** Row index of this device in the `devices` table. */
@@ -50,6 +51,7 @@ export class IndexStore {
   private readonly stmts;
 
   constructor(file: string, localDeviceId: string) {
+    makeDatabasePrivate(file); // 0600 before SQLite opens it: its -wal and -shm take its mode
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
     // NORMAL in WAL mode never corrupts; a power cut may lose the newest
