@@ -65,6 +65,7 @@ const groups: [names: readonly string[], load: () => Promise<void>][] = [
   ],
   [['shell'], async () => (await import('./shell.js')).registerShell(program)],
   [['open'], async () => (await import('./open.js')).registerOpen(program)],
+  [['service'], async () => (await import('./service.js')).registerService(program)],
 ];
 const name = process.argv.slice(2).find((a) => !a.startsWith('-'));
 const wanted = groups.find(([names]) => name !== undefined && names.includes(name));
