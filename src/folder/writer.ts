@@ -9,10 +9,12 @@
  * ({@link WriterHooks.beforeReplace}, for versions and trash) and the bytes
  * counted ({@link WriterHooks.countBytes}, for metrics).
  *
- * Node has no openat or renameat: a parent directory swapped for a symlink
- * could lead a create or rename elsewhere. So the parents are checked right
+ * Every call goes through the confined filesystem seam (confined/fs.ts):
+ * each path is resolved beneath the root one directory descriptor at a
+ * time, never through a symlink. A directory moved out of the folder while
+ * it is used is the one window that leaves; so the parents are checked
  * before every act ({@link ensureParents}) and the result right after
- * ({@link landedInside}), synchronously, microseconds apart.
+ * ({@link landedInside}), synchronously.
  */
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
