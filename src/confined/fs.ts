@@ -40,9 +40,9 @@ export interface FolderFs {
   readlink(path: string): string;
   readdir(path: string): string[];
   /**
-   * Whether the directory holding `path`, as this run of the event loop
-   * reached it, is still the one reached from the root now (it may have
-   * been moved away, out of the folder, since).
+   * Whether the directory holding `path` is reached from the root through
+   * real directories and is still the one this run of the event loop used
+   * (it may have been moved away, out of the folder, since).
    */
   parentStillThere(path: string): boolean;
   rename(from: string, to: string): void;

@@ -10,12 +10,13 @@
  * the parents and the act. The last component is never followed either
  * (callers use lstat, `O_NOFOLLOW`, or calls that act on a link itself).
  *
- * Opened directories are kept until the current synchronous run of the
- * event loop ends (a microtask closes them), so the many calls one change
- * makes in one directory walk the path once. A directory this process
- * renames or removes is forgotten at once ({@link ConfinedRoot.forget}).
- * Calls that wait (async reads of a directory, hashing in a worker) take a
- * descriptor of their own for as long as they run ({@link ConfinedRoot.withDir}).
+ * Opened directories are kept, and checked again (a stat per level, no
+ * open) before their first use in each synchronous run of the event loop,
+ * so the many calls of one change, and the changes that follow in the same
+ * directories, do not walk the path again. A directory this process renames
+ * or removes is forgotten at once ({@link ConfinedRoot.forget}). Calls that
+ * wait (async reads of a directory, hashing in a worker) take a descriptor
+ * of their own for as long as they run ({@link ConfinedRoot.withDir}).
  *
  * This is the one module that turns a folder path into something the
  * kernel resolves; everything else goes through it (see docs/security.md).
@@ -34,10 +35,16 @@ export function fdPath(fd: number, name?: string): string {
 }
 
 /** Why a path cannot be reached beneath the root. */
-function notConfined(upTo: string, err: unknown): LockstepError {
+function notConfined(upTo: string, at: string, err: unknown): LockstepError {
+  let what = 'not a directory';
+  try {
+    if (fs.lstatSync(at).isSymbolicLink()) what = 'a symlink';
+  } catch {
+    // Gone meanwhile: still not a directory to go through.
+  }
   return new LockstepError(
     'PATH_INVALID',
-    `${upTo} is not a directory in the folder (a symlink or a file is there); nothing beyond it is touched`,
+    `${upTo} is ${what} here; nothing beyond it is touched`,
     { cause: err },
   );
 }
@@ -50,50 +57,99 @@ export function splitPath(rel: string): { dir: string; name: string } {
     : { dir: rel.slice(0, slash), name: rel.slice(slash + 1) };
 }
 
+/** A directory held open, and what it was when opened. */
+interface Held {
+  readonly fd: number;
+  readonly ino: bigint;
+  readonly dev: bigint;
+}
+
+/** Directories kept open between runs, per root (the least recently used closed first). */
+const MAX_HELD = 256;
+/**
+ * Directories kept open are all closed once unused this long: a held
+ * directory keeps its inode, and inotify reports a watched directory's
+ * deletion (the folder root's too) only once the last reference is gone.
+ */
+const IDLE_MS = 100;
+
 /**
  * The folder at `path` (absolute, as configured; a symlink there is the
- * administrator's choice and is followed once, when the root is opened),
- * and every path beneath it resolved without following anything.
+ * administrator's choice and is followed), and every path beneath it
+ * resolved without following anything.
+ *
+ * Directories stay open between runs of the event loop (at most
+ * {@link MAX_HELD}), but each is checked again before its first use in a
+ * run: the root must still be what its path names, and every directory the
+ * entry of its name in its (checked) parent, the same inode. That is what a
+ * fresh walk would find, for a stat per level instead of an open and a
+ * close. A directory held by a descriptor keeps its inode, so a match is
+ * never a reused number.
  */
 export class ConfinedRoot {
-  /** Directories opened in this synchronous run, by folder path (`''`: the root). */
-  private readonly open = new Map<string, number>();
-  private flushQueued = false;
+  /** Directories held open, by folder path (`''`: the root), least recently used first. */
+  private readonly held = new Map<string, Held>();
+  /** Those checked in the current synchronous run. */
+  private readonly checked = new Set<string>();
+  private clearQueued = false;
+  private lastUse = 0;
+  private idleTimer: NodeJS.Timeout | undefined;
 
-  constructor(readonly path: string) {}
+  /**
+   * @param keep - keep directories open between runs (checked again at
+   *   each run's first use, closed after {@link IDLE_MS} unused); without
+   *   it every run ends by closing them (the watcher's choice: it must not
+   *   hold what it watches)
+   */
+  constructor(
+    readonly path: string,
+    private readonly keep = true,
+  ) {}
 
   /**
    * The descriptor of the directory `rel` (a valid folder path, `''` for
-   * the root), valid until the current synchronous run ends. `create` makes
-   * missing directories on the way (mode 0755 before the umask).
+   * the root), checked for this synchronous run. `create` makes missing
+   * directories on the way.
    *
    * @throws an fs error `ENOENT` when a directory on the way is missing (without `create`)
    * @throws LockstepError `PATH_INVALID` when something other than a directory is on the way
    */
   dir(rel: string, create = false): number {
-    const known = this.open.get(rel);
-    if (known !== undefined) return known;
-    let fd: number;
+    const known = this.held.get(rel);
+    if (known !== undefined && this.checked.has(rel)) return known.fd;
+    let h: Held | undefined = known;
     if (rel === '') {
-      fd = fs.openSync(this.path, constants.O_RDONLY | constants.O_DIRECTORY);
+      const st = fs.statSync(this.path, { bigint: true });
+      if (h !== undefined && (h.ino !== st.ino || h.dev !== st.dev)) h = this.drop('');
+      h ??= this.hold(fs.openSync(this.path, constants.O_RDONLY | constants.O_DIRECTORY));
     } else {
       const { dir, name } = splitPath(rel);
       const parent = this.dir(dir, create);
-      fd = openChild(parent, name, rel, create);
+      if (h !== undefined) {
+        const st = fs.lstatSync(fdPath(parent, name), { bigint: true, throwIfNoEntry: false });
+        if (st?.ino !== h.ino || st.dev !== h.dev) h = this.drop(rel);
+      }
+      h ??= this.hold(openChild(parent, name, rel, create));
     }
-    this.open.set(rel, fd);
-    if (!this.flushQueued) {
-      this.flushQueued = true;
+    // Most recently used last.
+    this.held.delete(rel);
+    this.held.set(rel, h);
+    this.checked.add(rel);
+    if (!this.clearQueued) {
+      this.clearQueued = true;
       queueMicrotask(() => this.flush());
+      this.lastUse = Date.now();
+      this.idleTimer ??= setTimeout(() => this.idle(), IDLE_MS).unref();
     }
-    return fd;
+    this.trim();
+    return h.fd;
   }
 
   /**
    * The path through which the kernel reaches `rel` from its parent's
-   * descriptor, valid until the current synchronous run ends. For `''`,
-   * the root's descriptor itself: a path to open or list, not to lstat
-   * (that would see the descriptor's link).
+   * descriptor, valid in the current synchronous run. For `''`, the root's
+   * descriptor itself: a path to open or list, not to lstat (that would
+   * see the descriptor's link).
    */
   at(rel: string, create = false): string {
     if (rel === '') return fdPath(this.dir(''));
@@ -102,39 +158,61 @@ export class ConfinedRoot {
   }
 
   /**
-   * Whether the directory `rel` as this run holds it is still the one a
-   * fresh walk from the root reaches (it was not moved away meanwhile).
+   * Whether the directory `rel` is reached from the root through real
+   * directories and, if this run used it, is still the one it used (it was
+   * not moved away since). The root itself is the safety stop's to watch.
    */
   stillThere(rel: string): boolean {
-    const held = this.open.get(rel);
-    if (held === undefined) return true; // nothing held: the next call walks afresh
-    const fresh = new ConfinedRoot(this.path);
-    try {
-      const a = fs.fstatSync(held);
-      const b = fs.fstatSync(fresh.dir(rel));
-      return a.ino === b.ino && a.dev === b.dev;
-    } catch {
-      return false;
-    } finally {
-      fresh.flush();
+    if (!this.checked.has(rel)) {
+      try {
+        this.dir(rel);
+        return true;
+      } catch {
+        return false;
+      }
     }
+    for (let cur = rel; cur !== ''; cur = splitPath(cur).dir) {
+      const { dir, name } = splitPath(cur);
+      const h = this.held.get(cur);
+      const parent = this.held.get(dir);
+      if (h === undefined || parent === undefined) return false;
+      const st = fs.lstatSync(fdPath(parent.fd, name), { bigint: true, throwIfNoEntry: false });
+      if (st?.ino !== h.ino || st.dev !== h.dev) return false;
+    }
+    return true;
   }
 
   /** Forgets `rel` and everything below it (this process renamed or removed that directory). */
   forget(rel: string): void {
-    for (const [k, fd] of this.open) {
-      if (k === rel || k.startsWith(`${rel}/`) || rel === '') {
-        this.open.delete(k);
-        closeQuietly(fd);
-      }
+    for (const k of [...this.held.keys()]) {
+      if (k === rel || rel === '' || k.startsWith(`${rel}/`)) this.drop(k);
     }
   }
 
-  /** Closes every directory opened in this run. */
+  /** Ends the current run: every directory is checked again before its next use. */
   flush(): void {
-    this.flushQueued = false;
-    for (const fd of this.open.values()) closeQuietly(fd);
-    this.open.clear();
+    this.clearQueued = false;
+    this.checked.clear();
+    if (!this.keep) for (const k of [...this.held.keys()]) this.drop(k);
+  }
+
+  /** Closes every directory held (the root is no longer used). */
+  close(): void {
+    clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+    for (const k of [...this.held.keys()]) this.drop(k);
+    this.flush();
+  }
+
+  /** Closes everything once unused for {@link IDLE_MS}; else looks again later. */
+  private idle(): void {
+    this.idleTimer = undefined;
+    const left = this.lastUse + IDLE_MS - Date.now();
+    if (left > 0 && this.held.size > 0) {
+      this.idleTimer = setTimeout(() => this.idle(), left).unref();
+    } else if (this.checked.size === 0) {
+      for (const k of [...this.held.keys()]) this.drop(k);
+    }
   }
 
   /**
@@ -149,6 +227,29 @@ export class ConfinedRoot {
       return await fn(fdPath(fd));
     } finally {
       closeQuietly(fd);
+    }
+  }
+
+  private hold(fd: number): Held {
+    const st = fs.fstatSync(fd, { bigint: true });
+    return { fd, ino: st.ino, dev: st.dev };
+  }
+
+  /** Closes and forgets `rel`; always undefined (what it held is gone). */
+  private drop(rel: string): undefined {
+    const h = this.held.get(rel);
+    if (h !== undefined) closeQuietly(h.fd);
+    this.held.delete(rel);
+    this.checked.delete(rel);
+    return undefined;
+  }
+
+  /** Closes the least recently used directories over the limit, never one this run uses. */
+  private trim(): void {
+    if (this.held.size <= MAX_HELD) return;
+    for (const k of this.held.keys()) {
+      if (this.held.size <= MAX_HELD) break;
+      if (!this.checked.has(k)) this.drop(k);
     }
   }
 }
@@ -168,7 +269,7 @@ function openChild(parent: number, name: string, rel: string, create: boolean): 
       }
       return openChild(parent, name, rel, false);
     }
-    if (code === 'ENOTDIR' || code === 'ELOOP') throw notConfined(rel, err);
+    if (code === 'ENOTDIR' || code === 'ELOOP') throw notConfined(rel, at, err);
     throw err;
   }
 }

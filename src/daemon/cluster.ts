@@ -26,6 +26,7 @@ import type { TlsIdentity } from '../peer/tls.js';
 import { ChunkFetcher } from '../sync/fetcher.js';
 import { FdCache } from '../sync/fd-cache.js';
 import { confinedFs } from '../confined/fs.js';
+import { ConfinedRoot } from '../confined/root.js';
 import { Puller } from '../sync/puller.js';
 import { ChunkServer } from './chunk-server.js';
 import type { Device, DeviceEvents } from './device.js';
@@ -78,6 +79,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   private readonly lockWiring: LockWiring;
   /** Descriptors for reading chunks, shared by serving peers and local copies. */
   private readonly fds: FdCache;
+  /** The folder's directories, held for the confined filesystem (closed with the cluster). */
+  private readonly confined: ConfinedRoot;
   /** Listeners this cluster added to the device; removed on close. */
   private readonly owned = new Disposables();
   private readonly changeListeners = new Set<() => void>();
@@ -92,7 +95,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     const log = opts.log;
     // One view of the folder, confined beneath its root, for every read and
     // write this cluster makes in it (see confined/root.ts).
-    const folderFs = confinedFs(opts.folder);
+    this.confined = new ConfinedRoot(opts.folder);
+    const folderFs = confinedFs(this.confined);
     this.fds = new FdCache(folderFs);
     this.peers = new PeerSet({
       self: { id: opts.deviceId, name: opts.name },
@@ -225,6 +229,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     this.peers.close();
     await this.server.close();
     this.fds.close();
+    this.confined.close();
   }
 
   /** The lock authority device (see `electAuthority`). */

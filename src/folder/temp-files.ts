@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { constants } from 'node:fs';
-import { LockstepError, errorCode } from '../base/errors.js';
+import { LockstepError, errorCode, errorMessage } from '../base/errors.js';
 import { TEMP_PREFIX } from '../core/path.js';
 import type { FolderFs } from '../confined/fs.js';
 
@@ -49,48 +49,50 @@ export function inFolder(root: string, rel: string): string {
  * @throws LockstepError `PATH_INVALID` naming the parent that is in the way
  */
 export function ensureParents(root: string, rel: string, create: boolean, fsys: FolderFs): boolean {
-  for (let end = rel.indexOf('/'); end >= 0; end = rel.indexOf('/', end + 1)) {
-    const at = inFolder(root, rel.slice(0, end));
-    const st = fsys.lstat(at);
-    if (st === undefined) {
-      if (!create) return false;
-      fsys.mkdir(at);
-    } else if (!st.isDirectory()) {
-      throw new LockstepError(
-        'PATH_INVALID',
-        `Cannot write ${rel}: ${rel.slice(0, end)} is ${st.isSymbolicLink() ? 'a symlink' : 'not a directory'} here`,
-      );
+  const slash = rel.lastIndexOf('/');
+  if (slash < 0) return true;
+  const parent = rel.slice(0, slash);
+  // One call for the whole chain: the confined filesystem walks it (a
+  // directory at a time, never through a link) and names what is in the way.
+  try {
+    if (create) {
+      fsys.mkdir(inFolder(root, parent), true);
+      return true;
     }
+    const st = fsys.lstat(inFolder(root, parent));
+    if (st === undefined) return false;
+    if (st.isDirectory()) return true;
+    throw new LockstepError(
+      'PATH_INVALID',
+      `${parent} is ${st.isSymbolicLink() ? 'a symlink' : 'not a directory'} here`,
+    );
+  } catch (err) {
+    if (errorCode(err) !== 'PATH_INVALID') throw err;
+    throw new LockstepError('PATH_INVALID', `Cannot write ${rel}: ${errorMessage(err)}`, {
+      cause: err,
+    });
   }
-  return true;
 }
 
 /**
  * Checks that `abs` (the file with identity `st`, just created, opened or
- * renamed there) is inside the folder: a parent directory replaced by a
- * symlink between the check of the parents and the write would have led it
- * elsewhere (Node has no openat or renameat to rule that out). If it went
- * elsewhere, it is removed from there when it is ours (`ours`: this device
- * made it; same inode) and this throws.
+ * renamed there, folder path `rel`) is where it should be: the directory
+ * the call used must still be the one reached from the root (one moved out
+ * of the folder meanwhile would have taken the file along). If it is not,
+ * the file is removed through that same directory when it is ours (`ours`:
+ * this device made it; same inode) and this throws.
  *
  * @returns the lstat of `abs`
  * @throws LockstepError `PATH_INVALID`
  */
 export function landedInside(
-  root: string,
   rel: string,
   abs: string,
   st: FileId,
   ours: boolean,
   fsys: FolderFs,
 ): fs.BigIntStats {
-  let parentsOk = false;
-  try {
-    parentsOk = ensureParents(root, rel, false, fsys);
-  } catch {
-    parentsOk = false;
-  }
-  const here = parentsOk && fsys.parentStillThere(abs) ? fsys.lstat(abs) : undefined;
+  const here = fsys.parentStillThere(abs) ? fsys.lstat(abs) : undefined;
   if (here !== undefined && here.ino === st.ino && here.dev === st.dev) return here;
   if (!ours) {
     throw new LockstepError(

@@ -185,7 +185,7 @@ export class FolderWriter {
         const made = c.id ?? mustLstat(fsys, tmp);
         if (replaces) this.hooks.beforeReplace(c.path, { type: 'file', why: 'pull' });
         fsys.rename(tmp, abs);
-        landed = landedInside(this.root, c.path, abs, made, true, fsys);
+        landed = landedInside(c.path, abs, made, true, fsys);
         this.hooks.countBytes(rec.size, 'pull');
         break;
       }
@@ -243,7 +243,7 @@ export class FolderWriter {
     );
     fsys.rename(inFolder(this.root, path), inFolder(this.root, copy));
     // Where it landed is checked: a parent swapped meanwhile must not have led it out.
-    landedInside(this.root, copy, inFolder(this.root, copy), st, false, fsys);
+    landedInside(copy, inFolder(this.root, copy), st, false, fsys);
     if (st.isFile()) this.makeWritable(copy);
     return copy;
   }
@@ -275,7 +275,7 @@ export class FolderWriter {
     try {
       try {
         id = fsys.fstat(fd);
-        landedInside(this.root, path, tmp, id, true, fsys);
+        landedInside(path, tmp, id, true, fsys);
         for await (const piece of data) {
           await fsys.write(fd, piece, size);
           size += piece.length;
@@ -296,7 +296,7 @@ export class FolderWriter {
           this.hooks.beforeReplace(path, { type: typeOf(old), why: 'upload' });
         }
         fsys.rename(tmp, abs);
-        landedInside(this.root, path, abs, id, true, fsys);
+        landedInside(path, abs, id, true, fsys);
       });
     } catch (err) {
       this.dropTemp(path, tmp);
@@ -400,7 +400,7 @@ export class FolderWriter {
     try {
       const st = fsys.fstat(fd);
       if (!st.isFile()) return false;
-      landedInside(this.root, path, abs, st, false, fsys);
+      landedInside(path, abs, st, false, fsys);
       if (st.nlink > 1n) {
         // Another name of the same file may be outside the folder: its
         // mode is not Lockstep's to change (the lock still holds: a change

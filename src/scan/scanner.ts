@@ -107,13 +107,17 @@ export class Scanner {
   async scan(targets: readonly ScanTarget[]): Promise<ScanResult> {
     await checkFolder(this.opts.root);
     const run = new ScanRun(this.opts, this.problems);
-    for (const t of targets) await run.target(t);
-    await run.drain();
-    // Re-check before the deletions: if the folder vanished during the walk,
-    // its absence must not become tombstones.
-    await checkFolder(this.opts.root);
-    await run.flushGone();
-    return run.result();
+    try {
+      for (const t of targets) await run.target(t);
+      await run.drain();
+      // Re-check before the deletions: if the folder vanished during the walk,
+      // its absence must not become tombstones.
+      await checkFolder(this.opts.root);
+      await run.flushGone();
+      return run.result();
+    } finally {
+      run.close();
+    }
   }
 }
 
@@ -166,6 +170,11 @@ class ScanRun {
     private readonly problems: Map<string, Problem>,
   ) {
     this.dir = new ConfinedRoot(o.root);
+  }
+
+  /** Closes the directories this run held. */
+  close(): void {
+    this.dir.close();
   }
 
   async target(t: ScanTarget): Promise<void> {

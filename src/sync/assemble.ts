@@ -139,7 +139,7 @@ function openAssembly(
     const st = fs.fstatSync(fd, { bigint: true });
     // Checked again where it is: only a file this pull created is removed
     // if it is not where it should be; one that was there already is not ours.
-    landedInside(root, path, tmp, st, created, fsys);
+    landedInside(path, tmp, st, created, fsys);
     return { fd, tmp, id: { ino: st.ino, dev: st.dev }, existing: Number(st.size) };
   } catch (err) {
     fs.closeSync(fd);

@@ -93,7 +93,7 @@ describe('landedInside', () => {
     const there = join(outside, `${TEMP_PREFIX}x`);
     writeFileSync(there, 'not ours');
     const at = tempPath(join(root, 'd', 'x'));
-    expect(() => landedInside(root, 'd/x', at, idOf(at), false, confinedFs(root))).toThrow(
+    expect(() => landedInside('d/x', at, idOf(at), false, confinedFs(root))).toThrow(
       /d\/x: a directory above it was replaced.*nothing was written outside/,
     );
     expect(existsSync(there)).toBe(true);
@@ -103,7 +103,7 @@ describe('landedInside', () => {
     const there = join(outside, `${TEMP_PREFIX}y`);
     writeFileSync(there, 'ours');
     const at = tempPath(join(root, 'd', 'y'));
-    expect(() => landedInside(root, 'd/y', at, idOf(at), true, confinedFs(root))).toThrow(
+    expect(() => landedInside('d/y', at, idOf(at), true, confinedFs(root))).toThrow(
       /a directory above it was replaced/,
     );
     expect(existsSync(there)).toBe(true);
@@ -113,9 +113,7 @@ describe('landedInside', () => {
     mkdirSync(join(root, 'e'));
     writeFileSync(join(root, 'e', 'z'), 'here');
     const id = idOf(join(root, 'e', 'z'));
-    expect(landedInside(root, 'e/z', join(root, 'e', 'z'), id, true, confinedFs(root)).ino).toBe(
-      id.ino,
-    );
+    expect(landedInside('e/z', join(root, 'e', 'z'), id, true, confinedFs(root)).ino).toBe(id.ino);
   });
 });
 

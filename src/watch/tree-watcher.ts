@@ -121,7 +121,7 @@ export class TreeWatcher {
       maxDelayMs: opts.maxDelayMs ?? 100,
     };
     this.rootBase = basename(opts.root);
-    this.dir = new ConfinedRoot(opts.root);
+    this.dir = new ConfinedRoot(opts.root, false);
   }
 
   /** The folder, every path beneath the root resolved without following a link. */
@@ -158,6 +158,7 @@ export class TreeWatcher {
     this.timer = undefined;
     this.pending.clear();
     this.closeAll();
+    this.dir.close();
   }
 
   /**
