@@ -201,7 +201,8 @@ export class FolderWriter {
         break;
       }
       case 'chmod':
-        fsys.chmod(abs, newMode(local, rec));
+        // The same content: special bits it has here stay (chmod adds none).
+        fsys.chmod(abs, newMode(local, rec) | ((local?.mode ?? 0) & 0o7000));
         break;
       case 'delete':
         if (local !== undefined && !local.deleted) this.removeEntry(c.path, local, 'delete');
@@ -439,10 +440,15 @@ export class FolderWriter {
   }
 }
 
-/** Permission bits for the new content: local bits kept, the executable bits from the winner. */
+/**
+ * Permission bits for content from a peer: the local read and write bits
+ * kept, the executable bits from the winner, and never a setuid, setgid or
+ * sticky bit (not even one the file it replaces had: a peer's content must
+ * not run as the file's owner, root included).
+ */
 export function newMode(local: FileRecord | undefined, rec: FileRecord): number {
   const base = local !== undefined && !local.deleted && local.type === 'file' ? local.mode : 0o644;
-  return ((base & ~0o111) | (rec.mode & 0o111)) & 0o7777;
+  return (base & 0o666) | (rec.mode & 0o111);
 }
 
 /** Whether two records are the same recording (sequence and version), or both absent. */
