@@ -98,8 +98,7 @@ export class ConfinedRoot {
   /**
    * @param keep - keep directories open between runs (checked again at
    *   each run's first use, closed after {@link IDLE_MS} unused); without
-   *   it every run ends by closing them (the watcher's choice: it must not
-   *   hold what it watches)
+   *   it every run ends by closing them
    */
   constructor(
     readonly path: string,
@@ -182,9 +181,13 @@ export class ConfinedRoot {
     return true;
   }
 
-  /** Forgets `rel` and everything below it (this process renamed or removed that directory). */
+  /**
+   * Forgets `rel` and everything below it (this process renamed or removed
+   * that directory). Only what this run checked needs it: anything else is
+   * checked again before its next use anyway.
+   */
   forget(rel: string): void {
-    for (const k of [...this.held.keys()]) {
+    for (const k of this.checked) {
       if (k === rel || rel === '' || k.startsWith(`${rel}/`)) this.drop(k);
     }
   }

@@ -121,7 +121,7 @@ export class TreeWatcher {
       maxDelayMs: opts.maxDelayMs ?? 100,
     };
     this.rootBase = basename(opts.root);
-    this.dir = new ConfinedRoot(opts.root, false);
+    this.dir = new ConfinedRoot(opts.root);
   }
 
   /** The folder, every path beneath the root resolved without following a link. */
