@@ -33,6 +33,24 @@ export function fdPath(fd: number, name?: string): string {
   return name === undefined ? `/proc/self/fd/${fd}` : `/proc/self/fd/${fd}/${name}`;
 }
 
+/** An empty, `.` or `..` segment: a path that would not stay beneath the directory it starts from. */
+const NOT_A_NAME = /(?:^|\/)\.{0,2}(?:\/|$)/;
+
+/**
+ * Refuses a folder path (not `''`, the root) with an empty, `.` or `..`
+ * segment: `..` from a directory descriptor leads to its parent, out of
+ * the folder from the root (callers check paths where they enter; this is
+ * the last line).
+ */
+function checkPath(rel: string): void {
+  if (NOT_A_NAME.test(rel)) {
+    throw new LockstepError(
+      'PATH_INVALID',
+      `${JSON.stringify(rel)} is not a path in the folder (it has an empty, "." or ".." part); nothing is touched`,
+    );
+  }
+}
+
 /** Why a path cannot be reached beneath the root. */
 function notConfined(upTo: string, err: unknown): LockstepError {
   return new LockstepError(
@@ -68,7 +86,7 @@ export class ConfinedRoot {
    * missing directories on the way (mode 0755 before the umask).
    *
    * @throws an fs error `ENOENT` when a directory on the way is missing (without `create`)
-   * @throws LockstepError `PATH_INVALID` when something other than a directory is on the way
+   * @throws LockstepError `PATH_INVALID` when something other than a directory is on the way, or `rel` has an empty, `.` or `..` segment
    */
   dir(rel: string, create = false): number {
     const known = this.open.get(rel);
@@ -77,6 +95,7 @@ export class ConfinedRoot {
     if (rel === '') {
       fd = fs.openSync(this.path, constants.O_RDONLY | constants.O_DIRECTORY);
     } else {
+      checkPath(rel);
       const { dir, name } = splitPath(rel);
       const parent = this.dir(dir, create);
       fd = openChild(parent, name, rel, create);
@@ -97,6 +116,7 @@ export class ConfinedRoot {
    */
   at(rel: string, create = false): string {
     if (rel === '') return fdPath(this.dir(''));
+    checkPath(rel);
     const { dir, name } = splitPath(rel);
     return fdPath(this.dir(dir, create), name);
   }
