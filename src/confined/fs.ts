@@ -64,11 +64,12 @@ export interface FolderFs {
 
 /**
  * The real filesystem, confined beneath `root` (see {@link ConfinedRoot}):
- * every path must be the root or beneath it, and is resolved without
- * following a symlink anywhere on the way; the last component is never
- * followed either (`open` always adds `O_NOFOLLOW`; `chmod` acts on what is
- * there, never through a link, and adds no setuid, setgid or sticky bit the
- * entry did not have).
+ * every path must be the root or beneath it (no `..`, `.` or empty segment:
+ * PATH_INVALID), and is resolved without following a symlink anywhere on
+ * the way; the last component is never followed either (`open` always adds
+ * `O_NOFOLLOW`; `chmod` acts on what is there, never through a link, and
+ * adds no setuid, setgid or sticky bit the entry did not have; `readlink` of
+ * the root itself is refused).
  */
 export function confinedFs(root: string | ConfinedRoot): FolderFs {
   const r = typeof root === 'string' ? new ConfinedRoot(root) : root;
@@ -93,7 +94,13 @@ export function confinedFs(root: string | ConfinedRoot): FolderFs {
       return fs.lstatSync(p, { bigint: true, throwIfNoEntry: false });
     },
     fstat: (fd) => fs.fstatSync(fd, { bigint: true }),
-    readlink: (path) => fs.readlinkSync(at(path)),
+    readlink: (path) => {
+      // at('') names the root's descriptor, whose own link is the root's real path.
+      if (rel(path) === '') {
+        throw new LockstepError('PATH_INVALID', `${path} is the folder root, not a symlink`);
+      }
+      return fs.readlinkSync(at(path));
+    },
     readdir: (path) => fs.readdirSync(fdPath(r.dir(rel(path)))),
     parentStillThere: (path) => r.stillThere(splitPath(rel(path)).dir),
     rename: (from, to) => {

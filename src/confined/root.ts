@@ -34,6 +34,24 @@ export function fdPath(fd: number, name?: string): string {
   return name === undefined ? `/proc/self/fd/${fd}` : `/proc/self/fd/${fd}/${name}`;
 }
 
+/** An empty, `.` or `..` segment: a path that would not stay beneath the directory it starts from. */
+const NOT_A_NAME = /(?:^|\/)\.{0,2}(?:\/|$)/;
+
+/**
+ * Refuses a folder path (not `''`, the root) with an empty, `.` or `..`
+ * segment: `..` from a directory descriptor leads to its parent, out of
+ * the folder from the root (callers check paths where they enter; this is
+ * the last line).
+ */
+function checkPath(rel: string): void {
+  if (NOT_A_NAME.test(rel)) {
+    throw new LockstepError(
+      'PATH_INVALID',
+      `${JSON.stringify(rel)} is not a path in the folder (it has an empty, "." or ".." part); nothing is touched`,
+    );
+  }
+}
+
 /** Why a path cannot be reached beneath the root. */
 function notConfined(upTo: string, at: string, err: unknown): LockstepError {
   let what = 'not a directory';
@@ -111,7 +129,7 @@ export class ConfinedRoot {
    * directories on the way.
    *
    * @throws an fs error `ENOENT` when a directory on the way is missing (without `create`)
-   * @throws LockstepError `PATH_INVALID` when something other than a directory is on the way
+   * @throws LockstepError `PATH_INVALID` when something other than a directory is on the way, or `rel` has an empty, `.` or `..` segment
    */
   dir(rel: string, create = false): number {
     const known = this.held.get(rel);
@@ -122,6 +140,7 @@ export class ConfinedRoot {
       if (h !== undefined && (h.ino !== st.ino || h.dev !== st.dev)) h = this.drop('');
       h ??= this.hold(fs.openSync(this.path, constants.O_RDONLY | constants.O_DIRECTORY));
     } else {
+      checkPath(rel);
       const { dir, name } = splitPath(rel);
       const parent = this.dir(dir, create);
       if (h !== undefined) {
@@ -152,6 +171,7 @@ export class ConfinedRoot {
    */
   at(rel: string, create = false): string {
     if (rel === '') return fdPath(this.dir(''));
+    checkPath(rel);
     const { dir, name } = splitPath(rel);
     return fdPath(this.dir(dir, create), name);
   }
