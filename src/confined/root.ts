@@ -90,6 +90,15 @@ const MAX_HELD = 256;
  * deletion (the folder root's too) only once the last reference is gone.
  */
 const IDLE_MS = 100;
+/**
+ * How long the root's descriptor is taken to be what the root's path names
+ * without looking again (a stat of the whole path). A root deleted
+ * meanwhile can hold nothing (a directory is removed only empty, and
+ * nothing can be made in a deleted one); one renamed away keeps what is
+ * written for this long, where its owner moved it, and the safety stop
+ * then sees the folder's marker gone.
+ */
+const ROOT_RECHECK_MS = 100;
 
 /**
  * The folder at `path` (absolute, as configured; a symlink there is the
@@ -111,6 +120,7 @@ export class ConfinedRoot {
   private readonly checked = new Set<string>();
   private clearQueued = false;
   private lastUse = 0;
+  private rootCheckedAt = -Infinity;
   private idleTimer: NodeJS.Timeout | undefined;
 
   /**
@@ -136,9 +146,13 @@ export class ConfinedRoot {
     if (known !== undefined && this.checked.has(rel)) return known.fd;
     let h: Held | undefined = known;
     if (rel === '') {
-      const st = fs.statSync(this.path, { bigint: true });
-      if (h !== undefined && (h.ino !== st.ino || h.dev !== st.dev)) h = this.drop('');
-      h ??= this.hold(fs.openSync(this.path, constants.O_RDONLY | constants.O_DIRECTORY));
+      const now = Date.now();
+      if (h === undefined || now - this.rootCheckedAt >= ROOT_RECHECK_MS) {
+        const st = fs.statSync(this.path, { bigint: true });
+        if (h !== undefined && (h.ino !== st.ino || h.dev !== st.dev)) h = this.drop('');
+        h ??= this.hold(fs.openSync(this.path, constants.O_RDONLY | constants.O_DIRECTORY));
+        this.rootCheckedAt = now;
+      }
     } else {
       checkPath(rel);
       const { dir, name } = splitPath(rel);
