@@ -28,7 +28,7 @@ import { errorCode } from '../base/errors.js';
 import { FaultyFs } from '../folder/faulty-fs.js';
 import { ensureParents, landedInside, openTemp, tempPath } from '../folder/temp-files.js';
 import { confinedFs, safeMode, type FolderFs } from './fs.js';
-import { ConfinedRoot } from './root.js';
+import { ConfinedRoot, folderMessage } from './root.js';
 
 let top: string;
 let root: string;
@@ -389,5 +389,18 @@ describe('the window: a held directory moved out of the folder mid-run', () => {
     }
     expect(readdirSync(join(outside, 'moved', 'b'))).toEqual([]);
     expect(existsSync(join(root, 'a'))).toBe(false);
+  });
+});
+
+describe('folderMessage', () => {
+  it("leaves out the descriptor paths in Node's messages", () => {
+    const err = Object.assign(
+      new Error(
+        "EACCES: permission denied, rename '/proc/self/fd/12/.lockstep-tmp-a' -> '/proc/self/fd/12/a'",
+      ),
+      { code: 'EACCES' },
+    );
+    expect(folderMessage(err)).toBe("EACCES: permission denied, rename '.lockstep-tmp-a' -> 'a'");
+    expect(folderMessage(new Error('no path here'))).toBe('no path here');
   });
 });

@@ -23,7 +23,7 @@
  */
 import * as fs from 'node:fs';
 import { constants } from 'node:fs';
-import { LockstepError, errorCode } from '../base/errors.js';
+import { LockstepError, errorCode, errorMessage } from '../base/errors.js';
 
 /** `O_PATH` (Linux): a descriptor that only names a directory; Node's constants lack it. */
 export const O_PATH = 0o10000000;
@@ -32,6 +32,14 @@ const DIR_FLAGS = O_PATH | constants.O_DIRECTORY | constants.O_NOFOLLOW;
 /** The path through which the kernel resolves `name` in the directory open as `fd`. */
 export function fdPath(fd: number, name?: string): string {
   return name === undefined ? `/proc/self/fd/${fd}` : `/proc/self/fd/${fd}/${name}`;
+}
+
+/**
+ * The message of `err` as a person reads it: the `/proc/self/fd/N/` this
+ * layer puts before a name (in Node's "EACCES: …, open '…'") is left out.
+ */
+export function folderMessage(err: unknown): string {
+  return errorMessage(err).replace(/\/proc\/self\/fd\/\d+\/?/g, '');
 }
 
 /** An empty, `.` or `..` segment: a path that would not stay beneath the directory it starts from. */

@@ -9,7 +9,7 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { BigIntStats } from 'node:fs';
 import { join } from 'node:path';
 import { LockstepError, errorCode, errorMessage } from '../base/errors.js';
-import { ConfinedRoot, splitPath } from '../confined/root.js';
+import { ConfinedRoot, folderMessage, splitPath } from '../confined/root.js';
 import type { Observed } from '../core/local.js';
 import type { Chunk, EntryType, FileRecord } from '../core/record.js';
 import { MARKER_NAME, isWithin, joinRel, pathProblem } from '../core/path.js';
@@ -219,7 +219,7 @@ class ScanRun {
         names = await this.dir.withDir(d, (at) => fsp.readdir(at));
       } catch (err) {
         this.unreadable.push(d);
-        this.problem(d, `cannot read directory: ${errorMessage(err)}`, errorCode(err));
+        this.problem(d, `cannot read directory: ${folderMessage(err)}`, errorCode(err));
         continue;
       }
       // What the index holds directly inside `d`; an entry the walk reaches
@@ -285,7 +285,7 @@ class ScanRun {
         // Synchronous: the path names a descriptor held only for this run.
         target = readlinkSync(this.at(rel));
       } catch (err) {
-        return this.problem(rel, `cannot read symlink: ${errorMessage(err)}`, errorCode(err));
+        return this.problem(rel, `cannot read symlink: ${folderMessage(err)}`, errorCode(err));
       }
     }
     this.add(rel, observe(st, type, [], target));
@@ -316,7 +316,7 @@ class ScanRun {
         res = await this.dir.withDir(dir, (at) => this.o.hasher.hashFile(`${at}/${name}`, size));
       } catch (err) {
         if (errorCode(err) === 'ENOENT') return void this.gone.add(rel);
-        return this.problem(rel, `cannot read file: ${errorMessage(err)}`, errorCode(err));
+        return this.problem(rel, `cannot read file: ${folderMessage(err)}`, errorCode(err));
       }
       // Synchronous, as in the walk: the file was just opened, its inode is cached.
       const after = this.lstatSync(rel);
@@ -394,7 +394,7 @@ class ScanRun {
     } catch (err) {
       const code = errorCode(err);
       if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'PATH_INVALID') return null;
-      this.problem(rel, `cannot stat: ${errorMessage(err)}`, code);
+      this.problem(rel, `cannot stat: ${folderMessage(err)}`, code);
       return undefined;
     }
   }
@@ -406,7 +406,7 @@ class ScanRun {
     } catch (err) {
       const code = errorCode(err);
       if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'PATH_INVALID') return null;
-      this.problem(rel, `cannot stat: ${errorMessage(err)}`, code);
+      this.problem(rel, `cannot stat: ${folderMessage(err)}`, code);
       return undefined;
     }
   }

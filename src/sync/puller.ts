@@ -17,6 +17,7 @@
 import { LockstepError, errorCode, errorMessage } from '../base/errors.js';
 import { systemClock, type Clock, type Timer } from '../base/clock.js';
 import type { Logger } from '../base/log.js';
+import { folderMessage } from '../confined/root.js';
 import type { SerialQueue } from '../base/serial-queue.js';
 import { lockVerdict } from '../core/lock-rules.js';
 import { conflictCopyName } from '../core/conflict-name.js';
@@ -465,7 +466,7 @@ export class Puller {
   private failed(path: string, err: unknown): void {
     // A temp file of the failed attempt goes if the next plan needs none.
     this.sweep.add(path);
-    const message = errorMessage(err);
+    const message = folderMessage(err);
     const prev = this.retries.get(path);
     const attempts = (prev?.attempts ?? 0) + 1;
     prev?.timer.cancel();
