@@ -298,10 +298,14 @@ describe('bad peers', () => {
     cluster = undefined;
   });
 
-  /** Starts device D peered with a fake peer that sends `script(n)` on its n-th connection. */
+  /**
+   * Starts device D peered with a fake peer that sends `script(n)` on its
+   * n-th connection; `prepare` runs before D starts (its home and the fake set up).
+   */
   const withFake = async (
     script: (f: FakePeer, n: number) => Buffer[],
     identity = fakeId,
+    prepare?: (d: TestDevice, f: FakePeer) => void,
   ): Promise<{ d: TestDevice; f: FakePeer }> => {
     cluster = await TestCluster.create(['D']);
     const d = cluster.get('D');
@@ -319,6 +323,7 @@ describe('bad peers', () => {
       'Fake',
     ]);
     expect(r.code, r.stderr).toBe(0);
+    prepare?.(d, f);
     await d.start();
     return { d, f };
   };
@@ -608,27 +613,18 @@ describe('bad peers', () => {
   });
 
   it("refuses forged lock requests from a configured peer: another user's unlock with admin and force, a lock at another device", async () => {
-    cluster = await TestCluster.create(['D']);
-    const d = cluster.get('D');
-    const f: FakePeer = new FakePeer(fakeId, () => []);
-    fake = f;
-    f.authority = d.id;
-    await f.listen();
-    const add = await lockstepAsync([
-      'peer',
-      'add',
-      '--home',
-      d.home,
-      fakeId.id,
-      `127.0.0.1:${f.port}`,
-    ]);
-    expect(add.code, add.stderr).toBe(0);
     // D is the lock authority, and the fake agrees.
-    const file = join(d.home, 'config.json');
-    const config = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
-    writeFileSync(file, JSON.stringify({ ...config, lockAuthority: d.id }, null, 2));
-    writeFileSync(join(d.folder, 'f.txt'), 'the administrator edits this\n');
-    await d.start();
+    const { d } = await withFake(
+      () => [],
+      fakeId,
+      (dev, f) => {
+        f.authority = dev.id;
+        const file = join(dev.home, 'config.json');
+        const config = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+        writeFileSync(file, JSON.stringify({ ...config, lockAuthority: dev.id }, null, 2));
+        writeFileSync(join(dev.folder, 'f.txt'), 'the administrator edits this\n');
+      },
+    );
     await waitFor('f.txt to be indexed', () => indexRow(d.db, 'f.txt'));
     await waitUntil('the administrator to hold the lock', async () => {
       const r = await lockstepAsync(['lock', '--home', d.home, 'f.txt']);

@@ -886,21 +886,43 @@ async function writeCall(w: World, op: Extract<Op, { op: 'create' | 'rewrite' }>
   const flags =
     op.op === 'create' ? O_WRONLY | O_CREAT | O_EXCL : O_WRONLY | O_CREAT | O_TRUNC | O_NONBLOCK;
   arm(w, op.h, op.hAt, op.p);
+  const opened = openChecked(w, abs, rel, flags);
+  if (opened === undefined) return;
+  try {
+    await w.fsys.write(opened.fd, Buffer.from(`written at ${rel}\n`), 0);
+  } finally {
+    w.fsys.close(opened.fd);
+  }
+}
+
+/**
+ * Opens `abs` through the layer: refused when it is not beneath the root
+ * (`rel` undefined); else, when it opened, checked at once (before any
+ * other call, where the attacker may act): never a sentinel, and the entry
+ * at its path. Undefined when there is nothing to go on with.
+ */
+function openChecked(
+  w: World,
+  abs: string,
+  rel: string | undefined,
+  flags: number,
+): { fd: number; st: BigIntStats } | undefined {
   const o = call(() => w.fsys.open(abs, flags, 0o644));
   if (rel === undefined) {
     if (o.ok) w.fsys.close(o.value); // opened where it must not: close it, then fail
-    return expectRefused(o, `open ${abs}`);
+    expectRefused(o, `open ${abs}`);
+    return undefined;
   }
-  if (!o.ok) return;
+  if (!o.ok) return undefined;
   const fd = o.value;
   try {
-    // Checked at once, before any other call (where the attacker may act).
     const st = fstatSync(fd, { bigint: true });
     expectNotSentinel(w, st);
     expectLanded(w, rel, (here) => expect(here && key(here), `open ${rel}`).toBe(key(st)));
-    await w.fsys.write(fd, Buffer.from(`written at ${rel}\n`), 0);
-  } finally {
+    return { fd, st };
+  } catch (err) {
     w.fsys.close(fd);
+    throw err;
   }
 }
 
@@ -909,18 +931,10 @@ function fchmodCall(w: World, op: Extract<Op, { op: 'readFchmod' }>): void {
   const abs = absOf(w, op.p);
   const rel = folderPath(w, abs);
   arm(w, op.h, op.hAt, op.p);
-  const o = call(() => w.fsys.open(abs, constants.O_RDONLY | constants.O_NONBLOCK));
-  if (rel === undefined) {
-    if (o.ok) w.fsys.close(o.value); // opened where it must not: close it, then fail
-    return expectRefused(o, `open ${abs}`);
-  }
-  if (!o.ok) return;
-  const fd = o.value;
+  const opened = openChecked(w, abs, rel, constants.O_RDONLY | constants.O_NONBLOCK);
+  if (opened === undefined) return;
+  const { fd, st } = opened;
   try {
-    // Checked at once, before any other call (where the attacker may act).
-    const st = fstatSync(fd, { bigint: true });
-    expectNotSentinel(w, st);
-    expectLanded(w, rel, (here) => expect(here && key(here), `open ${rel}`).toBe(key(st)));
     expectNotSentinel(w, w.fsys.fstat(fd));
     w.fsys.fchmod(fd, op.mode);
     const had = Number(st.mode) & 0o7000;
