@@ -154,7 +154,23 @@ export type ClientEvent =
       readonly device: DeviceRef;
       readonly reason?: string;
       readonly time: string;
+    }
+  | {
+      /** This device's lock authority changed: `device` grants locks now. */
+      readonly type: 'authority';
+      readonly device: DeviceRef;
+      /** How it changed (adopted on joining, moved on purpose, configuration edited). */
+      readonly reason: string;
+      readonly time: string;
     };
+
+/** What `lockstep locks move-authority` did. */
+export interface AuthorityMove {
+  readonly from: DeviceRef;
+  readonly to: DeviceRef;
+  /** Locks handed over. */
+  readonly locks: number;
+}
 
 /** A one-time code that signs the web page in as `user` (`POST /signin-codes`). */
 export interface SignInCode {
@@ -195,6 +211,11 @@ export interface ClientBackend {
   locks(): readonly LockInfo[];
   lock(path: string, user: User, opts: { ttlMs?: number; reason?: string }): Promise<LockInfo>;
   unlock(path: string, user: User, opts: { force?: boolean }): Promise<LockInfo>;
+  /**
+   * Moves the lock authority to `device` (an ID, short ID or name),
+   * handing its table over; administrators only (FORBIDDEN otherwise).
+   */
+  moveAuthority(device: string, user: User): Promise<AuthorityMove>;
   /**
    * Writes a file into the folder (atomically: temp file, fsync, rename).
    * Refused with LOCKED (423) when someone else holds its lock, or when the

@@ -21,6 +21,12 @@ export function registerLockRoutes({ app, backend }: RouteContext): void {
     return reply.code(201).send(lock);
   });
 
+  // Registered before `/locks/*`'s DELETE; a POST here never names a path.
+  app.post(`${API_PREFIX}/locks/authority`, { schema: routeSchemas.moveAuthority }, async (req) => {
+    const body = req.body as { device: string };
+    return backend.moveAuthority(body.device, req.user);
+  });
+
   app.delete(`${API_PREFIX}/locks/*`, { schema: routeSchemas.unlock }, async (req) => {
     const { force } = req.query as { force: boolean };
     return backend.unlock(normalizePath(wildcardPath(req)), req.user, { force });

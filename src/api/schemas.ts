@@ -211,6 +211,7 @@ export const clientEventSchema = {
         'forced',
         'connected',
         'disconnected',
+        'authority',
       ],
     },
     time: time,
@@ -245,6 +246,10 @@ export const clientEventSchema = {
     {
       if: { properties: { type: { enum: ['connected', 'disconnected'] } } },
       then: { required: ['device'] },
+    },
+    {
+      if: { properties: { type: { const: 'authority' } } },
+      then: { required: ['device', 'reason'] },
     },
   ],
 } as const;
@@ -320,6 +325,21 @@ export const routeSchemas = {
       properties: { force: { type: 'boolean', default: false } },
     },
     response: replies(lockInfoSchema),
+  },
+  moveAuthority: {
+    querystring: { type: 'object', additionalProperties: false, properties: {} },
+    body: {
+      type: 'object',
+      required: ['device'],
+      additionalProperties: false,
+      properties: { device: { type: 'string', minLength: 1, maxLength: 200 } },
+    },
+    response: replies({
+      type: 'object',
+      required: ['from', 'to', 'locks'],
+      additionalProperties: false,
+      properties: { from: deviceRefSchema, to: deviceRefSchema, locks: count },
+    }),
   },
   status: {
     querystring: { type: 'object', additionalProperties: false, properties: {} },

@@ -6,7 +6,15 @@
  * and carries on.
  */
 import { Command, Option } from 'commander';
-import type { ClientEvent, ListEntry, ListPage, LockInfo, Status, User } from '../api/backend.js';
+import type {
+  AuthorityMove,
+  ClientEvent,
+  ListEntry,
+  ListPage,
+  LockInfo,
+  Status,
+  User,
+} from '../api/backend.js';
 import { LockstepError } from '../base/errors.js';
 import {
   ApiClient,
@@ -104,7 +112,8 @@ function runnerOf(host: CommandHost): Runner {
     ) =>
     async (...args: unknown[]) => {
       const cmd = args.at(-1) as Command;
-      const flags = cmd.opts<ClientFlags>();
+      // With globals: `locks move-authority` may get its connection flags on `locks`.
+      const flags = cmd.optsWithGlobals<ClientFlags>();
       try {
         // A command's own token (either form) wins over the shell's.
         const own = flags.token !== undefined || flags.tokenFile !== undefined;
@@ -202,12 +211,31 @@ function registerLockCommands(program: Command, run: Runner): void {
       }),
     );
 
-  clientCommand(program, 'locks', 'List every lock in the cluster').action(
+  const locks = clientCommand(program, 'locks', 'List every lock in the cluster').action(
     run(async (client, flags) => {
       const r = await client.call<{ locks: LockInfo[] }>('GET', '/locks');
       if (flags.json === true) printJson(r);
       else console.log(locksTable(r.locks, Date.now()));
     }),
+  );
+  withConnection(
+    clientCommand(
+      locks,
+      'move-authority',
+      'Move the lock authority to another device, handing every lock over (administrators)',
+    )
+      .argument('<device>', "the device's ID, short ID or name")
+      .action(
+        run(async (client, flags, device: string) => {
+          const moved = await client.call<AuthorityMove>('POST', '/locks/authority', { device });
+          if (flags.json === true) printJson(moved);
+          else {
+            console.log(
+              `lock authority moved from ${moved.from.name} (${moved.from.short}) to ${moved.to.name} (${moved.to.short}); ${moved.locks} lock(s) handed over`,
+            );
+          }
+        }),
+      ),
   );
 }
 

@@ -204,6 +204,8 @@ export function eventText(ev: ClientEvent): string {
         `${printable(ev.device.name)} (${ev.device.short})` +
         (ev.reason === undefined ? '' : `: ${printable(ev.reason)}`)
       );
+    case 'authority':
+      return `locks are granted by ${printable(ev.device.name)} (${ev.device.short}): ${printable(ev.reason)}`;
   }
 }
 

@@ -16,6 +16,7 @@ interface InitFlags {
   name: string;
   peerListen?: string;
   apiListen?: string;
+  lockAuthority?: string;
 }
 
 /** Adds the `init` command. */
@@ -36,6 +37,11 @@ export function registerInit(program: Command): void {
     .option(
       '--api-listen <host:port>',
       'where clients and the web page connect (default: 127.0.0.1:7701)',
+    )
+    .option(
+      '--lock-authority <device-id>',
+      'the device that grants locks ("self": this one); default: the choice of the cluster ' +
+        'this device joins, learned when it first meets a peer (a device alone takes itself)',
     )
     .addHelpText(
       'after',
@@ -76,6 +82,7 @@ async function init(flags: InitFlags): Promise<void> {
     name: flags.name,
     peerListen: flags.peerListen,
     apiListen: flags.apiListen,
+    lockAuthority: flags.lockAuthority,
   });
   const config = loadConfig(home);
   const paths = homePaths(home);
@@ -86,6 +93,7 @@ async function init(flags: InitFlags): Promise<void> {
       `  name         ${config.name}`,
       `  peer listen  ${config.peerListen}`,
       `  api listen   ${config.apiListen}`,
+      `  locks        ${config.lockAuthority === undefined ? "granted by the cluster's lock authority (learned from the first peer met)" : config.lockAuthority.device === deviceId ? 'granted by this device' : `granted by device ${config.lockAuthority.device}`}`,
       `Start the device with: lockstep serve --home ${paths.home}`,
       'Device ID (add it on the other devices with `lockstep peer add`):',
       deviceId,

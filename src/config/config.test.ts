@@ -19,7 +19,7 @@ afterEach(() => {
 
 function good(): Record<string, unknown> {
   return {
-    version: 1,
+    version: 2,
     name: 'A',
     folder: '/srv/shared',
     peerListen: '0.0.0.0:7700',
@@ -74,15 +74,22 @@ describe('loadConfig', () => {
       }),
     );
     const config = loadConfig(home);
-    expect(config.lockAuthority).toEqual({ kind: 'device', device: ID_A });
+    expect(config.lockAuthority).toEqual({ kind: 'device', device: ID_A, epoch: 0 });
     expect(config.peers[0]?.id).toBe(ID_A);
   });
 
   const bad: { name: string; change: (c: Record<string, unknown>) => void; message: RegExp }[] = [
     {
       name: 'wrong version',
-      change: (c) => (c.version = 2),
-      message: /: version: expected 1, got 2$/,
+      change: (c) => (c.version = 3),
+      message: /: version: must be 2 \(or 1, which `lockstep serve` upgrades\), got 3$/,
+    },
+    {
+      name: 'negative epoch of the lock authority',
+      change: (c) =>
+        (c.lockAuthority = { kind: 'device', device: ID_A, epoch: -1 } as unknown as string),
+      message:
+        /: lockAuthority\.epoch: expected the number of moves \(a whole number, 0 or more\), got -1$/,
     },
     { name: 'missing folder', change: (c) => delete c.folder, message: /: folder: is required$/ },
     {
@@ -165,7 +172,7 @@ describe('loadConfig', () => {
       name: 'lock authority of the wrong type',
       change: (c) => (c.lockAuthority = 7 as unknown as string),
       message:
-        /: lockAuthority: expected a device ID or \{ "kind": "device", "device": "<device ID>" \}, got 7$/,
+        /: lockAuthority: expected a device ID or \{ "kind": "device", "device": "<device ID>", "epoch": <moves> \}, got 7$/,
     },
     {
       name: 'rescan interval too short',
@@ -249,11 +256,11 @@ describe('saveConfig', () => {
     const file = join(home, 'config.json');
     expect(loadConfig(home)).toEqual({
       ...config,
-      lockAuthority: { kind: 'device', device: ID_A },
+      lockAuthority: { kind: 'device', device: ID_A, epoch: 0 },
     });
     // A device authority is written as the plain ID every Lockstep reads.
     expect(JSON.parse(readFileSync(file, 'utf8'))).toMatchObject({ lockAuthority: ID_A });
-    expect(readFileSync(file, 'utf8')).toMatch(/^\{\n {2}"version": 1,\n/);
+    expect(readFileSync(file, 'utf8')).toMatch(/^\{\n {2}"version": 2,\n/);
     expect(statSync(file).mode & 0o777).toBe(0o600);
     expect(readdirSync(home)).toEqual(['config.json']);
   });
@@ -263,7 +270,7 @@ describe('saveConfig', () => {
       ...good(),
       lockAuthority: { kind: 'device', device: ID_A.toLowerCase() },
     } as unknown as ConfigInput);
-    expect(loadConfig(home).lockAuthority).toEqual({ kind: 'device', device: ID_A });
+    expect(loadConfig(home).lockAuthority).toEqual({ kind: 'device', device: ID_A, epoch: 0 });
     expect(JSON.parse(readFileSync(join(home, 'config.json'), 'utf8'))).toMatchObject({
       lockAuthority: ID_A,
     });

@@ -13,8 +13,12 @@ import { parseDeviceId } from '../core/device-id.js';
 
 /** The configuration file's name in the home. */
 export const CONFIG_FILE = 'config.json';
-/** The configuration format this code reads and writes. */
-export const CONFIG_VERSION = 1;
+/**
+ * The configuration format this code writes. Version 1 (before the lock
+ * authority was recorded) is still read: `lockstep serve` upgrades it,
+ * recording the authority it implied (see `upgradeConfig`).
+ */
+export const CONFIG_VERSION = 2;
 /** Where peers connect, unless configured: every interface. */
 export const DEFAULT_PEER_LISTEN = '0.0.0.0:7700';
 /** Where clients connect, unless configured: this machine only. */
@@ -92,13 +96,20 @@ const deviceId = z.string().transform((s, ctx) => {
 });
 
 /**
- * Where the lock authority is. Only a device of the cluster for now (the
- * next kinds, such as etcd, are new members of this union); today's plain
- * device-ID string is read as `{ "kind": "device", "device": ID }`.
+ * Where the lock authority is: a device of the cluster, recorded once when
+ * the cluster is made and moved only by `lockstep locks move-authority`
+ * (each move adds one to `epoch`). The plain device-ID string is read as
+ * `{ "kind": "device", "device": ID, "epoch": 0 }`. Absent: not decided yet
+ * (the device adopts its cluster's choice when it first meets a peer).
  */
-export type LockAuthoritySetting = { readonly kind: 'device'; readonly device: string };
+export type LockAuthoritySetting = {
+  readonly kind: 'device';
+  readonly device: string;
+  readonly epoch: number;
+};
 
-const LOCK_AUTHORITY_HINT = 'expected a device ID or { "kind": "device", "device": "<device ID>" }';
+const LOCK_AUTHORITY_HINT =
+  'expected a device ID or { "kind": "device", "device": "<device ID>", "epoch": <moves> }';
 
 const lockAuthority = z.unknown().transform((v, ctx): LockAuthoritySetting => {
   const fail = (message: string, path: PropertyKey[] = []) => {
@@ -113,15 +124,21 @@ const lockAuthority = z.unknown().transform((v, ctx): LockAuthoritySetting => {
       return fail(errorMessage(err), path);
     }
   };
-  if (typeof v === 'string') return { kind: 'device', device: device(v, []) };
+  if (typeof v === 'string') return { kind: 'device', device: device(v, []), epoch: 0 };
   if (typeof v !== 'object' || v === null || Array.isArray(v)) {
     return fail(`${LOCK_AUTHORITY_HINT}, got ${show(v)}`);
   }
   const o = v as Record<string, unknown>;
   if (o.kind !== 'device') return fail(`expected "device", got ${show(o.kind)}`, ['kind']);
-  const extra = Object.keys(o).filter((k) => k !== 'kind' && k !== 'device');
+  const extra = Object.keys(o).filter((k) => !['kind', 'device', 'epoch'].includes(k));
   if (extra.length > 0) return fail('unknown field (check its spelling)', [extra[0] as string]);
-  return { kind: 'device', device: device(o.device, ['device']) };
+  const epoch = o.epoch ?? 0;
+  if (typeof epoch !== 'number' || !Number.isSafeInteger(epoch) || epoch < 0) {
+    return fail(`expected the number of moves (a whole number, 0 or more), got ${show(epoch)}`, [
+      'epoch',
+    ]);
+  }
+  return { kind: 'device', device: device(o.device, ['device']), epoch };
 });
 
 const humanName = z
@@ -139,7 +156,9 @@ const peerSchema = z.strictObject({
 /** The schema of `config.json` (strict: unknown fields are refused). */
 export const configSchema = z
   .strictObject({
-    version: z.literal(CONFIG_VERSION),
+    version: z.union([z.literal(1), z.literal(CONFIG_VERSION)], {
+      error: `must be ${CONFIG_VERSION} (or 1, which \`lockstep serve\` upgrades)`,
+    }),
     name: humanName,
     folder: z
       .string()
@@ -380,9 +399,12 @@ export function saveConfig(
 ): void {
   const file = join(resolve(home), CONFIG_FILE);
   const valid = validateConfig(config, file);
-  // A device authority is written as its plain ID, the form every Lockstep reads.
+  // A device authority never moved is written as its plain ID.
   const { lockAuthority: authority, ...rest } = valid;
-  const written = authority === undefined ? rest : { ...rest, lockAuthority: authority.device };
+  const written =
+    authority === undefined
+      ? rest
+      : { ...rest, lockAuthority: authority.epoch === 0 ? authority.device : authority };
   try {
     writeFileAtomic(file, `${JSON.stringify(written, null, 2)}\n`, 0o600, opts);
   } catch (err) {

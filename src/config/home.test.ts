@@ -91,7 +91,7 @@ describe('initHome', () => {
     expect(readToken(home)).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(readIdentity(home).deviceId).toBe(deviceId);
     expect(loadConfig(home)).toEqual({
-      version: 1,
+      version: 2,
       name: 'A',
       folder,
       peerListen: '127.0.0.1:9000',

@@ -18,6 +18,7 @@ import {
   DEFAULT_PEER_LISTEN,
   saveConfig,
   writeFileAtomic,
+  type Config,
 } from './config.js';
 
 /** The absolute paths of everything in a home. */
@@ -103,6 +104,12 @@ export interface InitOptions {
   readonly peerListen?: string;
   /** Where clients connect, `HOST:PORT`. @default "127.0.0.1:7701" */
   readonly apiListen?: string;
+  /**
+   * The device that grants locks: a device ID, or `self` for this device.
+   * Without it, the device takes its cluster's choice when it first meets a
+   * peer (a device alone records itself at its first lock).
+   */
+  readonly lockAuthority?: string | undefined;
 }
 
 /** Resolves symbolic links in the longest existing prefix of an absolute path. */
@@ -177,6 +184,10 @@ export async function initHome(opts: InitOptions): Promise<{ deviceId: string }>
     folder,
     peerListen: opts.peerListen ?? DEFAULT_PEER_LISTEN,
     apiListen: opts.apiListen ?? DEFAULT_API_LISTEN,
+    // Checked now (a device ID's form); `self` is this device, known once its key is made.
+    ...(opts.lockAuthority === undefined || opts.lockAuthority === 'self'
+      ? {}
+      : { lockAuthority: opts.lockAuthority }),
   });
   if ('problems' in checked) {
     throw new LockstepError('USAGE', `Cannot create the home: ${checked.problems.join('; ')}`);
@@ -237,8 +248,13 @@ export async function initHome(opts: InitOptions): Promise<{ deviceId: string }>
       );
     }
   }
-  saveConfig(home, checked.config, { exclusive: true });
-  return { deviceId: deviceIdOfCert(certPem) };
+  const deviceId = deviceIdOfCert(certPem);
+  const config: Config =
+    opts.lockAuthority === 'self'
+      ? { ...checked.config, lockAuthority: { kind: 'device', device: deviceId, epoch: 0 } }
+      : checked.config;
+  saveConfig(home, config, { exclusive: true });
+  return { deviceId };
 }
 
 /** The mode of every file in a home. */

@@ -2,7 +2,10 @@ import { describe, expect, it } from 'vitest';
 import {
   describeHolder,
   peerRequestProblem,
-  electAuthority,
+  choicesDisagree,
+  impliedAuthority,
+  meetAuthority,
+  type AuthorityChoice,
   lockVerdict,
   type LockedChange,
   type LockRow,
@@ -71,39 +74,107 @@ describe('lockVerdict', () => {
   }
 });
 
-describe('electAuthority', () => {
+describe('impliedAuthority (the rule before choices were recorded)', () => {
+  const cases: { name: string; self: string; peers: string[]; want: string }[] = [
+    { name: 'alone: this device', self: 'MMM', peers: [], want: 'MMM' },
+    { name: 'else the smallest device ID', self: 'MMM', peers: ['XXX', 'CCC'], want: 'CCC' },
+    { name: 'this device when it is the smallest', self: 'AAA', peers: ['BBB'], want: 'AAA' },
+  ];
+  for (const c of cases) {
+    it(c.name, () => expect(impliedAuthority(c.self, c.peers)).toBe(c.want));
+  }
+});
+
+describe('meetAuthority and choicesDisagree', () => {
+  const undecided: AuthorityChoice = { device: undefined, epoch: 0 };
+  const on = (device: string, epoch = 0): AuthorityChoice => ({ device, epoch });
   const cases: {
     name: string;
-    configured: string | undefined;
+    mine: AuthorityChoice;
+    theirs: AuthorityChoice;
     self: string;
-    peers: string[];
-    want: string;
+    peer: string;
+    adopt: AuthorityChoice | undefined;
+    disagree: boolean;
   }[] = [
     {
-      name: 'the configured one wins',
-      configured: 'ZZZ',
+      name: "a device that joins adopts the cluster's choice, even when its ID sorts lowest",
+      mine: undecided,
+      theirs: on('BBB'),
       self: 'AAA',
-      peers: ['BBB'],
-      want: 'ZZZ',
-    },
-    { name: 'alone: this device', configured: undefined, self: 'MMM', peers: [], want: 'MMM' },
-    {
-      name: 'else the smallest device ID',
-      configured: undefined,
-      self: 'MMM',
-      peers: ['XXX', 'CCC', 'DDD'],
-      want: 'CCC',
+      peer: 'CCC',
+      adopt: on('BBB'),
+      disagree: false,
     },
     {
-      name: 'this device when it is the smallest',
-      configured: undefined,
+      name: 'a decided device never changes for a device that joins',
+      mine: on('BBB'),
+      theirs: undecided,
+      self: 'CCC',
+      peer: 'AAA',
+      adopt: undefined,
+      disagree: false,
+    },
+    {
+      name: 'two undecided devices take the smaller ID (this one)',
+      mine: undecided,
+      theirs: undecided,
       self: 'AAA',
-      peers: ['BBB'],
-      want: 'AAA',
+      peer: 'BBB',
+      adopt: on('AAA'),
+      disagree: false,
+    },
+    {
+      name: 'two undecided devices take the smaller ID (the peer)',
+      mine: undecided,
+      theirs: undecided,
+      self: 'BBB',
+      peer: 'AAA',
+      adopt: on('AAA'),
+      disagree: false,
+    },
+    {
+      name: 'the same choice: nothing to do',
+      mine: on('BBB', 2),
+      theirs: on('BBB', 2),
+      self: 'AAA',
+      peer: 'CCC',
+      adopt: undefined,
+      disagree: false,
+    },
+    {
+      name: 'a later move wins over an older record',
+      mine: on('BBB', 1),
+      theirs: on('CCC', 2),
+      self: 'AAA',
+      peer: 'CCC',
+      adopt: on('CCC', 2),
+      disagree: false,
+    },
+    {
+      name: 'an older record does not undo a move (the peer follows)',
+      mine: on('CCC', 2),
+      theirs: on('BBB', 1),
+      self: 'AAA',
+      peer: 'BBB',
+      adopt: undefined,
+      disagree: false,
+    },
+    {
+      name: 'two configurations that differ at one epoch disagree; neither moves',
+      mine: on('BBB'),
+      theirs: on('CCC'),
+      self: 'AAA',
+      peer: 'DDD',
+      adopt: undefined,
+      disagree: true,
     },
   ];
   for (const c of cases) {
-    it(c.name, () => expect(electAuthority(c.configured, c.self, c.peers)).toBe(c.want));
+    it(c.name, () => {
+      expect(meetAuthority(c.mine, c.theirs, c.self, c.peer)).toEqual(c.adopt);
+      expect(choicesDisagree(c.mine, c.theirs)).toBe(c.disagree);
+    });
   }
 });
 

@@ -32,19 +32,65 @@ export function describeHolder(l: LockRow, deviceName: (id: string) => string): 
 }
 
 /**
- * The device that grants locks: the configured one, else the member of the
- * cluster with the smallest device ID (this device or a configured peer).
- * This is the only place that rule is written.
+ * Which device grants locks, as one device records it. `device` undefined:
+ * not decided yet (a device made by `lockstep init` without
+ * `--lock-authority` that has not met its cluster). `epoch` counts the
+ * explicit moves (`lockstep locks move-authority`): a later move wins over an
+ * earlier record, so a device that was away while the authority moved
+ * follows it.
  */
-export function electAuthority(
-  configured: string | undefined,
-  self: string,
-  peers: Iterable<string>,
-): string {
-  if (configured !== undefined) return configured;
+export interface AuthorityChoice {
+  readonly device: string | undefined;
+  readonly epoch: number;
+}
+
+/**
+ * The authority a configuration made before choices were recorded implied:
+ * the member with the smallest device ID (this device or a configured peer).
+ * On upgrade it becomes the recorded choice, so nothing moves.
+ */
+export function impliedAuthority(self: string, peers: Iterable<string>): string {
   let min = self;
   for (const id of peers) if (id < min) min = id;
   return min;
+}
+
+/**
+ * What this device records on meeting peer `peer`, whose choice is
+ * `theirs`; undefined to keep its own. A decided choice is never changed by
+ * a device that joins: an undecided device adopts a decided peer's choice;
+ * two undecided devices (neither has ever granted a lock) both take the
+ * smaller of their two IDs; a decided device follows only an explicit later
+ * move (a larger epoch). Two decided choices with the same epoch that differ
+ * stay apart: see {@link choicesDisagree}.
+ */
+export function meetAuthority(
+  mine: AuthorityChoice,
+  theirs: AuthorityChoice,
+  self: string,
+  peer: string,
+): AuthorityChoice | undefined {
+  if (theirs.device === undefined) {
+    if (mine.device !== undefined) return undefined;
+    return { device: self < peer ? self : peer, epoch: 0 };
+  }
+  if (mine.device === undefined) return theirs;
+  if (theirs.epoch > mine.epoch && theirs.device !== mine.device) return theirs;
+  return undefined;
+}
+
+/**
+ * Whether two devices' recorded choices conflict so that locking must be
+ * refused: both decided, on different devices, at the same epoch (a lower
+ * epoch is about to follow the higher one; an undecided device adopts).
+ */
+export function choicesDisagree(mine: AuthorityChoice, theirs: AuthorityChoice): boolean {
+  return (
+    mine.device !== undefined &&
+    theirs.device !== undefined &&
+    mine.device !== theirs.device &&
+    mine.epoch === theirs.epoch
+  );
 }
 
 /** Where a path's lock is held, seen from the device deciding: none, here, or elsewhere. */

@@ -100,5 +100,15 @@ export function createClientBackend(o: ClientBackendOptions): ClientBackend {
       const { lock } = await cluster.locks.unlock(path, user, opts.force === true);
       return refs.lock(lock);
     },
+    async moveAuthority(to: string, user: User) {
+      if (!user.admin) {
+        throw new LockstepError(
+          'FORBIDDEN',
+          `Only an administrator can move the lock authority; ${user.name} is not one`,
+        );
+      }
+      const moved = await cluster.locks.moveAuthority(cluster.deviceIdOf(to));
+      return { from: refs.ref(moved.from), to: refs.ref(moved.to), locks: moved.locks };
+    },
   };
 }

@@ -6,6 +6,7 @@
 import { EventEmitter } from 'node:events';
 import type { ClientEvent, DeviceRef } from '../api/backend.js';
 import type { LockService } from '../locks/lock-service.js';
+import type { AuthorityRecord } from './authority-record.js';
 import type { DeviceRefs } from './client-refs.js';
 import type { Cluster } from './cluster.js';
 import type { Device } from './device.js';
@@ -13,7 +14,10 @@ import type { Device } from './device.js';
 /** Where {@link liveEvents} listens. */
 export interface LiveEventsOptions {
   readonly device: Pick<Device, 'on'>;
-  readonly cluster: Pick<Cluster, 'on'> & { readonly locks: Pick<LockService, 'on'> };
+  readonly cluster: Pick<Cluster, 'on'> & {
+    readonly locks: Pick<LockService, 'on'>;
+    readonly authorityRecord: Pick<AuthorityRecord, 'on'>;
+  };
   readonly refs: DeviceRefs;
   /** This device. */
   readonly self: DeviceRef;
@@ -64,6 +68,15 @@ export function liveEvents(o: LiveEventsOptions): EventEmitter<{ event: [ClientE
       type: c.type,
       lock: o.refs.lock(c.lock),
       ...(c.by === undefined ? {} : { by: c.by }),
+      time: now(),
+    });
+  });
+  cluster.authorityRecord.on('changed', (choice, reason) => {
+    if (choice.device === undefined) return;
+    events.emit('event', {
+      type: 'authority',
+      device: o.refs.ref(choice.device),
+      reason,
       time: now(),
     });
   });

@@ -36,7 +36,7 @@ export function statusOf(o: StatusOptions): Status {
     error: l.lastError ?? null,
   }));
   // Connected peers that name another authority: no one answers for locks.
-  const differ = cluster.peers.disagreements(cluster.authority()).length > 0;
+  const differ = cluster.peers.disagreements().length > 0;
   let bytes = 0;
   const transfers: { path: string; done: number; total: number }[] = [];
   for (const [path, p] of cluster.puller.progress) {

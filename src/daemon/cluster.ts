@@ -15,6 +15,7 @@ import { LockstepError } from '../base/errors.js';
 import type { Logger } from '../base/log.js';
 import type { LockAuthoritySetting } from '../config/config.js';
 import { shortId } from '../core/device-id.js';
+import { meetAuthority, type AuthorityChoice } from '../core/lock-rules.js';
 import { winner, type Action } from '../core/plan.js';
 import type { FileRecord } from '../core/record.js';
 import { FolderWriter } from '../folder/writer.js';
@@ -28,6 +29,7 @@ import { FdCache } from '../sync/fd-cache.js';
 import { confinedFs } from '../confined/fs.js';
 import { ConfinedRoot } from '../confined/root.js';
 import { Puller } from '../sync/puller.js';
+import { AuthorityRecord } from './authority-record.js';
 import { ChunkServer } from './chunk-server.js';
 import type { Device, DeviceEvents } from './device.js';
 import { folderLockFiles } from './lock-files.js';
@@ -47,8 +49,10 @@ export interface ClusterOptions {
   readonly reloadPeers?: () => readonly PeerAddress[];
   /** This device's human name. */
   readonly name: string;
-  /** The configured lock authority, if any (else the smallest device ID). */
+  /** The recorded lock authority (undefined: not decided yet; it is adopted from the peers). */
   readonly lockAuthority?: LockAuthoritySetting | undefined;
+  /** Records a new choice of lock authority in the configuration. */
+  readonly saveAuthority?: (choice: AuthorityChoice) => void;
 }
 
 /** Events of a {@link Cluster}. */
@@ -76,6 +80,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   /** Every change this device makes to its folder goes through it. */
   readonly writer: FolderWriter;
   readonly locks: LockService;
+  /** This device's recorded choice of lock authority. */
+  readonly authorityRecord: AuthorityRecord;
   private readonly lockWiring: LockWiring;
   /** Descriptors for reading chunks, shared by serving peers and local copies. */
   private readonly fds: FdCache;
@@ -98,6 +104,13 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     this.confined = new ConfinedRoot(opts.folder);
     const folderFs = confinedFs(this.confined);
     this.fds = new FdCache(folderFs);
+    this.authorityRecord = new AuthorityRecord({
+      self: opts.deviceId,
+      initial: { device: opts.lockAuthority?.device, epoch: opts.lockAuthority?.epoch ?? 0 },
+      save: (choice) => opts.saveAuthority?.(choice),
+      log,
+      deviceName: (id) => this.deviceName(id),
+    });
     this.peers = new PeerSet({
       self: { id: opts.deviceId, name: opts.name },
       identity: opts.identity,
@@ -105,6 +118,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       log,
       ...(opts.reloadPeers ? { reloadPeers: opts.reloadPeers } : {}),
       authority: () => this.authority(),
+      choice: () => this.authorityRecord.choice,
+      onPeerAuthority: (peer, theirs) => this.meetAuthority(peer, theirs),
       onRecords: (paths) => this.puller.schedule(paths),
       // What waited for a peer to be reachable is tried again now.
       onCaughtUp: () => this.puller.retryNow(),
@@ -114,30 +129,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     this.peers.on('peerConnected', (p) => this.emit('peerConnected', p));
     this.peers.on('peerDisconnected', (p, why) => this.emit('peerDisconnected', p, why));
     const chunks = new ChunkServer(opts.folder, device.store, this.fds);
-    this.server = new PeerServer(
-      {
-        deviceId: opts.deviceId,
-        store: device.store,
-        log,
-        isPeer: (id) => this.peers.isPeer(id),
-        peerConnected: (id) => this.peers.get(id)?.redial(),
-        onLocalChange: (fn) => {
-          this.changeListeners.add(fn);
-          return () => this.changeListeners.delete(fn);
-        },
-        readChunk: (hash, hint, into, at) => chunks.read(hash, hint, into, at),
-        lockAuthority: () => this.authority(),
-        locks: {
-          snapshot: () => this.locks.all(),
-          subscribe: (fn) => {
-            this.locks.on('change', fn);
-            return () => this.locks.off('change', fn);
-          },
-          handle: (body, from) => this.locks.handle(decodeLockRequest(body), from),
-        },
-      },
-      opts.identity,
-    );
+    this.server = this.peerServer(chunks);
     this.writer = new FolderWriter({
       root: opts.folder,
       fs: folderFs,
@@ -151,10 +143,12 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       deviceId: opts.deviceId,
       folder: opts.folder,
       log,
-      setting: opts.lockAuthority,
+      record: this.authorityRecord,
       peers: () => this.peers.ids(),
-      disagreements: (mine) => this.peers.disagreements(mine),
+      disagreements: () => this.peers.disagreements(),
       send: (auth, req, timeoutMs) => this.peers.sendLockRequest(auth, req, timeoutMs),
+      sendHandover: (to, req, timeoutMs) =>
+        this.peers.sendLockRequest(to, req, timeoutMs, '/v1/locks/authority'),
       checkFile: (path) => this.checkLockable(path),
       deviceName: (id) => this.deviceName(id),
       serially: (fn) => void device.queue.run(fn),
@@ -204,9 +198,52 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     this.owned.add(() => device.off('folderState', folderState));
   }
 
+  /** The peer listener, serving this device's index, chunks and locks. */
+  private peerServer(chunks: ChunkServer): PeerServer {
+    const { opts } = this;
+    const device = opts.device;
+    const log = opts.log;
+    return new PeerServer(
+      {
+        deviceId: opts.deviceId,
+        store: device.store,
+        log,
+        isPeer: (id) => this.peers.isPeer(id),
+        peerConnected: (id) => this.peers.get(id)?.redial(),
+        onLocalChange: (fn) => {
+          this.changeListeners.add(fn);
+          return () => this.changeListeners.delete(fn);
+        },
+        readChunk: (hash, hint, into, at) => chunks.read(hash, hint, into, at),
+        lockAuthority: () => ({
+          device: this.authority(),
+          decided: this.authorityRecord.decided,
+          epoch: this.authorityRecord.choice.epoch,
+        }),
+        locks: {
+          snapshot: () => this.locks.all(),
+          subscribe: (fn) => {
+            this.locks.on('change', fn);
+            return () => this.locks.off('change', fn);
+          },
+          handle: (body, from) => this.locks.handle(decodeLockRequest(body), from),
+          handover: (body, from) => this.locks.handover(body, from),
+        },
+      },
+      opts.identity,
+    );
+  }
+
   /** Listens for peers, dials every configured peer, and plans what is already known. */
   async start(): Promise<void> {
     this.lockWiring.start();
+    const changed = () => {
+      this.locks.authorityMayHaveChanged();
+      this.peers.authorityChanged();
+      this.server.announceAuthority();
+    };
+    this.authorityRecord.on('changed', changed);
+    this.owned.add(() => this.authorityRecord.off('changed', changed));
     this.on('applied', (r) => this.lockWiring.applied(r.path));
     this.port = await this.server.listen(this.opts.listen.host, this.opts.listen.port);
     this.setPeers(this.opts.peers);
@@ -232,14 +269,59 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     this.confined.close();
   }
 
-  /** The lock authority device (see `electAuthority`). */
+  /** The lock authority device: the recorded one (this device while undecided). */
   authority(): string {
     return this.lockWiring.authority();
+  }
+
+  /** A configuration edited by hand: its choice of authority is taken at once. */
+  editedAuthority(setting: LockAuthoritySetting | undefined): void {
+    if (setting === undefined) return; // an edit never un-decides
+    this.authorityRecord.edited({ device: setting.device, epoch: setting.epoch });
+  }
+
+  /** Peer `peer` announced `theirs`: an undecided device adopts, a later move is followed. */
+  private meetAuthority(peer: string, theirs: AuthorityChoice): void {
+    const mine = this.authorityRecord.choice;
+    const next = meetAuthority(mine, theirs, this.opts.deviceId, peer);
+    if (next === undefined) return;
+    const why =
+      mine.device === undefined
+        ? theirs.device === undefined
+          ? `chosen with ${this.deviceName(peer)}, which had not decided either`
+          : `adopted from ${this.deviceName(peer)} on joining its cluster`
+        : `moved on purpose, as ${this.deviceName(peer)} says`;
+    this.authorityRecord.record(next, why);
   }
 
   /** A device's human name: its configured name, else its short ID. */
   deviceName(id: string): string {
     return this.peers.deviceName(id);
+  }
+
+  /**
+   * The full ID of this device or a configured peer, named by its ID, short
+   * ID or configured name.
+   *
+   * @throws LockstepError `NOT_FOUND` when none is, `USAGE` when several are
+   */
+  deviceIdOf(name: string): string {
+    const all = [this.opts.deviceId, ...this.peers.ids()];
+    const upper = name.toUpperCase();
+    const found = all.filter(
+      (id) => id === upper || shortId(id) === upper || this.deviceName(id) === name,
+    );
+    if (found.length === 1) return found[0] as string;
+    if (found.length === 0) {
+      throw new LockstepError(
+        'NOT_FOUND',
+        `No device ${JSON.stringify(name)}: give this device's or a configured peer's ID, short ID or name (see \`lockstep status\`)`,
+      );
+    }
+    throw new LockstepError(
+      'USAGE',
+      `${JSON.stringify(name)} names ${found.length} devices; give its ID`,
+    );
   }
 
   /** Throws unless `path` is a live file in the global view. */

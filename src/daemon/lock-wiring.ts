@@ -9,11 +9,12 @@ import type { Clock } from '../base/clock.js';
 import { systemClock } from '../base/clock.js';
 import { Disposables } from '../base/disposable.js';
 import type { Logger } from '../base/log.js';
-import type { LockAuthoritySetting } from '../config/config.js';
-import { electAuthority } from '../core/lock-rules.js';
+import { LockstepError } from '../base/errors.js';
+import type { AuthorityRecord } from './authority-record.js';
 import { EmbeddedAuthority } from '../locks/embedded-authority.js';
 import { LockEnforcement, type LockedFiles } from '../locks/enforcement.js';
 import { ForwardedAuthority, type SendLockRequest } from '../locks/forwarded-authority.js';
+import { Handover, type HandoverRequest } from '../locks/handover.js';
 import { LockService } from '../locks/lock-service.js';
 import type { LockChange } from '../locks/lock-wire.js';
 import { LockReplica } from '../locks/replica.js';
@@ -26,14 +27,16 @@ export interface LockWiringOptions {
   readonly deviceId: string;
   readonly folder: string;
   readonly log: Logger;
-  /** The configured authority; without one, the member with the smallest device ID. */
-  readonly setting?: LockAuthoritySetting | undefined;
+  /** This device's recorded choice of authority. */
+  readonly record: AuthorityRecord;
   /** The configured peers' device IDs. */
   peers(): Iterable<string>;
   /** Connected peers whose choice of authority differs from this device's. */
-  disagreements(authority: string): readonly { peer: string; choice: string }[];
+  disagreements(): readonly { peer: string; choice: string }[];
   /** Sends a lock request to a device (the peer link). */
   readonly send: SendLockRequest;
+  /** Sends a handover request to a device (the peer link). */
+  sendHandover(device: string, req: HandoverRequest, timeoutMs: number): Promise<unknown>;
   /** Throws NOT_FOUND or NOT_A_FILE unless `path` is a live file in the global view. */
   checkFile(path: string): void;
   deviceName(id: string): string;
@@ -64,20 +67,34 @@ export class LockWiring {
     const authority = () => this.authority();
     const replica = new LockReplica(table);
     this.forwarded = new ForwardedAuthority({ device: authority, send: o.send, deviceName });
+    const embedded = new EmbeddedAuthority({
+      table,
+      clock,
+      log: o.log,
+      checkFile: (p) => o.checkFile(p),
+      deviceName,
+    });
+    const handover = new Handover({
+      self: o.deviceId,
+      choice: () => o.record.choice,
+      record: (choice, why) => o.record.record(choice, why),
+      table,
+      pause: (to) => embedded.pause(to),
+      isPeer: (id) => [...o.peers()].includes(id),
+      send: (device, req, ms) => o.sendHandover(device, req, ms),
+      deviceName,
+    });
     this.service = new LockService({
       self: o.deviceId,
       replica,
-      embedded: new EmbeddedAuthority({
-        table,
-        clock,
-        log: o.log,
-        checkFile: (p) => o.checkFile(p),
-        deviceName,
-      }),
+      embedded,
       remote: this.forwarded,
       authority,
-      disagreements: () => o.disagreements(this.authority()),
+      disagreements: () => o.disagreements(),
+      ensureDecided: () => this.ensureDecided(),
       deviceName,
+      handover,
+      sendHandover: (device, req, ms) => o.sendHandover(device, req, ms),
     });
     this.enforcement = new LockEnforcement({
       self: o.deviceId,
@@ -93,9 +110,36 @@ export class LockWiring {
     });
   }
 
-  /** The lock authority device: see {@link electAuthority}. */
+  /** The lock authority device: the recorded one (this device while undecided). */
   authority(): string {
-    return electAuthority(this.o.setting?.device, this.o.deviceId, this.o.peers());
+    return this.o.record.device();
+  }
+
+  /**
+   * A device that has not recorded an authority records itself when it is
+   * alone (it makes the cluster's first lock); with peers it must meet one
+   * first, or it could grant locks that its cluster's authority never hears of.
+   */
+  private ensureDecided(): void {
+    if (this.o.record.decided) return;
+    const peers = [...this.o.peers()];
+    if (peers.length === 0) {
+      if (
+        this.o.record.record(
+          { device: this.o.deviceId, epoch: 0 },
+          'the first lock of a cluster of one',
+        )
+      )
+        return;
+      throw new LockstepError(
+        'AUTHORITY_UNREACHABLE',
+        'The lock authority could not be recorded in config.json; see the device log',
+      );
+    }
+    throw new LockstepError(
+      'AUTHORITY_UNREACHABLE',
+      `The lock authority is not known yet: this device has not met any of its peers (${peers.map((p) => this.o.deviceName(p)).join(', ')}) since it was made, and takes their choice when it does. Start them or check that they are reachable; or set "lockAuthority" in config.json`,
+    );
   }
 
   /**

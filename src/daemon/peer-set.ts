@@ -8,7 +8,8 @@ import { EventEmitter } from 'node:events';
 import { LockstepError, errorMessage } from '../base/errors.js';
 import type { Logger } from '../base/log.js';
 import { shortId } from '../core/device-id.js';
-import { PeerLink, type PeerAddress } from '../peer/link.js';
+import { choicesDisagree, type AuthorityChoice } from '../core/lock-rules.js';
+import { PeerLink, type PeerAddress, type PeerAuthority } from '../peer/link.js';
 import type { TlsIdentity } from '../peer/tls.js';
 import type { IndexStore } from '../store/index-store.js';
 
@@ -23,6 +24,10 @@ export interface PeerSetOptions {
   readonly reloadPeers?: () => readonly PeerAddress[];
   /** The lock authority this device takes now. */
   authority(): string;
+  /** This device's recorded choice of authority. */
+  choice(): AuthorityChoice;
+  /** A connected peer announced its choice of authority (in its hello, or since). */
+  onPeerAuthority(peer: string, theirs: AuthorityChoice): void;
   /** A peer sent records for these paths. */
   onRecords(paths: readonly string[]): void;
   /** A peer's backlog has arrived: what waited for a reachable peer may be tried again. */
@@ -100,11 +105,25 @@ export class PeerSet extends EventEmitter<PeerSetEvents> {
     return this.links.get(id)?.peer.name ?? shortId(id);
   }
 
-  /** Connected peers whose choice of lock authority differs from `mine`, with their choice. */
-  disagreements(mine: string): { peer: string; choice: string }[] {
-    return [...this.links.values()]
-      .filter((l) => l.connected && l.peerAuthority !== undefined && l.peerAuthority !== mine)
-      .map((l) => ({ peer: l.peer.id, choice: l.peerAuthority as string }));
+  /**
+   * Connected peers whose recorded choice of lock authority conflicts with
+   * this device's (see `choicesDisagree`), with their choice.
+   */
+  disagreements(): { peer: string; choice: string }[] {
+    const mine = this.o.choice();
+    const out: { peer: string; choice: string }[] = [];
+    for (const l of this.links.values()) {
+      const theirs = l.peerAuthority;
+      if (l.connected && theirs !== undefined && choicesDisagree(mine, asChoice(theirs))) {
+        out.push({ peer: l.peer.id, choice: theirs.device });
+      }
+    }
+    return out;
+  }
+
+  /** The authority changed: follow the new one's lock stream, and no longer the old one's. */
+  authorityChanged(): void {
+    for (const l of this.links.values()) l.refollow();
   }
 
   /**
@@ -112,12 +131,17 @@ export class PeerSet extends EventEmitter<PeerSetEvents> {
    *
    * @throws LockstepError `PEER_UNREACHABLE` (rejected) when it is not a configured peer
    */
-  sendLockRequest(id: string, req: unknown, timeoutMs: number): Promise<unknown> {
+  sendLockRequest(
+    id: string,
+    req: unknown,
+    timeoutMs: number,
+    path: '/v1/locks' | '/v1/locks/authority' = '/v1/locks',
+  ): Promise<unknown> {
     const link = this.links.get(id);
     if (link === undefined) {
       return Promise.reject(new LockstepError('PEER_UNREACHABLE', 'it is not a configured peer'));
     }
-    return link.request('/v1/locks', req, timeoutMs);
+    return link.request(path, req, timeoutMs);
   }
 
   /** Adopts a new list of peers: new ones are dialed, removed (or moved) ones dropped. */
@@ -136,10 +160,7 @@ export class PeerSet extends EventEmitter<PeerSetEvents> {
     for (const p of peers) if (!this.links.has(p.id)) this.dial(p);
     if (this.o.authority() !== before) {
       this.o.onAuthorityMayHaveChanged();
-      // Follow the new authority's lock stream, and no longer the old one's.
-      for (const l of this.links.values()) {
-        if (l.connected && l.following !== l.followLocks()) l.reconnect();
-      }
+      this.authorityChanged();
     }
   }
 
@@ -157,11 +178,12 @@ export class PeerSet extends EventEmitter<PeerSetEvents> {
     link.on('caughtUp', () => o.onCaughtUp());
     link.on('connected', () => this.emit('peerConnected', p));
     link.followLocks = () => link.peer.id === o.authority();
-    link.on('hello', (choice) => {
-      if (choice !== o.authority()) {
+    link.on('authority', (theirs) => {
+      o.onPeerAuthority(p.id, asChoice(theirs));
+      if (choicesDisagree(o.choice(), asChoice(theirs))) {
         o.log.warn(
-          { peer: p.id, theirs: choice, ours: o.authority() },
-          `peer ${link.name} takes ${this.deviceName(choice)} as lock authority, this device takes ${this.deviceName(o.authority())}: locking is refused until they agree`,
+          { peer: p.id, theirs: theirs.device, ours: o.authority() },
+          `peer ${link.name} takes ${this.deviceName(theirs.device)} as lock authority, this device takes ${this.deviceName(o.authority())}: locking is refused until their configurations agree`,
         );
       }
     });
@@ -177,4 +199,9 @@ export class PeerSet extends EventEmitter<PeerSetEvents> {
     this.links.set(p.id, link);
     link.start();
   }
+}
+
+/** A peer's announced choice as a recorded one (undecided: no device). */
+function asChoice(a: PeerAuthority): AuthorityChoice {
+  return { device: a.decided ? a.device : undefined, epoch: a.epoch };
 }

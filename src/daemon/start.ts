@@ -14,7 +14,15 @@ import { startApi, type RunningApi } from '../api/start.js';
 import { Disposables } from '../base/disposable.js';
 import { errorMessage } from '../base/errors.js';
 import type { Logger } from '../base/log.js';
-import { CONFIG_FILE, loadConfig, parseHostPort, type Config } from '../config/config.js';
+import {
+  CONFIG_FILE,
+  CONFIG_VERSION,
+  loadConfig,
+  parseHostPort,
+  saveConfig,
+  type Config,
+} from '../config/config.js';
+import { impliedAuthority, type AuthorityChoice } from '../core/lock-rules.js';
 import { homePaths, readIdentity, secureHome } from '../config/home.js';
 import { formatBytes } from '../core/human.js';
 import type { FileRecord } from '../core/record.js';
@@ -67,11 +75,12 @@ export async function startDevice(
   home: string,
   opts: StartDeviceOptions = {},
 ): Promise<RunningDevice> {
-  const config = loadConfig(home);
+  const loaded = loadConfig(home);
   const { deviceId, keyPem, certPem } = readIdentity(home);
   const paths = homePaths(home);
   const log: Logger = opts.log ?? createLogger({ dir: paths.logs });
   privateHome(home, log);
+  const config = upgradeConfig(home, loaded, deviceId, log);
   const owned = new Disposables();
   const fileLogs: FileLog[] = [];
   const device = new Device({
@@ -135,6 +144,7 @@ export async function startDevice(
       reloadPeers: peersNow,
       name: config.name,
       lockAuthority: config.lockAuthority,
+      saveAuthority: (choice) => saveAuthority(home, choice),
     });
     logSynced(cluster, log, fileLogs, owned);
     await cluster.start();
@@ -232,6 +242,44 @@ function logSynced(cluster: Cluster, log: Logger, logs: FileLog[], owned: Dispos
   owned.add(() => cluster.off('applied', on));
 }
 
+/**
+ * A configuration of version 1 (made before the lock authority was
+ * recorded) becomes version 2, recording the authority it implied (the
+ * smallest device ID of this device and its peers), so nothing moves.
+ */
+function upgradeConfig(home: string, config: Config, deviceId: string, log: Logger): Config {
+  if (config.version === CONFIG_VERSION) return config;
+  const device =
+    config.lockAuthority?.device ??
+    impliedAuthority(
+      deviceId,
+      config.peers.map((p) => p.id),
+    );
+  const upgraded: Config = {
+    ...config,
+    version: CONFIG_VERSION,
+    lockAuthority: config.lockAuthority ?? { kind: 'device', device, epoch: 0 },
+  };
+  saveConfig(home, upgraded);
+  log.info(
+    { authority: device },
+    `configuration upgraded to version ${CONFIG_VERSION}: lock authority ${device === deviceId ? 'this device' : shortId(device)} recorded (the device that granted locks before)`,
+  );
+  return upgraded;
+}
+
+/** Writes a new choice of lock authority into the configuration as it is on disk now. */
+function saveAuthority(home: string, choice: AuthorityChoice): void {
+  const now = loadConfig(home);
+  const { lockAuthority: _was, ...rest } = now;
+  saveConfig(
+    home,
+    choice.device === undefined
+      ? rest
+      : { ...rest, lockAuthority: { kind: 'device', device: choice.device, epoch: choice.epoch } },
+  );
+}
+
 /** `lockstep peer add` edits the configuration: its peers are adopted at once. */
 function followPeerConfig(
   home: string,
@@ -246,7 +294,9 @@ function followPeerConfig(
     clearTimeout(reload);
     reload = setTimeout(() => {
       try {
-        cluster.setPeers(peersNow());
+        const now = loadConfig(home);
+        cluster.setPeers(now.peers);
+        cluster.editedAuthority(now.lockAuthority);
       } catch (err) {
         log.warn(
           { err: errorMessage(err) },

@@ -52,6 +52,8 @@ export class EmbeddedAuthority implements LockAuthority {
   private readonly listeners = new Set<(m: LockStreamMessage) => void>();
   private expiryTimer: Timer | undefined;
   private expiring = false;
+  /** The device the authority is being handed to: nothing is granted or released meanwhile. */
+  private movingTo: string | undefined;
 
   constructor(private readonly o: EmbeddedAuthorityOptions) {}
 
@@ -94,6 +96,19 @@ export class EmbeddedAuthority implements LockAuthority {
     return this.releaseNow(req).lock;
   }
 
+  /** Stops granting, releasing and refreshing while the table is handed to `to` (undefined: resumes). */
+  pause(to: string | undefined): void {
+    this.movingTo = to;
+  }
+
+  private checkNotMoving(): void {
+    if (this.movingTo === undefined) return;
+    throw new LockstepError(
+      'AUTHORITY_UNREACHABLE',
+      `The lock authority is moving to ${this.o.deviceName(this.movingTo)} right now; try again in a moment`,
+    );
+  }
+
   /** Starts releasing expired locks (while this device is the authority). */
   startExpiry(): void {
     this.expiring = true;
@@ -108,6 +123,7 @@ export class EmbeddedAuthority implements LockAuthority {
   }
 
   private grantNow(req: GrantRequest): LockRow {
+    this.checkNotMoving();
     this.o.checkFile(req.path);
     const now = this.o.clock.now();
     const { lock, expired } = this.o.table.durably(() => {
@@ -144,6 +160,7 @@ export class EmbeddedAuthority implements LockAuthority {
   }
 
   private releaseNow(req: ReleaseRequest): Released {
+    this.checkNotMoving();
     const lock = this.o.table.durably(() => {
       const held = this.o.table.get(req.path);
       if (held === undefined) throw new LockstepError('NOT_FOUND', `${req.path} is not locked`);
@@ -171,6 +188,7 @@ export class EmbeddedAuthority implements LockAuthority {
   }
 
   private refreshNow(req: RefreshRequest): LockRow {
+    this.checkNotMoving();
     const now = this.o.clock.now();
     const lock = this.o.table.durably(() => {
       const held = this.o.table.get(req.path);
@@ -206,6 +224,11 @@ export class EmbeddedAuthority implements LockAuthority {
     if (next === undefined) return;
     this.expiryTimer = this.o.clock.after(next - this.o.clock.now(), () => {
       this.expiryTimer = undefined;
+      if (this.movingTo !== undefined) {
+        // Expired locks go after the handover, by whichever device is the authority then.
+        this.expiryTimer = this.o.clock.after(100, () => this.armExpiry());
+        return;
+      }
       try {
         const now = this.o.clock.now();
         const gone = this.o.table.durably(() => {

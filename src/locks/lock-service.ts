@@ -9,6 +9,13 @@ import { LockstepError } from '../base/errors.js';
 import { peerRequestProblem, type LockRow } from '../core/lock-rules.js';
 import type { LockAuthority, Released } from './authority.js';
 import type { EmbeddedAuthority } from './embedded-authority.js';
+import {
+  HANDOVER_TIMEOUT_MS,
+  decodeHandoverRequest,
+  type Handover,
+  type HandoverRequest,
+  type Moved,
+} from './handover.js';
 import type { LockChange, LockRequest } from './lock-wire.js';
 import type { LockReplica } from './replica.js';
 
@@ -25,7 +32,17 @@ export interface LockServiceOptions {
   authority(): string;
   /** Peers whose choice differs from ours, with their choice (connected peers only). */
   disagreements(): readonly { peer: string; choice: string }[];
+  /**
+   * Makes sure a choice of authority is recorded before a request is made
+   * (a device alone records itself); throws `AUTHORITY_UNKNOWN` while it
+   * cannot be known yet.
+   */
+  ensureDecided?(): void;
   deviceName(id: string): string;
+  /** Moves of the authority, on this device. */
+  readonly handover?: Handover;
+  /** Sends a handover request to a device (the peer link). */
+  sendHandover?(device: string, req: HandoverRequest, timeoutMs: number): Promise<unknown>;
 }
 
 /** Events of a {@link LockService}. */
@@ -114,6 +131,46 @@ export class LockService extends EventEmitter<LockServiceEvents> {
   }
 
   /**
+   * Moves the lock authority to device `to`, handing its table over (asked
+   * through this device; the authority does it).
+   *
+   * @throws LockstepError `USAGE`, `AUTHORITY_UNREACHABLE`, `AUTHORITY_DISAGREE`
+   */
+  async moveAuthority(to: string): Promise<Moved> {
+    this.inCharge();
+    if (this.isAuthority) return this.handoverPart().moveTo(to);
+    const send = this.o.sendHandover;
+    if (send === undefined) throw new LockstepError('USAGE', 'This device cannot reach peers');
+    const answer = await send(this.o.authority(), { op: 'move', to }, HANDOVER_TIMEOUT_MS + 5000);
+    return answer as Moved;
+  }
+
+  /**
+   * Executes a handover request of peer `from`: a device asking this one
+   * (the authority) to move, or the authority handing its table to this one.
+   *
+   * @throws LockstepError with the code to answer
+   */
+  async handover(body: unknown, from: string): Promise<Moved> {
+    const req = decodeHandoverRequest(body);
+    if (req.op === 'adopt') return this.handoverPart().adopt(req, from);
+    if (!this.isAuthority) {
+      throw new LockstepError(
+        'AUTHORITY_DISAGREE',
+        `This device is not the lock authority; it uses ${this.o.deviceName(this.o.authority())}`,
+      );
+    }
+    return this.handoverPart().moveTo(req.to);
+  }
+
+  private handoverPart(): Handover {
+    if (this.o.handover === undefined) {
+      throw new LockstepError('USAGE', 'This device cannot move the lock authority');
+    }
+    return this.o.handover;
+  }
+
+  /**
    * Starts or stops releasing expired locks here, as this device is or is
    * not the authority; call it at start and whenever the peers change.
    */
@@ -131,13 +188,14 @@ export class LockService extends EventEmitter<LockServiceEvents> {
 
   /** The authority to ask now; refuses while devices disagree on it. */
   private inCharge(): LockAuthority {
+    this.o.ensureDecided?.();
     const mine = this.o.authority();
     const differ = this.o.disagreements();
     if (differ.length > 0) {
       const d = differ[0] as { peer: string; choice: string };
       throw new LockstepError(
         'AUTHORITY_DISAGREE',
-        `Devices disagree on the lock authority: this device uses ${this.o.deviceName(mine)}, ${this.o.deviceName(d.peer)} uses ${this.o.deviceName(d.choice)}. Set the same "lockAuthority" in every device's config.json (or peer every device with every other); locking is refused until they agree`,
+        `Devices disagree on the lock authority: this device uses ${this.o.deviceName(mine)}, ${this.o.deviceName(d.peer)} uses ${this.o.deviceName(d.choice)}. Set the same "lockAuthority" in every device's config.json (it is read again at once, no restart needed); locking is refused until they agree`,
       );
     }
     return mine === this.o.self ? this.o.embedded : this.o.remote;

@@ -33,8 +33,23 @@ export interface HelloMessage {
   readonly deviceId: string;
   /** The last sequence number the sender issued. */
   readonly sequence: number;
-  /** The device the sender takes as lock authority; devices compare choices. */
+  /**
+   * The device the sender takes as lock authority (itself, provisionally,
+   * while undecided); devices compare choices.
+   */
   readonly lockAuthority: string;
+  /** Whether the sender's choice is recorded (false: it adopts its cluster's). */
+  readonly authorityDecided: boolean;
+  /** How many times the sender's recorded authority was moved on purpose. */
+  readonly authorityEpoch: number;
+}
+
+/** The sender's choice of lock authority changed (adopted, moved, or edited): as in hello. */
+export interface AuthorityMessage {
+  readonly type: 'authority';
+  readonly lockAuthority: string;
+  readonly authorityDecided: boolean;
+  readonly authorityEpoch: number;
 }
 
 /** The backlog has been sent; live updates follow as more `records` messages. */
@@ -68,9 +83,11 @@ export interface DecodedRecordsMessage {
 }
 
 /** A message of the index stream, as sent. */
-export type OutgoingIndexMessage = HelloMessage | RecordsMessage | CaughtUpMessage;
+export type OutgoingIndexMessage =
+  HelloMessage | RecordsMessage | CaughtUpMessage | AuthorityMessage;
 /** A message of the index stream, as decoded. */
-export type IndexMessage = HelloMessage | DecodedRecordsMessage | CaughtUpMessage;
+export type IndexMessage =
+  HelloMessage | DecodedRecordsMessage | CaughtUpMessage | AuthorityMessage;
 
 const INDEX_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -109,10 +126,20 @@ export function decodeIndexMessage(value: unknown, resolveBase?: BaseResolver): 
     case 'hello': {
       checkFields(
         value,
-        ['type', 'protocol', 'hashAlgorithm', 'indexId', 'deviceId', 'sequence', 'lockAuthority'],
+        [
+          'type',
+          'protocol',
+          'hashAlgorithm',
+          'indexId',
+          'deviceId',
+          'sequence',
+          'lockAuthority',
+          'authorityDecided',
+          'authorityEpoch',
+        ],
         messageError,
       );
-      const { protocol, hashAlgorithm, indexId, deviceId, sequence, lockAuthority } = value;
+      const { protocol, hashAlgorithm, indexId, deviceId, sequence } = value;
       if (protocol !== PROTOCOL_VERSION) {
         throw messageError(
           `hello: protocol ${show(protocol)} is not supported (this device speaks ${PROTOCOL_VERSION})`,
@@ -131,9 +158,6 @@ export function decodeIndexMessage(value: unknown, resolveBase?: BaseResolver): 
       if (typeof deviceId !== 'string' || !isCanonicalDeviceId(deviceId)) {
         throw messageError(`hello: deviceId must be a device ID, got ${show(deviceId)}`);
       }
-      if (typeof lockAuthority !== 'string' || !isCanonicalDeviceId(lockAuthority)) {
-        throw messageError(`hello: lockAuthority must be a device ID, got ${show(lockAuthority)}`);
-      }
       return {
         type: 'hello',
         protocol,
@@ -141,9 +165,16 @@ export function decodeIndexMessage(value: unknown, resolveBase?: BaseResolver): 
         indexId,
         deviceId,
         sequence: checkSequence(sequence, 'hello'),
-        lockAuthority,
+        ...checkAuthority(value, 'hello'),
       };
     }
+    case 'authority':
+      checkFields(
+        value,
+        ['type', 'lockAuthority', 'authorityDecided', 'authorityEpoch'],
+        messageError,
+      );
+      return { type: 'authority', ...checkAuthority(value, 'authority') };
     case 'caughtUp':
       checkFields(value, ['type', 'sequence'], messageError);
       return { type: 'caughtUp', sequence: checkSequence(value.sequence, 'caughtUp') };
@@ -196,4 +227,30 @@ function checkSequence(value: unknown, type: string): number {
 
 function messageError(problem: string): LockstepError {
   return new LockstepError('PEER_INVALID', `Peer index message: ${problem}`);
+}
+
+/** Checks the three fields that carry a choice of lock authority. */
+function checkAuthority(
+  value: Record<string, unknown>,
+  what: string,
+): { lockAuthority: string; authorityDecided: boolean; authorityEpoch: number } {
+  const { lockAuthority, authorityDecided, authorityEpoch } = value;
+  if (typeof lockAuthority !== 'string' || !isCanonicalDeviceId(lockAuthority)) {
+    throw messageError(`${what}: lockAuthority must be a device ID, got ${show(lockAuthority)}`);
+  }
+  if (typeof authorityDecided !== 'boolean') {
+    throw messageError(
+      `${what}: authorityDecided must be true or false, got ${show(authorityDecided)}`,
+    );
+  }
+  if (
+    typeof authorityEpoch !== 'number' ||
+    !Number.isSafeInteger(authorityEpoch) ||
+    authorityEpoch < 0
+  ) {
+    throw messageError(
+      `${what}: authorityEpoch must be a whole number, 0 or more, got ${show(authorityEpoch)}`,
+    );
+  }
+  return { lockAuthority, authorityDecided, authorityEpoch };
 }

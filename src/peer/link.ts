@@ -29,6 +29,16 @@ import {
 import { shortId } from '../core/device-id.js';
 import type { Vector } from '../core/vector.js';
 
+/** A peer's choice of lock authority, as it announces it. */
+export interface PeerAuthority {
+  /** The device it takes (itself, provisionally, while undecided). */
+  readonly device: string;
+  /** Whether its choice is recorded. */
+  readonly decided: boolean;
+  /** How many times its recorded authority was moved on purpose. */
+  readonly epoch: number;
+}
+
 /** A configured peer. */
 export interface PeerAddress {
   readonly id: string;
@@ -44,8 +54,8 @@ export interface LinkEvents {
   caughtUp: [];
   connected: [];
   disconnected: [reason: string];
-  /** The peer's hello: its choice of lock authority. */
-  hello: [lockAuthority: string];
+  /** The peer's choice of lock authority: from its hello, and each time it changes. */
+  authority: [choice: PeerAuthority];
   /** A message of the peer's lock stream (unchecked: the caller decodes it). */
   lockMessage: [message: unknown];
 }
@@ -69,12 +79,16 @@ export class PeerLink extends EventEmitter<LinkEvents> {
   lastSeen: Date | undefined;
   /** Why the last attempt failed, if it did. */
   lastError: string | undefined;
-  /** The peer's choice of lock authority, from its hello on this connection. */
-  peerAuthority: string | undefined;
+  /** The peer's choice of lock authority, from its hello on this connection (or since). */
+  peerAuthority: PeerAuthority | undefined;
   /** Whether to follow this peer's lock stream (it is the lock authority). */
   followLocks: () => boolean = () => false;
   /** Whether this connection follows the peer's lock stream. */
   following = false;
+  /** The lock stream being followed on this connection. */
+  private lockStream: http2.ClientHttp2Stream | undefined;
+  /** Ends the current connection as failed (set once it is connected). */
+  private failNow: ((reason: string) => void) | undefined;
 
   constructor(
     readonly peer: PeerAddress,
@@ -110,9 +124,25 @@ export class PeerLink extends EventEmitter<LinkEvents> {
   }
 
   /**
-   * Connects again at once (the lock authority changed: whether to follow
-   * this peer's lock stream is decided when a connection starts).
+   * The lock authority changed: follows this peer's lock stream, or stops,
+   * on the connection as it is (requests in flight go on).
    */
+  refollow(): void {
+    const session = this.session;
+    if (!this.connected || session === undefined || this.failNow === undefined) return;
+    const want = this.followLocks();
+    if (want === this.following) return;
+    if (want) {
+      this.followLockStream(session, this.failNow);
+      return;
+    }
+    const stream = this.lockStream;
+    this.lockStream = undefined;
+    this.following = false;
+    stream?.close(http2.constants.NGHTTP2_CANCEL);
+  }
+
+  /** Connects again at once. */
   reconnect(): void {
     if (this.closed) return;
     this.backoff = BACKOFF_MIN_MS;
@@ -181,6 +211,8 @@ export class PeerLink extends EventEmitter<LinkEvents> {
       const was = this.connected;
       this.connected = false;
       this.following = false;
+      this.lockStream = undefined;
+      this.failNow = undefined;
       this.peerAuthority = undefined;
       this.lastError = reason;
       if (was) this.emit('disconnected', reason);
@@ -236,6 +268,7 @@ export class PeerLink extends EventEmitter<LinkEvents> {
           else this.lastSeen = new Date();
         });
       }, PING_EVERY_MS);
+      this.failNow = fail;
       this.followIndex(session, fail);
     });
   }
@@ -290,6 +323,8 @@ export class PeerLink extends EventEmitter<LinkEvents> {
           'AUTHORITY_DISAGREE',
           'FORBIDDEN',
           'USAGE',
+          'AUTHORITY_UNREACHABLE',
+          'REQUEST_FAILED',
         ];
         const code =
           typeof e?.code === 'string' && known.includes(e.code) ? e.code : 'PEER_INVALID';
@@ -305,6 +340,20 @@ export class PeerLink extends EventEmitter<LinkEvents> {
     });
   }
 
+  /** Takes the peer's choice of lock authority from its hello or an authority message. */
+  private takeAuthority(msg: {
+    lockAuthority: string;
+    authorityDecided: boolean;
+    authorityEpoch: number;
+  }): void {
+    this.peerAuthority = {
+      device: msg.lockAuthority,
+      decided: msg.authorityDecided,
+      epoch: msg.authorityEpoch,
+    };
+    this.emit('authority', this.peerAuthority);
+  }
+
   /** Follows the peer's lock stream (the peer is the lock authority). */
   private followLockStream(
     session: http2.ClientHttp2Session,
@@ -312,6 +361,7 @@ export class PeerLink extends EventEmitter<LinkEvents> {
   ): void {
     const req = session.request({ ':path': '/v1/locks' });
     this.following = true;
+    this.lockStream = req;
     const decoder = new FrameDecoder();
     req.on('data', (buf: Buffer) => {
       try {
@@ -324,7 +374,10 @@ export class PeerLink extends EventEmitter<LinkEvents> {
         fail(errorMessage(err));
       }
     });
-    req.on('error', (err) => fail(`lock stream: ${errorMessage(err)}`));
+    req.on('error', (err) => {
+      // A stream closed on purpose (see refollow) is not a failure.
+      if (this.lockStream === req) fail(`lock stream: ${errorMessage(err)}`);
+    });
   }
 
   /** Opens the index stream and stores what arrives. */
@@ -360,11 +413,12 @@ export class PeerLink extends EventEmitter<LinkEvents> {
               this.store.resetPeer(this.peer.id, msg.indexId);
             }
             hello = true;
-            this.peerAuthority = msg.lockAuthority;
-            this.emit('hello', msg.lockAuthority);
+            this.takeAuthority(msg);
             if (this.followLocks()) this.followLockStream(session, fail);
           } else if (!hello) {
             throw new LockstepError('PEER_INVALID', 'Index stream did not start with hello');
+          } else if (msg.type === 'authority') {
+            this.takeAuthority(msg);
           } else if (msg.type === 'records') {
             for (const r of msg.rejected) {
               this.log.warn(

@@ -44,8 +44,11 @@ export interface PeerHost {
   isPeer(deviceId: string): boolean;
   /** A configured peer connected to this device (so it is up: dial it back now). */
   peerConnected?(deviceId: string): void;
-  /** The device this one takes as lock authority (sent in hello). */
-  lockAuthority(): string;
+  /**
+   * This device's choice of lock authority (sent in hello, and again with
+   * {@link PeerServer.announceAuthority} when it changes).
+   */
+  lockAuthority(): { device: string; decided: boolean; epoch: number };
   /** Locks, served to peers: the table, its changes, and forwarded requests. */
   readonly locks: {
     snapshot(): readonly LockRow[];
@@ -53,6 +56,8 @@ export interface PeerHost {
     /** Executes a forwarded request; throws LockstepError with the code to return. */
     /** Executes a request forwarded by peer `from` (its full device ID, from its certificate). */
     handle(body: unknown, from: string): LockRow;
+    /** A move of the lock authority asked or handed over by peer `from` (see locks/handover.ts). */
+    handover(body: unknown, from: string): Promise<unknown>;
   };
   /** Calls `fn` after each local index change; returns the unsubscribe function. */
   onLocalChange(fn: () => void): () => void;
@@ -71,6 +76,8 @@ const RECORDS_PER_FRAME = 1000;
 const CHUNKS_PER_FRAME = 100_000;
 /** Largest accepted request body (a chunk request of 1,024 hashes is ~70 KiB). */
 const MAX_BODY = 256 * 1024;
+/** The largest handover of the lock table a peer may send (about 200,000 locks). */
+const MAX_HANDOVER_BODY = 64 * 1024 * 1024;
 
 /**
  * Chunk replies are written in slabs of this size (headers and chunks packed
@@ -82,10 +89,7 @@ const SLAB = 1024 * 1024;
 const SLABS_PER_STREAM = 4;
 /** Sent slabs kept for reuse (more are garbage once sent). */
 const SLABS_KEPT = 16;
-/**
- * Chunks of the big files' records last sent on one index stream, kept as
- * delta bases (about 100 bytes each: some 10 MB at most).
- */
+/** Chunks of big files' records last sent on an index stream, kept as delta bases (~10 MB). */
 const LAST_SENT_CHUNKS = 100_000;
 /** Index streams one peer may have open at once (the oldest is ended for a new one). */
 const MAX_INDEX_STREAMS = 2;
@@ -215,6 +219,8 @@ export class PeerServer {
       this.serveLocks(stream);
     } else if (method === 'POST' && url.pathname === '/v1/locks') {
       void this.serveLockRequest(stream, peer);
+    } else if (method === 'POST' && url.pathname === '/v1/locks/authority') {
+      void this.serveLockRequest(stream, peer, true);
     } else {
       stream.respond({ ':status': 404, 'content-type': 'text/plain' });
       stream.end(`No such peer endpoint: ${method ?? ''} ${url.pathname}\n`);
@@ -286,7 +292,7 @@ export class PeerServer {
         indexId: ownIndex,
         deviceId: this.host.deviceId,
         sequence: store.sequence,
-        lockAuthority: this.host.lockAuthority(),
+        ...this.authorityFields(),
       }),
     );
     let pumping = false;
@@ -340,6 +346,19 @@ export class PeerServer {
     void pump();
   }
 
+  /** Tells every peer with an open index stream that this device's choice of authority changed. */
+  announceAuthority(): void {
+    const frame = encodeIndexMessage({ type: 'authority', ...this.authorityFields() });
+    for (const streams of this.indexStreams.values()) {
+      for (const stream of streams) if (!stream.destroyed) stream.write(frame);
+    }
+  }
+
+  private authorityFields() {
+    const { device, decided, epoch } = this.host.lockAuthority();
+    return { lockAuthority: device, authorityDecided: decided, authorityEpoch: epoch };
+  }
+
   /** Streams the lock table: a snapshot, then every change. */
   private serveLocks(stream: http2.ServerHttp2Stream): void {
     stream.respond({ ':status': 200, 'content-type': 'application/octet-stream' });
@@ -352,13 +371,16 @@ export class PeerServer {
     stream.on('close', off);
   }
 
-  /** Executes a lock or unlock forwarded by a peer (this device is the authority). */
-  private async serveLockRequest(stream: http2.ServerHttp2Stream, peer: string): Promise<void> {
+  /** Executes a lock request forwarded by a peer, or (`handover`) a move of the authority. */
+  private async serveLockRequest(stream: http2.ServerHttp2Stream, peer: string, handover = false) {
     let status = 200;
     let reply: unknown;
     try {
-      const body = JSON.parse((await readBody(stream, MAX_BODY)).toString('utf8')) as unknown;
-      reply = this.host.locks.handle(body, peer);
+      const limit = handover ? MAX_HANDOVER_BODY : MAX_BODY;
+      const body = JSON.parse((await readBody(stream, limit)).toString('utf8')) as unknown;
+      reply = handover
+        ? await this.host.locks.handover(body, peer)
+        : this.host.locks.handle(body, peer);
     } catch (err) {
       const code = err instanceof LockstepError ? err.code : 'INTERNAL';
       status = code === 'PEER_INVALID' ? 400 : code === 'FORBIDDEN' ? 403 : 409;

@@ -563,6 +563,8 @@ const hello: HelloMessage = {
   deviceId: DEVICE_ID,
   sequence: 17,
   lockAuthority: DEVICE_ID,
+  authorityDecided: true,
+  authorityEpoch: 0,
 };
 
 /** Encodes a message and decodes its frame back to a value. */

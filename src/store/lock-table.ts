@@ -116,6 +116,11 @@ export class LockTable {
     return (this.stmts.lastToken.get() as { last: number }).last;
   }
 
+  /** Raises the token counter to `token` (never lowers it): a table handed over keeps its tokens. */
+  raiseTokenTo(token: number): void {
+    this.stmts.raiseToken.run(token);
+  }
+
   /** Replaces the whole table (a replica receiving the authority's snapshot). */
   replace(rows: readonly LockRow[]): void {
     this.inTransaction(() => {

@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type {
+  AuthorityMove,
   ClientBackend,
   ClientEvent,
   DeviceRef,
@@ -195,6 +196,16 @@ export class FakeBackend implements ClientBackend {
       time: new Date().toISOString(),
     });
     return held;
+  }
+
+  async moveAuthority(device: string, user: User): Promise<AuthorityMove> {
+    this.check('moveAuthority', [device, user]);
+    if (!user.admin) throw new LockstepError('FORBIDDEN', `${user.name} is not an administrator`);
+    const to = [DEV_A, DEV_B].find(
+      (d) => d.id === device || d.short === device || d.name === device,
+    );
+    if (to === undefined) throw new LockstepError('NOT_FOUND', `No device ${device}`);
+    return { from: this.device, to, locks: this.lockTable.size };
   }
 
   /** Announces `ev` to every listener. */
