@@ -19,6 +19,8 @@ describe('lockVerdict', () => {
     versionOnly: false,
     madeByHolder: false,
     holderHasSeen: false,
+    token: 0,
+    lockToken: 5,
     ...over,
   });
   const cases: { name: string; change: LockedChange; verdict: LockVerdict }[] = [
@@ -67,6 +69,67 @@ describe('lockVerdict', () => {
       name: 'the holder seeing its own version again',
       change: remote({ lock: 'here', madeByHolder: true }),
       verdict: 'accept',
+    },
+    // Fencing: the lock's token is 5 unless a case says otherwise.
+    {
+      name: 'fencing: a version under the current token reaching a third device',
+      change: remote({ madeByHolder: true, token: 5 }),
+      verdict: 'accept',
+    },
+    {
+      name: 'fencing: a version under the current token, even as the holder device sees it again',
+      change: remote({ lock: 'here', madeByHolder: true, token: 5 }),
+      verdict: 'accept',
+    },
+    {
+      name: "fencing: a later token reaching the holder's device, whose replica is behind (the new holder's write)",
+      change: remote({ lock: 'here', token: 6 }),
+      verdict: 'accept',
+    },
+    {
+      name: 'fencing: a later token reaching a third device whose replica is behind',
+      change: remote({ lock: 'elsewhere', token: 9 }),
+      verdict: 'accept',
+    },
+    {
+      name: "fencing: an older token (a stale holder's write) reaching the holder: a conflict copy",
+      change: remote({ lock: 'here', token: 4 }),
+      verdict: 'refuse-keep-copy',
+    },
+    {
+      name: "fencing: an older token (a stale holder's write) reaching a third device: waits",
+      change: remote({ lock: 'elsewhere', token: 4 }),
+      verdict: 'refuse-wait',
+    },
+    {
+      name: 'fencing: no token on a locked path (written without the lock)',
+      change: remote({ lock: 'elsewhere', token: 0 }),
+      verdict: 'refuse-wait',
+    },
+    {
+      name: 'fencing: a token on an unlocked path is accepted (the plan weighs it)',
+      change: remote({ lock: 'none', token: 4 }),
+      verdict: 'accept',
+    },
+    {
+      name: 'fencing: a version-only merge under an older token (the content stays)',
+      change: remote({ lock: 'here', versionOnly: true, token: 4 }),
+      verdict: 'accept',
+    },
+    {
+      name: "fencing: an older token made on the holder's own device (it never refuses itself)",
+      change: remote({ madeByHolder: true, token: 4 }),
+      verdict: 'accept',
+    },
+    {
+      name: "fencing: an older token the holder's device has already seen",
+      change: remote({ holderHasSeen: true, token: 4 }),
+      verdict: 'accept',
+    },
+    {
+      name: 'fencing: a lock granted before tokens (0) and a version without one: the holder rules',
+      change: remote({ lock: 'elsewhere', token: 0, lockToken: 0 }),
+      verdict: 'refuse-wait',
     },
   ];
   for (const c of cases) {

@@ -115,6 +115,10 @@ export type LockedChange =
       readonly madeByHolder: boolean;
       /** As far as this device knows, the holder's device has seen the version. */
       readonly holderHasSeen: boolean;
+      /** The fencing token the version was written under (0: none). */
+      readonly token: number;
+      /** The token of the path's lock, as this device knows it. */
+      readonly lockToken: number;
     };
 
 /**
@@ -136,11 +140,22 @@ export type LockVerdict = 'accept' | 'restore' | 'refuse-keep-copy' | 'refuse-wa
  * own changes, and versions the holder's device has already seen (they are
  * the holder's to keep, whoever made them), go through; any other change of
  * a locked path is kept aside, never dropped and never applied.
+ *
+ * Fencing: a remote version written under the lock's current token, or
+ * under a later one (this device has not heard of that grant yet: its
+ * replica is behind, and the version is the new holder's), goes through;
+ * which content wins is then the plan's choice, where the later token
+ * wins. A version under an older token (or none) is a stale holder's, or
+ * was made without the lock: it is refused unless it is the holder's
+ * device's own (that device never refuses itself, so it would never send a
+ * version that replaces it) or one the holder's device has seen.
  */
 export function lockVerdict(c: LockedChange): LockVerdict {
   if (c.lock === 'none') return 'accept';
   if (c.origin === 'local') return c.lock === 'here' ? 'accept' : 'restore';
-  if (c.versionOnly || c.madeByHolder || c.holderHasSeen) return 'accept';
+  if (c.versionOnly) return 'accept';
+  if (c.token > 0 && c.token >= c.lockToken) return 'accept';
+  if (c.madeByHolder || c.holderHasSeen) return 'accept';
   return c.lock === 'here' ? 'refuse-keep-copy' : 'refuse-wait';
 }
 

@@ -162,6 +162,39 @@ describe('planPath', () => {
       kind: 'version',
     },
     {
+      name: 'concurrent, remote under a later lock grant: wins over a newer local mtime',
+      local: file({ AAAAAAA: 1 }, { mtimeNs: 9_000_000_000n, token: 3 }),
+      remotes: [remote('BBBBBBB', file({ BBBBBBB: 1 }, { ...other, token: 4 }))],
+      kind: 'pull',
+      conflict: true,
+    },
+    {
+      name: 'concurrent, local under a later lock grant: local wins over a newer remote mtime',
+      local: file({ AAAAAAA: 1 }, { token: 4 }),
+      remotes: [
+        remote('BBBBBBB', file({ BBBBBBB: 1 }, { ...other, mtimeNs: 9_000_000_000n, token: 3 })),
+      ],
+      kind: 'none',
+    },
+    {
+      name: 'concurrent, local written under a lock, remote without one (newer): local wins',
+      local: file({ AAAAAAA: 1 }, { token: 1 }),
+      remotes: [remote('BBBBBBB', file({ BBBBBBB: 1 }, { ...other, mtimeNs: 9_000_000_000n }))],
+      kind: 'none',
+    },
+    {
+      name: 'an older token that dominates still wins: it is a later edit, not a conflict',
+      local: file({ AAAAAAA: 1 }, { token: 4 }),
+      remotes: [remote('BBBBBBB', file({ AAAAAAA: 1, BBBBBBB: 1 }, { ...other, token: 3 }))],
+      kind: 'pull',
+    },
+    {
+      name: 'a delete under a later grant does not beat a concurrent edit (nothing is lost)',
+      local: file({ AAAAAAA: 2 }, { token: 3 }),
+      remotes: [remote('BBBBBBB', file({ AAAAAAA: 1, BBBBBBB: 1 }, { ...tomb, token: 4 }))],
+      kind: 'none',
+    },
+    {
       name: 'three devices: the dominating record wins over an older one',
       local: file({ AAAAAAA: 1 }),
       remotes: [
@@ -217,6 +250,15 @@ describe('winner', () => {
     ];
     const winners = perms.map((p) => winner(p.map((i) => rs[i] as FileRecord)));
     for (const w of winners) expect(w).toBe(winners[0]);
+  });
+
+  it('prefers the later lock grant, whatever the order and the mtimes', () => {
+    const stale = file({ AAAAAAA: 1, BBBBBBB: 1 }, { mtimeNs: 9_000_000_000n, token: 1 });
+    const current = file({ AAAAAAA: 1, CCCCCCC: 1 }, { ...other, token: 2 });
+    const unlocked = file({ AAAAAAA: 1, DDDDDDD: 1 }, { mtimeNs: 8_000_000_000n });
+    expect(winner([stale, current, unlocked])).toBe(current);
+    expect(winner([unlocked, current, stale])).toBe(current);
+    expect(winner([stale, unlocked])).toBe(stale);
   });
 
   it('prefers an edit to a delete', () => {

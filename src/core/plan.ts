@@ -4,7 +4,7 @@
  * hold it. Pure: data in, data out; the puller does the I/O.
  */
 import { conflictName } from './conflict-name.js';
-import { sameContent, type FileRecord } from './record.js';
+import { sameContent, tokenOf, type FileRecord } from './record.js';
 import { compare, merge, type Vector } from './vector.js';
 
 /** Chosen in one place (see conflict-name.ts); re-exported for the planner's callers. */
@@ -44,11 +44,16 @@ export type Action =
 
 /**
  * Between two records with concurrent versions, reports whether `a` wins:
- * an edit beats a delete, then the newer mtime, then the larger device ID
- * that made the version (and, for determinism, the larger vector text).
+ * an edit beats a delete, then the version written under the later lock
+ * grant (the larger fencing token: a holder whose lock expired or was
+ * forced while it was paused or cut off wrote under an older grant, and
+ * that write loses, even after the lock has ended), then the newer mtime,
+ * then the larger device ID that made the version (and, for determinism,
+ * the larger vector text). The loser is kept as a conflict copy.
  */
 export function winsConflict(a: FileRecord, b: FileRecord): boolean {
   if (a.deleted !== b.deleted) return !a.deleted;
+  if (tokenOf(a) !== tokenOf(b)) return tokenOf(a) > tokenOf(b);
   if (a.mtimeNs !== b.mtimeNs) return a.mtimeNs > b.mtimeNs;
   if (a.modifiedBy !== b.modifiedBy) return a.modifiedBy > b.modifiedBy;
   return JSON.stringify(a.version) > JSON.stringify(b.version);

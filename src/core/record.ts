@@ -44,6 +44,25 @@ export interface FileRecord {
   readonly inode: number;
   /** Short ID of the device that made this version ('' when unknown); breaks conflict ties. */
   readonly modifiedBy: string;
+  /**
+   * The fencing token of the lock this version was written under: set when
+   * the device that made it held the path's lock (as its replica knew it);
+   * absent (or 0) for a version written without a lock. Between concurrent
+   * versions the larger token wins (see `winsConflict`), and a device that
+   * knows a later grant refuses a version with a smaller one (`lockVerdict`).
+   */
+  readonly token?: number;
+}
+
+/** A record's fencing token: 0 when it carries none. */
+export function tokenOf(r: FileRecord): number {
+  return r.token ?? 0;
+}
+
+/** `r` carrying fencing token `token` (0: none; the field is then left out). */
+export function withToken(r: FileRecord, token: number): FileRecord {
+  const { token: _old, ...rest } = r;
+  return token === 0 ? rest : { ...rest, token };
 }
 
 /** Reports whether two records describe the same content (type, data, target, mode's exec bit). */

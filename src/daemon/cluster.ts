@@ -174,9 +174,9 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       fds: this.fds,
       ignores: (p, isDir) => device.ignores(p, isDir),
       stopped: () => device.stoppedReason !== undefined,
-      lockHolder: (path) => {
-        const holder = this.locks.get(path)?.device;
-        return holder === undefined ? undefined : shortId(holder);
+      lockOf: (path) => {
+        const lock = this.locks.get(path);
+        return lock && { holder: shortId(lock.device), token: lock.token };
       },
       scanNow: (paths) => device.scanNow(paths),
       writer: this.writer,

@@ -162,6 +162,7 @@ export class LockWiring {
     // the device stops must still refuse a change to a file locked elsewhere.
     store.guard = (path) => this.enforcement.vetoes(path);
     store.onVeto = (paths) => this.enforcement.restore(paths);
+    store.fence = (path) => this.enforcement.fencingToken(path);
     const changed = (c: LockChange) => {
       this.enforcement.lockChanged(c.lock.path);
       // Versions refused while it was locked (or to refuse now) are planned again.

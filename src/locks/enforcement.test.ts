@@ -51,6 +51,15 @@ function setup(opts: { failAside?: string } = {}) {
 }
 
 describe('LockEnforcement', () => {
+  it("writes local changes under the token of a lock held here, and no other device's", () => {
+    const { e, locks } = setup();
+    locks.set('a.txt', { ...lock('a.txt', 'OTHER'), token: 8 });
+    locks.set('mine.txt', { ...lock('mine.txt', SELF), token: 9 });
+    expect(e.fencingToken('mine.txt')).toBe(9);
+    expect(e.fencingToken('a.txt')).toBe(0);
+    expect(e.fencingToken('b.txt')).toBe(0);
+  });
+
   it('vetoes local changes only of files locked on another device', () => {
     const { e, locks } = setup();
     locks.set('a.txt', lock('a.txt', 'OTHER'));

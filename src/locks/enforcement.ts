@@ -78,6 +78,17 @@ export class LockEnforcement {
     return lockVerdict({ origin: 'local', lock: this.place(path) }) === 'restore';
   }
 
+  /**
+   * The fencing token a local change of `path` is written under: the token
+   * of its lock when the lock is held at this device (as this device knows
+   * it, which may be behind the authority: a version written under a grant
+   * that has ended loses to one under the later grant), else 0.
+   */
+  fencingToken(path: string): number {
+    const lock = this.o.lockOf(path);
+    return lock !== undefined && lock.device === this.o.self ? lock.token : 0;
+  }
+
   /** Sets a file's permissions for its lock (now begun, ended or changed). */
   lockChanged(path: string): void {
     this.enforce(path, false);

@@ -235,6 +235,21 @@ describe('locks', () => {
     expect((stores[1] as IndexStore).lockTable().lastToken()).toBeGreaterThanOrEqual(t2);
   });
 
+  it('grants above every earlier token after a restart with no lock left (released, expired)', async () => {
+    a.authorityMayHaveChanged();
+    const t1 = (await a.lock('f.txt', 'alice', {})).lock.token;
+    const t2 = (await b.lock('g.txt', 'bob', { ttlMs: 10 })).lock.token;
+    await a.unlock('f.txt', { name: 'alice', admin: false }, false);
+    clock.advance(10);
+    expect(a.all()).toEqual([]);
+    a.close();
+    (stores[0] as IndexStore).close();
+    stores[0] = new IndexStore(join(dir, 'a.db'), A);
+    a = service(A, stores[0], () => b);
+    const t3 = (await a.lock('f.txt', 'carol', {})).lock.token;
+    expect(t3).toBeGreaterThan(Math.max(t1, t2));
+  });
+
   it('keeps locks across a restart of the authority', async () => {
     await b.lock('k.txt', 'alice', {});
     a.close();

@@ -46,6 +46,12 @@ export interface WireRecord {
   sequence: number;
   modifiedBy: string;
   /**
+   * Optional: the fencing token the version was written under, a positive
+   * integer; sent only when the record has one. A record without it (from
+   * a peer that has no tokens, or written without a lock) has token 0.
+   */
+  token?: number;
+  /**
    * Optional: the record whose chunk list the copy entries of `chunks` refer
    * to, by version and by {@link chunkListDigest}. Sent only to a receiver
    * that asked for deltas, naming a record of this path it holds.
@@ -120,6 +126,7 @@ export function toWire(r: FileRecord): WireRecord {
     deleted: r.deleted,
     sequence: r.sequence,
     modifiedBy: r.modifiedBy,
+    ...(r.token !== undefined && r.token > 0 ? { token: r.token } : {}),
   };
 }
 
@@ -187,7 +194,9 @@ export function fromWire(
 ): FileRecord {
   if (!isPlainObject(value)) throw recordError(undefined, `must be an object, got ${show(value)}`);
   const delta = Object.hasOwn(value, 'base');
-  checkFields(value, delta ? WIRE_FIELDS_DELTA : WIRE_FIELDS, (problem) =>
+  const fenced = Object.hasOwn(value, 'token');
+  const fields: readonly string[] = delta ? WIRE_FIELDS_DELTA : WIRE_FIELDS;
+  checkFields(value, fenced ? [...fields, 'token'] : fields, (problem) =>
     recordError(stringOr(value.path), problem),
   );
 
@@ -244,6 +253,8 @@ export function fromWire(
     }
   }
 
+  const token = decodeToken(value, bad);
+
   if (!Array.isArray(chunks)) throw bad(`chunks must be an array, got ${show(chunks)}`);
   const what = deleted ? 'a tombstone' : `a ${entryType}`;
   if ((deleted || entryType !== 'file') && chunks.length !== 0) {
@@ -292,6 +303,7 @@ export function fromWire(
     sequence,
     inode: 0,
     modifiedBy,
+    ...(token > 0 ? { token } : {}),
   };
 }
 
@@ -345,6 +357,19 @@ function spend(budget: ChunkBudget, n: number, bad: (problem: string) => Lockste
   if (budget.chunks < 0) {
     throw bad(`the message's chunk deltas make more than ${MAX_MESSAGE_CHUNKS} chunk entries`);
   }
+}
+
+/** Checks a record's optional fencing `token`: a positive integer; absent is 0. */
+function decodeToken(
+  value: Record<string, unknown>,
+  bad: (problem: string) => LockstepError,
+): number {
+  if (!Object.hasOwn(value, 'token')) return 0;
+  const token = value.token;
+  if (!isSafeInteger(token) || token < 1) {
+    throw bad(`token must be a positive integer (or absent), got ${show(token)}`);
+  }
+  return token;
 }
 
 /** Checks a delta's `base`: `{ version, digest }`. */

@@ -108,6 +108,18 @@ const valid: { name: string; record: FileRecord }[] = [
     },
   },
   {
+    name: 'a file written under a lock (its fencing token)',
+    record: {
+      ...base,
+      path: 'locked.psd',
+      type: 'file',
+      size: 1,
+      chunks: [{ offset: 0, length: 1, hash: hash(4) }],
+      target: '',
+      token: 2 ** 53 - 1,
+    },
+  },
+  {
     name: 'a file with names at the byte limits',
     record: {
       ...base,
@@ -137,6 +149,15 @@ describe('toWire() and fromWire()', () => {
       [4_464, hash(2)],
     ]);
     expect(wire.mtimeNs).toBe('1700000000123456789');
+  });
+
+  it('sends a token only when the record has one; a record without one reads as token 0', () => {
+    const rec = (valid[0] as (typeof valid)[0]).record;
+    expect(toWire(rec)).not.toHaveProperty('token');
+    expect(toWire({ ...rec, token: 0 })).not.toHaveProperty('token');
+    expect(toWire({ ...rec, token: 3 }).token).toBe(3);
+    // A peer from before tokens sends none.
+    expect(fromWire(toWire(rec)).token).toBeUndefined();
   });
 });
 
@@ -394,6 +415,23 @@ const rejections: {
     value: { ...wire(), modifiedBy: 'CCCCCCC' },
     want: /modifiedBy CCCCCCC has no counter in the version/,
   },
+  {
+    name: 'a token of 0 (a record without one sends none)',
+    value: { ...wire(), token: 0 },
+    want: /token must be a positive integer \(or absent\), got 0/,
+  },
+  {
+    name: 'a negative token',
+    value: { ...wire(), token: -1 },
+    want: /token must be a positive integer/,
+  },
+  {
+    name: 'a token that is not a safe integer',
+    value: { ...wire(), token: 2 ** 53 },
+    want: /token must be a positive integer/,
+  },
+  { name: 'a token as a string', value: { ...wire(), token: '4' }, want: /token must be/ },
+  { name: 'a null token', value: { ...wire(), token: null }, want: /token must be/ },
   { name: 'an extra field', value: { ...wire(), inode: 5 }, want: /unknown field "inode"/ },
   {
     name: 'a __proto__ field',

@@ -22,6 +22,8 @@ export interface FileRow {
   deleted: number;
   sequence: number;
   modified_by: string;
+  /** The version's fencing token (0: none). */
+  token: number;
 }
 
 const TYPES: readonly EntryType[] = ['file', 'directory', 'symlink'];
@@ -93,6 +95,8 @@ export function rowToRecord(row: FileRow): FileRecord {
     deleted: row.deleted !== 0,
     sequence: row.sequence,
     modifiedBy: row.modified_by,
+    // Left out when 0, like a record that never had one.
+    ...(row.token !== 0 ? { token: row.token } : {}),
   };
 }
 
@@ -113,5 +117,6 @@ export function recordToParams(r: FileRecord): Record<string, unknown> {
     deleted: r.deleted ? 1 : 0,
     sequence: r.sequence,
     modified_by: r.modifiedBy,
+    token: r.token ?? 0,
   };
 }

@@ -34,12 +34,13 @@ interface ViewRow {
   version: string;
   deleted: number;
   modified_by: string;
+  token: number;
 }
 
 const TYPES: readonly EntryType[] = ['file', 'directory', 'symlink'];
 
 const VIEW = `
-    SELECT f.path, d.id, f.type, f.size, f.mtime_s, f.mtime_ns, f.version, f.deleted, f.modified_by
+    SELECT f.path, d.id, f.type, f.size, f.mtime_s, f.mtime_ns, f.version, f.deleted, f.modified_by, f.token
     FROM files f JOIN devices d ON d.idx = f.device`;
 
 /** The index's global-view queries, prepared once per database. */
@@ -108,6 +109,8 @@ export class GlobalView implements GlobalViewReader {
       sequence: 0,
       inode: 0,
       modifiedBy: r.modified_by,
+      // The winner is chosen as sync chooses it: the later lock grant first.
+      ...(r.token !== 0 ? { token: r.token } : {}),
     };
     return { device: r.id, record };
   }

@@ -102,6 +102,16 @@ describe('IndexStore, peer records', () => {
     expect(store.get('x/y')?.deleted).toBe(true);
   });
 
+  it("keeps a peer's fencing token, and the token of content synced from it", () => {
+    store.applyRemote(PEER, [rec('f', 2, { token: 12 }), rec('g', 3)]);
+    const remote = store.candidates('f').remotes[0]?.record;
+    expect(remote?.token).toBe(12);
+    expect(store.candidates('g').remotes[0]?.record.token).toBeUndefined();
+    store.commitSynced(remote as FileRecord, { BBBBBBB: 2 }, null);
+    expect(store.get('f')?.token).toBe(12);
+    expect(store.view.at('f').map((h) => h.record.token)).toEqual([12, 12]);
+  });
+
   it('pages through local changes in sequence order', () => {
     for (let i = 0; i < 5; i++) store.commitSynced(rec(`f${i}`, 1), { BBBBBBB: 1 }, null);
     const first = store.changedBatch(0, 2);

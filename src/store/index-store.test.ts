@@ -262,6 +262,56 @@ describe('IndexStore', () => {
     );
   });
 
+  it('writes a new version under the fencing token of the lock held here; a silent update keeps it', () => {
+    let held = 7;
+    store.fence = (path) => (path === 'locked.txt' ? held : 0);
+    const [a, b] = store.commit([
+      { path: 'locked.txt', seen: file(10, 5n, [H1]) },
+      { path: 'free.txt', seen: file(10, 5n, [H1]) },
+    ]);
+    expect(a?.token).toBe(7);
+    expect(b?.token).toBeUndefined();
+    // A local-only change (inode, read-only bit) is no new version: same token.
+    held = 0;
+    store.commit([{ path: 'locked.txt', seen: file(10, 5n, [H1], { inode: 9 }) }]);
+    expect(store.get('locked.txt')?.token).toBe(7);
+    // After the lock: a new version carries none; under the next grant, the next token.
+    const [c] = store.commit([{ path: 'locked.txt', seen: file(10, 6n, [H2]) }]);
+    expect(c?.token).toBeUndefined();
+    held = 9;
+    const [t] = store.commit([{ path: 'locked.txt', seen: null }]);
+    expect(t).toMatchObject({ deleted: true, token: 9 });
+    store.close();
+    store = new IndexStore(join(dir, 'index.db'), DEV);
+    expect(store.get('locked.txt')?.token).toBe(9);
+    expect(store.changedBatch(0, 10).map((r) => [r.path, r.token])).toEqual([
+      ['free.txt', undefined],
+      ['locked.txt', 9],
+    ]);
+  });
+
+  it('migrates an index from before version tokens, keeping every record (token 0)', () => {
+    const file5 = join(dir, 'v5.db');
+    const db = new Database(file5);
+    migrate(
+      db,
+      listMigrations().filter((m) => m.version <= 5),
+    );
+    db.prepare('INSERT INTO devices (idx, id, short_id) VALUES (1, ?, ?)').run(DEV, 'AAAAAAA');
+    db.prepare(
+      `INSERT INTO files (device, path, type, size, mtime_s, mtime_ns, mode, inode, target, chunks, version, deleted, sequence, modified_by)
+       VALUES (1, 'old.txt', 0, 0, 5, 0, 420, 0, '', x'', '{"AAAAAAA":3}', 0, 3, 'AAAAAAA')`,
+    ).run();
+    db.close();
+    const old = new IndexStore(file5, DEV);
+    try {
+      expect(old.get('old.txt')).toMatchObject({ version: { AAAAAAA: 3 }, sequence: 3 });
+      expect(old.get('old.txt')?.token).toBeUndefined();
+    } finally {
+      old.close();
+    }
+  });
+
   it('refuses a database from a newer schema', () => {
     const db = new Database(join(dir, 'new.db'));
     db.pragma('user_version = 999');

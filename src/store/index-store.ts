@@ -6,7 +6,7 @@ import { shortId } from '../core/device-id.js';
 import { randomBytes } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { LockTable } from './lock-table.js';
-import type { Chunk, FileRecord } from '../core/record.js';
+import { withToken, type Chunk, type FileRecord } from '../core/record.js';
 import { classify, nextRecord, type Observed } from '../core/local.js';
 import { isWithin } from '../core/path.js';
 import type { Candidate } from '../core/plan.js';
@@ -48,6 +48,12 @@ export class IndexStore {
    */
   guard: ((path: string) => boolean) | undefined;
   onVeto: ((paths: string[]) => void) | undefined;
+  /**
+   * The fencing token a new local version of `path` is written under: the
+   * token of the path's lock when it is held at this device, else 0 (no
+   * hook: 0). Asked once per change, inside the commit.
+   */
+  fence: ((path: string) => number) | undefined;
   private readonly stmts;
 
   constructor(file: string, localDeviceId: string) {
@@ -78,22 +84,22 @@ export class IndexStore {
       get: this.db.prepare('SELECT * FROM files WHERE device = 1 AND path = ?'),
       peerGet: this.db.prepare('SELECT * FROM files WHERE device = ? AND path = ?'),
       upsert: this.db.prepare(`
-        INSERT INTO files (device, path, type, size, mtime_s, mtime_ns, mode, inode, target, chunks, version, deleted, sequence, modified_by)
-        VALUES (1, @path, @type, @size, @mtime_s, @mtime_ns, @mode, @inode, @target, @chunks, @version, @deleted, @sequence, @modified_by)
+        INSERT INTO files (device, path, type, size, mtime_s, mtime_ns, mode, inode, target, chunks, version, deleted, sequence, modified_by, token)
+        VALUES (1, @path, @type, @size, @mtime_s, @mtime_ns, @mode, @inode, @target, @chunks, @version, @deleted, @sequence, @modified_by, @token)
         ON CONFLICT (device, path) DO UPDATE SET
           type = excluded.type, size = excluded.size, mtime_s = excluded.mtime_s, mtime_ns = excluded.mtime_ns,
           mode = excluded.mode, inode = excluded.inode, target = excluded.target, chunks = excluded.chunks,
           version = excluded.version, deleted = excluded.deleted, sequence = excluded.sequence,
-          modified_by = excluded.modified_by
+          modified_by = excluded.modified_by, token = excluded.token
         RETURNING id`),
       upsertAny: this.db.prepare(`
-        INSERT INTO files (device, path, type, size, mtime_s, mtime_ns, mode, inode, target, chunks, version, deleted, sequence, modified_by)
-        VALUES (@device, @path, @type, @size, @mtime_s, @mtime_ns, @mode, @inode, @target, @chunks, @version, @deleted, @sequence, @modified_by)
+        INSERT INTO files (device, path, type, size, mtime_s, mtime_ns, mode, inode, target, chunks, version, deleted, sequence, modified_by, token)
+        VALUES (@device, @path, @type, @size, @mtime_s, @mtime_ns, @mode, @inode, @target, @chunks, @version, @deleted, @sequence, @modified_by, @token)
         ON CONFLICT (device, path) DO UPDATE SET
           type = excluded.type, size = excluded.size, mtime_s = excluded.mtime_s, mtime_ns = excluded.mtime_ns,
           mode = excluded.mode, inode = excluded.inode, target = excluded.target, chunks = excluded.chunks,
           version = excluded.version, deleted = excluded.deleted, sequence = excluded.sequence,
-          modified_by = excluded.modified_by`),
+          modified_by = excluded.modified_by, token = excluded.token`),
       localVersion: this.db.prepare('SELECT version FROM files WHERE device = 1 AND path = ?'),
       byPath: this.db.prepare(
         'SELECT f.*, d.short_id AS short FROM files f JOIN devices d ON d.idx = f.device WHERE f.path = ?',
@@ -184,7 +190,12 @@ export class IndexStore {
         }
         if (outcome === 'bump') seq++;
         const next = nextRecord(path, old, seen, outcome, this.localShort, seq);
-        const rec = outcome === 'bump' ? this.aboveFloor(next) : next;
+        // A new version is written under this device's lock, if it holds
+        // one; a local-only update keeps the version, and its token.
+        const rec =
+          outcome === 'bump'
+            ? withToken(this.aboveFloor(next), this.fence?.(path) ?? 0)
+            : withToken(next, old?.token ?? 0);
         const { id } = this.stmts.upsert.get(recordToParams(rec)) as { id: number };
         this.stmts.deleteChunks.run(id);
         if (!rec.deleted) {

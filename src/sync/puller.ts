@@ -19,11 +19,8 @@ import { systemClock, type Clock, type Timer } from '../base/clock.js';
 import type { Logger } from '../base/log.js';
 import { folderMessage } from '../confined/root.js';
 import type { SerialQueue } from '../base/serial-queue.js';
-import { lockVerdict } from '../core/lock-rules.js';
-import { conflictCopyName } from '../core/conflict-name.js';
-import { planPath, type Action, type Candidate } from '../core/plan.js';
-import { sameContent, type FileRecord } from '../core/record.js';
-import { dominates, merge, update } from '../core/vector.js';
+import { planPath, type Action } from '../core/plan.js';
+import type { FileRecord } from '../core/record.js';
 import type { FileId } from '../folder/temp-files.js';
 import type { FolderWriter } from '../folder/writer.js';
 import type { IndexStore } from '../store/index-store.js';
@@ -32,6 +29,7 @@ import { Budget } from './budget.js';
 import type { FdCache } from './fd-cache.js';
 import type { ChunkFetcher } from './fetcher.js';
 import { GroupSync, type SyncFs } from './group-sync.js';
+import { keepRefused, verdictOf, type PathLock, type Planned, type Step } from './locked.js';
 import { pullAll } from './pull-all.js';
 import { cmp, inWindows } from './windows.js';
 
@@ -51,8 +49,8 @@ export interface PullerHost {
   ignores(path: string, isDir: boolean): boolean;
   /** Whether the folder is in its safety stop. */
   stopped(): boolean;
-  /** The short ID of the device whose user holds a lock on `path`, if it is locked. */
-  lockHolder?(path: string): string | undefined;
+  /** The lock on `path` (where its holder works, and its token), if it is locked. */
+  lockOf?(path: string): PathLock | undefined;
   /** Writes out the file system of a folder at once (default: `sync -f`); only ever a head start for the fsyncs. */
   readonly syncfs?: SyncFs;
   /** Scans `paths` now; called only from inside a queue task. */
@@ -67,17 +65,6 @@ export interface PullerHost {
     ms: number,
   ): void;
 }
-
-/** One planned change: the plan's action for a path, with what it was planned from. */
-type Step = Exclude<Action, { kind: 'none' }> & {
-  readonly path: string;
-  /** The local record the plan was made from. */
-  readonly local: FileRecord | undefined;
-  /** When it was planned (performance.now()), for the time a sync took. */
-  readonly planned: number;
-  /** For a copy kept of a refused version: the locked path it was refused for. */
-  readonly refusedFor?: string;
-};
 
 /** Paths planned at once (a bigger cycle is planned window by window). */
 const PLAN_WINDOW = 4096;
@@ -210,18 +197,12 @@ export class Puller {
         continue;
       }
       if (this.host.ignores(path, a.record.type === 'directory')) continue;
-      const holder = this.host.lockHolder?.(path);
+      const lock = this.host.lockOf?.(path);
       if (
-        holder !== undefined &&
-        lockVerdict({
-          origin: 'remote',
-          lock: holder === this.host.store.localShort ? 'here' : 'elsewhere',
-          versionOnly: a.kind === 'version',
-          madeByHolder: a.record.modifiedBy === holder,
-          holderHasSeen: this.holderHas(holder, a.record, local, remotes),
-        }) !== 'accept'
+        lock !== undefined &&
+        verdictOf(this.host.store.localShort, lock, a, local, remotes) !== 'accept'
       ) {
-        this.refuse(path, a, holder, local, steps);
+        this.refuse(path, a, lock, local, steps);
         continue;
       }
       steps.push({ ...a, path, local, planned: performance.now() });
@@ -230,87 +211,39 @@ export class Puller {
   }
 
   /**
-   * Whether the device where a lock's holder works (`holder`) has seen
-   * version `w` of the locked path, as far as this device knows: then `w` is
-   * the holder's to keep, whoever made it. A holder's device with no live
-   * record of the path has nothing to protect.
-   */
-  private holderHas(
-    holder: string,
-    w: FileRecord,
-    local: FileRecord | undefined,
-    remotes: readonly Candidate[],
-  ): boolean {
-    if (holder === this.host.store.localShort) {
-      return local === undefined || local.deleted || dominates(local.version, w.version);
-    }
-    const theirs = remotes.find((c) => c.device === holder)?.record;
-    return theirs !== undefined && dominates(theirs.version, w.version);
-  }
-
-  /**
-   * A version of a locked path that the holder's device has not seen, made
-   * on a device that did not know of the lock (a stale lock table): it is
-   * not applied here. The holder's device keeps its content as a conflict
-   * copy beside the path (named by the version's mtime and device) and,
-   * once the copy is recorded, records its own content again with a version
-   * that dominates the refused one; that brings the holder's content back
-   * everywhere, and the copy syncs like any file. Other devices wait for
-   * that version. Deletes and renames are undone the same way.
+   * A version of a locked path that the lock rules refuse (see
+   * {@link verdictOf}): made on a device that did not know of the lock (a
+   * stale lock table) or written under an older grant (a holder whose lock
+   * expired or was forced while it was paused or cut off). It is not
+   * applied here. The holder's device keeps its content as a conflict copy
+   * and records its own content again over it ({@link keepRefused}); the
+   * copy syncs like any file. Other devices wait for that version. Deletes
+   * and renames are undone the same way.
    */
   private refuse(
     path: string,
-    a: Exclude<Action, { kind: 'none' }>,
-    holder: string,
+    a: Planned,
+    lock: PathLock,
     local: FileRecord | undefined,
     steps: Step[],
   ): void {
     const store = this.host.store;
     const w = a.record;
+    const here = lock.holder === store.localShort;
     if (this.problems.get(path) === undefined) {
+      const token = w.token ?? 0;
+      const stale =
+        token > 0 ? ` under an earlier grant (token ${token}; the lock's is ${lock.token})` : '';
       this.host.log.warn(
-        { path, by: w.modifiedBy, holder },
-        `${path} is locked by a user at ${holder}: the version made on ${w.modifiedBy} is not applied${holder === store.localShort ? ' (kept as a conflict copy)' : ''}`,
+        { path, by: w.modifiedBy, holder: lock.holder, token, lockToken: lock.token },
+        `${path} is locked by a user at ${lock.holder}: the version made on ${w.modifiedBy}${stale} is not applied${here ? ' (kept as a conflict copy)' : ''}`,
       );
     }
-    if (holder !== store.localShort || local === undefined || local.deleted) {
+    if (!here || local === undefined || local.deleted) {
       this.settled(path);
       return;
     }
-    if (!w.deleted && w.type === 'file') {
-      // The first name free, or holding this very content (then it is kept already).
-      const copy = conflictCopyName(path, w.mtimeNs, w.modifiedBy, (name) => {
-        const t = store.get(name);
-        return t !== undefined && !t.deleted && !sameContent(t, w);
-      });
-      const there = store.get(copy);
-      if (there === undefined || there.deleted) {
-        // The copy first; the path is planned again once the copy is recorded.
-        steps.push({
-          ...a,
-          kind: 'pull',
-          // A new file made here: a version of its own (the refused one's
-          // belongs to another path, and could supersede a file another
-          // device made under the same name).
-          record: { ...w, path: copy, modifiedBy: store.localShort },
-          version: update(there?.version ?? {}, store.localShort),
-          path: copy,
-          local: there,
-          planned: performance.now(),
-          refusedFor: path,
-        });
-        return;
-      }
-    }
-    steps.push({
-      kind: 'version',
-      record: { ...local, modifiedBy: store.localShort },
-      version: update(merge(local.version, w.version), store.localShort),
-      sources: [],
-      path,
-      local,
-      planned: performance.now(),
-    });
+    steps.push(keepRefused(store, path, a, lock, local));
   }
 
   /**
