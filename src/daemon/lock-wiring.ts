@@ -10,7 +10,7 @@ import { systemClock } from '../base/clock.js';
 import { Disposables } from '../base/disposable.js';
 import type { Logger } from '../base/log.js';
 import type { LockAuthoritySetting } from '../config/config.js';
-import { electAuthority } from '../core/lock-rules.js';
+import { electAuthority, type LockScope } from '../core/lock-rules.js';
 import { EmbeddedAuthority } from '../locks/embedded-authority.js';
 import { LockEnforcement, type LockedFiles } from '../locks/enforcement.js';
 import { ForwardedAuthority, type SendLockRequest } from '../locks/forwarded-authority.js';
@@ -34,8 +34,8 @@ export interface LockWiringOptions {
   disagreements(authority: string): readonly { peer: string; choice: string }[];
   /** Sends a lock request to a device (the peer link). */
   readonly send: SendLockRequest;
-  /** Throws NOT_FOUND or NOT_A_FILE unless `path` is a live file in the global view. */
-  checkFile(path: string): void;
+  /** The scope a lock on `path` takes; throws NOT_FOUND or NOT_A_FILE (see `EmbeddedAuthority`). */
+  checkLockable(path: string): LockScope;
   deviceName(id: string): string;
   /** Runs `fn` on the device's serial queue. */
   serially(fn: () => Promise<void>): void;
@@ -71,7 +71,7 @@ export class LockWiring {
         table,
         clock,
         log: o.log,
-        checkFile: (p) => o.checkFile(p),
+        checkLockable: (p) => o.checkLockable(p),
         deviceName,
       }),
       remote: this.forwarded,
@@ -81,7 +81,8 @@ export class LockWiring {
     });
     this.enforcement = new LockEnforcement({
       self: o.deviceId,
-      lockOf: (p) => replica.get(p),
+      lockOf: (p) => replica.covering(p),
+      pathsBelow: (dir) => pathsBelow(o.store, dir),
       files: o.files,
       log: o.log,
       serially: o.serially,
@@ -119,13 +120,14 @@ export class LockWiring {
     store.guard = (path) => this.enforcement.vetoes(path);
     store.onVeto = (paths) => this.enforcement.restore(paths);
     const changed = (c: LockChange) => {
-      this.enforcement.lockChanged(c.lock.path);
+      const paths = this.enforcement.coveredBy(c.lock);
+      this.enforcement.lockChanged(c.lock);
       // Versions refused while it was locked (or to refuse now) are planned again.
-      this.o.pullAgain([c.lock.path]);
+      this.o.pullAgain(paths);
     };
     this.service.on('change', changed);
     this.owned.add(() => this.service.off('change', changed));
-    this.enforcement.enforceAll(this.service.all().map((l) => l.path));
+    this.enforcement.enforceAll(this.service.all());
     // Expiry starts once the peers are known (the cluster asks then): before
     // that every device would take itself for the authority and could expire
     // its copy of another authority's locks.
@@ -140,5 +142,13 @@ export class LockWiring {
   close(): void {
     this.owned.dispose();
     this.service.close();
+  }
+}
+
+/** Every path below `dir` in the global view (any device's record, live or deleted). */
+function* pathsBelow(store: IndexStore, dir: string): Generator<string> {
+  for (const rows of store.view.below(dir)) {
+    const first = rows[0];
+    if (first !== undefined) yield first.record.path;
   }
 }

@@ -1,6 +1,7 @@
 /**
  * Enforcement of locks on this device's disk: a file locked by a user on
- * another device is read-only here, and writable again after the unlock; a
+ * another device (itself, or a directory above it: see lock-scope.ts) is
+ * read-only here, and writable again after the unlock; a
  * change made here anyway (root ignores read-only) is not synced but kept as
  * a conflict copy while the holder's version comes back. What to do with a
  * change is {@link lockVerdict}'s decision; this module carries it out
@@ -9,6 +10,7 @@
 import { errorMessage } from '../base/errors.js';
 import type { Logger } from '../base/log.js';
 import { lockVerdict, type LockPlace, type LockRow } from '../core/lock-rules.js';
+import { covers, scopeOf } from '../core/lock-scope.js';
 
 /**
  * The file operations enforcement needs, on folder-relative paths. Each
@@ -36,8 +38,10 @@ export interface LockedFiles {
 export interface LockEnforcementOptions {
   /** This device's full ID. */
   readonly self: string;
-  /** The replica: the lock on a path, as this device knows it. */
+  /** The replica: the lock that covers a path (its own or a directory's above it), as this device knows it. */
   lockOf(path: string): LockRow | undefined;
+  /** Every path below directory `dir` that this device knows of (any device's, not only its own). */
+  pathsBelow(dir: string): Iterable<string>;
   readonly files: LockedFiles;
   readonly log: Logger;
   /** Runs `fn` on the device's serial queue (after the scan that found the change). */
@@ -78,9 +82,20 @@ export class LockEnforcement {
     return lockVerdict({ origin: 'local', lock: this.place(path) }) === 'restore';
   }
 
-  /** Sets a file's permissions for its lock (now begun, ended or changed). */
-  lockChanged(path: string): void {
-    this.enforce(path, false);
+  /**
+   * The paths `lock` covers that this device knows of: its own path, and for
+   * a directory lock every path below it (conflict copies aside).
+   */
+  coveredBy(lock: LockRow): string[] {
+    if (scopeOf(lock) !== 'directory') return [lock.path];
+    const paths = [lock.path];
+    for (const p of this.o.pathsBelow(lock.path)) if (covers(lock, p)) paths.push(p);
+    return paths;
+  }
+
+  /** Sets the permissions of the files under a lock (now begun, ended or changed). */
+  lockChanged(lock: LockRow): void {
+    for (const p of this.coveredBy(lock)) this.enforce(p, false);
   }
 
   /** A pulled change of `path` is on disk: it gets the lock's permissions too. */
@@ -93,9 +108,9 @@ export class LockEnforcement {
     }
   }
 
-  /** Sets the permissions of every locked file (at start). */
-  enforceAll(paths: readonly string[]): void {
-    for (const p of paths) this.enforce(p, false);
+  /** Sets the permissions of every file under a lock (at start). */
+  enforceAll(locks: readonly LockRow[]): void {
+    for (const l of locks) this.lockChanged(l);
   }
 
   /**
