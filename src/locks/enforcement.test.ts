@@ -105,12 +105,15 @@ describe('LockEnforcement', () => {
     expect(readOnly.size).toBe(0);
   });
 
-  it('leaves files below a directory locked here writable', () => {
+  it("leaves the modes below a directory locked here as they are (the holder's own)", () => {
     const { e, locks, readOnly } = setup();
+    readOnly.add('proj/sub/y.txt'); // made read-only by its owner
     locks.set('proj', lock('proj', SELF, 'directory'));
     e.enforceAll([...locks.values()]);
-    expect(readOnly.size).toBe(0);
+    expect([...readOnly]).toEqual(['proj/sub/y.txt']);
     expect(e.vetoes('proj/x.txt')).toBe(false);
+    e.applied('proj/sub/y.txt');
+    expect([...readOnly]).toEqual(['proj/sub/y.txt']);
   });
 
   it('restores locked files changed here: copy, forget, scan the copies, pull the holder version', async () => {

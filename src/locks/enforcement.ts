@@ -143,7 +143,13 @@ export class LockEnforcement {
 
   /** Makes a file read-only while a user on another device holds its lock; writable after. */
   private enforce(path: string, applied: boolean): void {
-    const elsewhere = this.place(path) === 'elsewhere';
+    const place = this.place(path);
+    // Below a directory locked here, modes are the holder's own: the lock
+    // does not give the write bit to every file below it.
+    if (place === 'here' && this.o.lockOf(path)?.path !== path && !this.readOnlyForLock.has(path)) {
+      return;
+    }
+    const elsewhere = place === 'elsewhere';
     try {
       if (!this.o.files.setReadOnly(path, elsewhere)) return;
       // Forgotten only once a change applied after the unlock was made writable too.
