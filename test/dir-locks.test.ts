@@ -121,6 +121,13 @@ describe('directory locks across devices', () => {
       () => existsSync(laterOnB) && readOnly(laterOnB),
     );
 
+    // Enforced again when B starts: a mode changed while it was stopped is set back.
+    await b.stop();
+    chmodSync(bOnB, 0o644);
+    await b.start();
+    await cluster.connected([a, b]);
+    await waitUntil('read-only again after a restart of B', () => readOnly(bOnB));
+
     // Unlock: writable again on B, the later file too.
     const un = await cli(a, 'unlock', 'proj');
     expect(un.stdout).toMatch(/^unlocked proj\/ \(was locked by admin@A/);
