@@ -120,8 +120,7 @@ export class LockWiring {
     store.guard = (path) => this.enforcement.vetoes(path);
     store.onVeto = (paths) => this.enforcement.restore(paths);
     const changed = (c: LockChange) => {
-      const paths = this.enforcement.coveredBy(c.lock);
-      this.enforcement.lockChanged(c.lock);
+      const paths = this.enforcement.lockChanged(c.lock);
       // Versions refused while it was locked (or to refuse now) are planned again.
       this.o.pullAgain(paths);
     };
@@ -145,7 +144,7 @@ export class LockWiring {
   }
 }
 
-/** Every path below `dir` in the global view (any device's record, live or deleted). */
+/** Every path below `dir` in the global view (any device's record). */
 function* pathsBelow(store: IndexStore, dir: string): Generator<string> {
   for (const rows of store.view.below(dir)) {
     const first = rows[0];

@@ -93,9 +93,15 @@ export class LockEnforcement {
     return paths;
   }
 
-  /** Sets the permissions of the files under a lock (now begun, ended or changed). */
-  lockChanged(lock: LockRow): void {
-    for (const p of this.coveredBy(lock)) this.enforce(p, false);
+  /**
+   * Sets the permissions of the files under a lock (now begun, ended or changed).
+   *
+   * @returns the paths it covers ({@link coveredBy})
+   */
+  lockChanged(lock: LockRow): string[] {
+    const paths = this.coveredBy(lock);
+    for (const p of paths) this.enforce(p, false);
+    return paths;
   }
 
   /** A pulled change of `path` is on disk: it gets the lock's permissions too. */
