@@ -190,17 +190,20 @@ describe('client commands against real devices', () => {
   });
 
   it('exit 1 when the request fails, with the reason', async () => {
-    const [missing, dir, notLocked, json] = await Promise.all([
+    const [missing, notLocked, json] = await Promise.all([
       onA('lock', 'no-such-file.txt'),
-      onA('lock', 'docs'),
       onA('unlock', 'notes.txt'),
       onA('lock', 'no-such-file.txt', '--json'),
     ]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/^lockstep: .*no-such-file\.txt/);
-    expect(dir.code).toBe(1);
-    expect(dir.stderr).toMatch(/directory/);
     expect(notLocked.code).toBe(1);
+    // A directory can be locked; a file below it then cannot, and the refusal names the directory.
+    expect((await onA('lock', 'docs')).code).toBe(0);
+    const inside = await onA('lock', 'docs/plan.md');
+    expect(inside.code).toBe(1);
+    expect(inside.stderr).toMatch(/docs\/plan\.md is inside docs\/, locked by admin@A since/);
+    expect((await onA('unlock', 'docs')).code).toBe(0);
     expect(json.code).toBe(1);
     const doc = JSON.parse(json.stdout) as unknown;
     expect(ajv.validate(errorSchema, doc), ajv.errorsText()).toBe(true);

@@ -266,6 +266,32 @@ describe.runIf(runnable)('the web page in a real browser', () => {
     await expect(row(pageB, 'report.pdf').locator('td.lock').innerText()).resolves.toBe('');
   });
 
+  it("locks a directory from its row: files below show the directory's lock, unlocked on its row", async () => {
+    await atRoot(pageA);
+    await pageA.getByRole('button', { name: 'Lock docs', exact: true }).click();
+    const dialog = pageA.getByRole('dialog', { name: 'Lock docs' });
+    await dialog.getByText(/change anything in it/).waitFor(WAIT);
+    await dialog.getByRole('button', { name: 'Lock', exact: true }).click();
+    await pageA
+      .getByRole('status')
+      .getByText(/locked docs\/ \(directory\) for admin/)
+      .waitFor(WAIT);
+    const locks = await run(['locks', '--home', a.home]);
+    expect(locks.stdout).toMatch(/^docs\/ \(directory\) +admin@A/m);
+    await pageA.getByRole('link', { name: 'docs/' }).click();
+    const plan = row(pageA, 'docs/plan.md');
+    await plan.locator('td.lock').getByText('admin@A (docs/)').waitFor(WAIT);
+    // Unlocked on the directory's row, not on a file below it.
+    await expect(plan.getByRole('button').count()).resolves.toBe(0);
+    await atRoot(pageA);
+    await pageA.getByRole('button', { name: 'Unlock docs', exact: true }).click();
+    await pageA
+      .getByRole('status')
+      .getByText(/unlocked docs\//)
+      .waitFor(WAIT);
+    expect((await run(['locks', '--home', a.home])).stdout.trim()).toBe('No locks.');
+  });
+
   it('a pasted token is kept only as a web session, in the tab’s session storage', async () => {
     const kept = await pageB.evaluate(() => ({
       session: sessionStorage.getItem('lockstep.session'),

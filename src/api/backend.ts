@@ -35,6 +35,8 @@ export interface LockInfo {
   readonly expires: string | null;
   /** Why, as the owner said; '' for none. */
   readonly reason: string;
+  /** What it is on: one file, or a directory and everything below it. */
+  readonly scope: 'file' | 'directory';
 }
 
 /** One entry of the merged listing (the global view of one path). */
@@ -48,7 +50,11 @@ export interface ListEntry {
   readonly size: number;
   /** ISO 8601 modification time of the winning version. */
   readonly modified: string;
-  /** The lock on this path, if any. */
+  /**
+   * The lock that covers this path, if any: its own, or a directory lock
+   * above it (then `lock.path` is that directory's, and `lock.scope` is
+   * `directory`).
+   */
   readonly lock: LockInfo | null;
   /** Devices that hold the winning version. */
   readonly devices: readonly DeviceRef[];

@@ -31,7 +31,7 @@ const deviceRefProps = deviceRefSchema.properties;
 
 export const lockInfoSchema = {
   type: 'object',
-  required: ['id', 'path', 'owner', 'device', 'created', 'expires', 'reason'],
+  required: ['id', 'path', 'owner', 'device', 'created', 'expires', 'reason', 'scope'],
   additionalProperties: false,
   properties: {
     id: str,
@@ -41,6 +41,7 @@ export const lockInfoSchema = {
     created: time,
     expires: { type: ['string', 'null'] },
     reason: str,
+    scope: { type: 'string', enum: ['file', 'directory'] },
   },
 } as const;
 

@@ -178,7 +178,11 @@ function registerLs(program: Command, run: Runner): void {
 
 /** Adds `lock`, `unlock` and `locks`. */
 function registerLockCommands(program: Command, run: Runner): void {
-  clientCommand(program, 'lock', 'Lock a file across the cluster: nobody else can change it')
+  clientCommand(
+    program,
+    'lock',
+    'Lock a file, or a directory with everything below it, across the cluster: nobody else can change it',
+  )
     .argument('<#|path>', 'a number from the last `ls`, or a path in the folder')
     .option('--ttl <duration>', 'release the lock by itself after this long, e.g. 30m, 2h, 1d')
     .option('--reason <text>', 'why, for the others to see')

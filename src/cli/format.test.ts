@@ -25,6 +25,7 @@ const lock = (over: Partial<LockInfo> = {}): LockInfo => ({
   created: '2026-11-24T17:00:00.000Z',
   expires: null,
   reason: '',
+  scope: 'file',
   ...over,
 });
 
@@ -78,6 +79,29 @@ describe('lock text', () => {
       'alice@A  (1h 20m left)',
     );
     expect(lockCell(lock({ expires: '2026-11-24T17:59:00.000Z' }), NOW)).toBe('alice@A  (expired)');
+  });
+
+  it('shows a directory lock on the directory, and on each path below it with the directory', () => {
+    const dir = lock({ path: 'proj', scope: 'directory' });
+    expect(lockCell(dir, NOW, 'proj')).toBe('alice@A');
+    expect(lockCell(dir, NOW, 'proj/a.txt')).toBe('alice@A (proj/)');
+    expect(lockCell({ ...dir, expires: '2026-11-24T19:00:00.000Z' }, NOW, 'proj/x/b.txt')).toBe(
+      'alice@A (proj/)  (1h left)',
+    );
+    expect(lockedLine(dir, NOW)).toBe(
+      'locked proj/ (directory) for alice (no expiry) — every file below it is read-only on every other device',
+    );
+    expect(unlockedLine(dir)).toBe(
+      'unlocked proj/ (was locked by alice@A since 2026-11-24 17:00:00)',
+    );
+    expect(locksTable([dir, lock({ path: 'project.txt' })], NOW).split('\n')).toEqual([
+      'PATH               OWNER    SINCE                EXPIRES  REASON',
+      'proj/ (directory)  alice@A  2026-11-24 17:00:00  never',
+      'project.txt        alice@A  2026-11-24 17:00:00  never',
+    ]);
+    expect(eventLine({ type: 'unlocked', lock: dir, time: '2026-11-24T18:02:11.000Z' })).toBe(
+      '18:02:11  unlocked  proj/ by alice@A',
+    );
   });
 
   it('replies to lock and unlock as DESIGN.md says', () => {

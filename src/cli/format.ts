@@ -40,11 +40,22 @@ export function timeLeft(lock: LockInfo, now: number): string | undefined {
   return ms <= 0 ? 'expired' : `${formatSpan(ms)} left`;
 }
 
-/** The LOCK cell: `alice@A  (1h left)`, or '' for no lock. */
-export function lockCell(lock: LockInfo | null, now: number): string {
+/** A lock's path as people see it: a directory lock's with a trailing `/` (`proj/`). */
+export function lockPath(lock: LockInfo): string {
+  return printable(lock.path) + (lock.scope === 'directory' ? '/' : '');
+}
+
+/**
+ * The LOCK cell: `alice@A  (1h left)`, or '' for no lock. For a path
+ * covered by a directory lock above it (`path` given and not the lock's),
+ * the directory too: `alice@A (proj/)`.
+ */
+export function lockCell(lock: LockInfo | null, now: number, path?: string): string {
   if (lock === null) return '';
+  const who =
+    path === undefined || path === lock.path ? holder(lock) : `${holder(lock)} (${lockPath(lock)})`;
   const left = timeLeft(lock, now);
-  return left === undefined ? holder(lock) : `${holder(lock)}  (${left})`;
+  return left === undefined ? who : `${who}  (${left})`;
 }
 
 /** Lays out rows as columns two spaces apart; `right` columns are right-aligned. */
@@ -97,7 +108,7 @@ export function listingTable(entries: readonly ListEntry[], now: number, first =
       printable(e.name) + (e.type === 'directory' ? '/' : ''),
       e.type === 'directory' ? '' : formatBytes(e.size),
       formatLocal(e.modified),
-      lockCell(e.lock, now),
+      lockCell(e.lock, now, e.path),
       [on, ...notes(e)].filter((s) => s !== '').join('  '),
     ]);
   });
@@ -117,14 +128,16 @@ function expiryText(lock: LockInfo, now: number): string {
 /** The reply to `lock`. */
 export function lockedLine(lock: LockInfo, now: number): string {
   return (
-    `locked ${printable(lock.path)} for ${printable(lock.owner)} (${expiryText(lock, now)}) ` +
-    '— read-only on every other device'
+    `locked ${lockPath(lock)}${lock.scope === 'directory' ? ' (directory)' : ''} for ${printable(lock.owner)} (${expiryText(lock, now)}) ` +
+    (lock.scope === 'directory'
+      ? '— every file below it is read-only on every other device'
+      : '— read-only on every other device')
   );
 }
 
 /** The reply to `unlock`. */
 export function unlockedLine(lock: LockInfo): string {
-  return `unlocked ${printable(lock.path)} (was locked by ${holder(lock)} since ${formatLocal(lock.created)})`;
+  return `unlocked ${lockPath(lock)} (was locked by ${holder(lock)} since ${formatLocal(lock.created)})`;
 }
 
 /** `lockstep locks` as a table, or a sentence when there are none. */
@@ -134,7 +147,7 @@ export function locksTable(locks: readonly LockInfo[], now: number): string {
   for (const l of [...locks].sort((a, b) => (a.path < b.path ? -1 : 1))) {
     const left = timeLeft(l, now);
     rows.push([
-      printable(l.path),
+      l.scope === 'directory' ? `${lockPath(l)} (directory)` : lockPath(l),
       holder(l),
       formatLocal(l.created),
       left === undefined
@@ -186,15 +199,15 @@ export function eventText(ev: ClientEvent): string {
       const reason = ev.lock.reason === '' ? '' : `: ${printable(ev.lock.reason)}`;
       const until =
         ev.lock.expires === null ? 'no expiry' : `until ${formatLocal(ev.lock.expires)}`;
-      return `${printable(ev.lock.path)} by ${holder(ev.lock)} (${until})${reason}`;
+      return `${lockPath(ev.lock)} by ${holder(ev.lock)} (${until})${reason}`;
     }
     case 'unlocked':
-      return `${printable(ev.lock.path)} by ${holder(ev.lock)}`;
+      return `${lockPath(ev.lock)} by ${holder(ev.lock)}`;
     case 'expired':
-      return `${printable(ev.lock.path)}: the lock of ${holder(ev.lock)} ran out`;
+      return `${lockPath(ev.lock)}: the lock of ${holder(ev.lock)} ran out`;
     case 'forced':
       return (
-        `${printable(ev.lock.path)}: the lock of ${holder(ev.lock)} was removed` +
+        `${lockPath(ev.lock)}: the lock of ${holder(ev.lock)} was removed` +
         (ev.by === undefined ? '' : ` by ${printable(ev.by)}`)
       );
     case 'connected':

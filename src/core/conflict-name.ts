@@ -73,3 +73,17 @@ export function conflictCopyName(
   }
   throw new RangeError(`Cannot name a conflict copy of ${path}: ${MAX_TRIES} names are taken`);
 }
+
+/** A conflict tag and what may follow it in a name: `-N`, then the extension. */
+const CONFLICT_TAG_RE = /\.conflict-\d{8}-\d{6}-[A-Z2-7]{7}(-\d+)?(\.[^./]*)?$/;
+
+/**
+ * Whether a file or directory name (one path segment) is a conflict copy's,
+ * as {@link conflictCopyName} makes them.
+ *
+ * @example
+ * isConflictCopyName('e.conflict-20261124-180340-B7XKQ2M-2.txt') // true
+ */
+export function isConflictCopyName(name: string): boolean {
+  return CONFLICT_TAG_RE.test(name);
+}

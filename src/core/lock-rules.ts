@@ -24,7 +24,15 @@ export interface LockRow {
   readonly reason: string;
   /** The fencing token of this grant. */
   readonly token: number;
+  /**
+   * What the lock is on: one file, or a directory and everything below it
+   * (see lock-scope.ts). Absent: a file (rows of Lockstep before directory locks).
+   */
+  readonly scope?: LockScope;
 }
+
+/** A lock's scope: one file, or a directory with everything below it. */
+export type LockScope = 'file' | 'directory';
 
 /** Says who holds a lock and since when, for error messages. */
 export function describeHolder(l: LockRow, deviceName: (id: string) => string): string {

@@ -6,6 +6,7 @@
  */
 import { join } from 'node:path';
 import { LockstepError } from '../base/errors.js';
+import { lockedPathText } from '../core/lock-scope.js';
 import { isInternalPath, pathProblem } from '../core/path.js';
 import type { ClientBackend, User } from '../api/backend.js';
 import { DeviceRefs } from './client-refs.js';
@@ -42,6 +43,7 @@ export function createClientBackend(o: ClientBackendOptions): ClientBackend {
    * Checks that `user` may change `path` through this device; returns its
    * absolute path. The lock holder writes through the device the lock was
    * taken at (elsewhere the file is guarded and a change would be undone).
+   * A directory lock covers every path below it, new ones too.
    */
   const writable = (path: string, user: User): string => {
     const problem =
@@ -51,14 +53,16 @@ export function createClientBackend(o: ClientBackendOptions): ClientBackend {
     if (device.stoppedReason !== undefined) {
       throw new LockstepError('FOLDER_STOPPED', `The folder is stopped: ${device.stoppedReason}`);
     }
-    const lock = cluster.locks.get(path);
+    const lock = cluster.locks.covering(path);
     if (lock !== undefined && (lock.owner !== user.name || lock.device !== o.deviceId)) {
       const holder = `${lock.owner}@${cluster.deviceName(lock.device)}`;
+      // A lock on a directory above: named, with its path.
+      const what = lock.path === path ? path : `${path} is inside ${lockedPathText(lock)}, which`;
       throw new LockstepError(
         'LOCKED',
         lock.owner === user.name
-          ? `${path} is locked by you at ${cluster.deviceName(lock.device)}; change it through that device`
-          : `${path} is locked by ${holder} since ${new Date(lock.createdMs).toISOString()}; only ${lock.owner} can change it`,
+          ? `${what} is locked by you at ${cluster.deviceName(lock.device)}; change it through that device`
+          : `${what} is locked by ${holder} since ${new Date(lock.createdMs).toISOString()}; only ${lock.owner} can change it`,
       );
     }
     return join(o.folder, path);

@@ -39,6 +39,7 @@ export class DeviceRefs {
       created: new Date(l.createdMs).toISOString(),
       expires: l.expiresMs === null ? null : new Date(l.expiresMs).toISOString(),
       reason: l.reason,
+      scope: l.scope ?? 'file',
     };
   }
 }

@@ -15,7 +15,7 @@ import { LockstepError } from '../base/errors.js';
 import type { Logger } from '../base/log.js';
 import type { LockAuthoritySetting } from '../config/config.js';
 import { shortId } from '../core/device-id.js';
-import { meetAuthority, type AuthorityChoice } from '../core/lock-rules.js';
+import { meetAuthority, type AuthorityChoice, type LockScope } from '../core/lock-rules.js';
 import { winner, type Action } from '../core/plan.js';
 import type { FileRecord } from '../core/record.js';
 import { FolderWriter } from '../folder/writer.js';
@@ -136,7 +136,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       store: device.store,
       queue: device.queue,
       noteWrite: (rec) => device.wrote(rec),
-      isLocked: (path) => this.locks.get(path) !== undefined,
+      isLocked: (path) => this.locks.covering(path) !== undefined,
     });
     this.lockWiring = new LockWiring({
       store: device.store,
@@ -149,7 +149,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       send: (auth, req, timeoutMs) => this.peers.sendLockRequest(auth, req, timeoutMs),
       sendHandover: (to, req, timeoutMs) =>
         this.peers.sendLockRequest(to, req, timeoutMs, '/v1/locks/authority'),
-      checkFile: (path) => this.checkLockable(path),
+      checkLockable: (path) => this.checkLockable(path),
       deviceName: (id) => this.deviceName(id),
       serially: (fn) => void device.queue.run(fn),
       scanNow: (paths) => device.scanNow(paths),
@@ -175,7 +175,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       ignores: (p, isDir) => device.ignores(p, isDir),
       stopped: () => device.stoppedReason !== undefined,
       lockOf: (path) => {
-        const lock = this.locks.get(path);
+        const lock = this.locks.covering(path);
         return lock && { holder: shortId(lock.device), token: lock.token };
       },
       scanNow: (paths) => device.scanNow(paths),
@@ -324,16 +324,19 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     );
   }
 
-  /** Throws unless `path` is a live file in the global view. */
-  private checkLockable(path: string): void {
+  /** The scope a lock on `path` takes: a live file's or a live directory's in the global view. */
+  private checkLockable(path: string): LockScope {
     const { local, remotes } = this.opts.device.store.candidates(path);
     const w = winner([...(local ? [local] : []), ...remotes.map((c) => c.record)]);
     if (w === undefined || w.deleted) {
       throw new LockstepError('NOT_FOUND', `${path} does not exist in the folder`);
     }
-    if (w.type !== 'file') {
-      throw new LockstepError('NOT_A_FILE', `${path} is a ${w.type}; only files can be locked`);
-    }
+    if (w.type === 'file') return 'file';
+    if (w.type === 'directory') return 'directory';
+    throw new LockstepError(
+      'NOT_A_FILE',
+      `${path} is a ${w.type}; only files and directories can be locked`,
+    );
   }
 
   /**

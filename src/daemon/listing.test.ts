@@ -154,11 +154,44 @@ describe('listing', () => {
       created: '2023-11-14T22:13:20.000Z',
       expires: null,
       reason: 'editing',
+      scope: 'file',
     });
     expect(listing.file('d/e.conflict-20240101-101010-BBBBBBB.txt')?.conflict).toBe(true);
     expect(listing.file('d')?.size).toBe(0);
     expect(listing.file('d/gone.txt')).toBeUndefined();
     expect(listing.file('nothing')).toBeUndefined();
+  });
+
+  it("shows a directory lock on the directory's row and on every path below it", () => {
+    const dirLock: LockRow = { ...lock, id: 'L2', path: 'd', scope: 'directory' };
+    const byPath = new Map([
+      [lock.path, lock],
+      ['d', dirLock],
+    ]);
+    const withDir = createListing({
+      view: fakeView([
+        { device: A, record: rec('d', { type: 'directory', size: 0 }) },
+        { device: A, record: rec('d/sub', { type: 'directory', size: 0 }) },
+        { device: A, record: rec('d/sub/deep.txt') },
+        { device: A, record: rec('d/e.conflict-20240101-101010-BBBBBBB.txt', { size: 1 }) },
+        { device: A, record: rec('d/locked.txt') },
+        { device: A, record: rec('dd.txt') },
+      ]),
+      locks: { get: (p) => byPath.get(p), all: () => [...byPath.values()] },
+      progress: new Map(),
+      refs: new DeviceRefs((id) => (id === A ? 'alpha' : 'beta')),
+    });
+    const held = (e: { path: string; lock: { path: string; scope: string } | null }) =>
+      `${e.path}: ${e.lock === null ? '-' : `${e.lock.path} ${e.lock.scope}`}`;
+    expect(withDir.list(q({ dir: '', recursive: true })).entries.map(held)).toEqual([
+      'd: d directory',
+      'd/e.conflict-20240101-101010-BBBBBBB.txt: -',
+      'd/locked.txt: d/locked.txt file',
+      'd/sub: d directory',
+      'd/sub/deep.txt: d directory',
+      'dd.txt: -',
+    ]);
+    expect(withDir.file('d/sub/deep.txt')?.lock?.path).toBe('d');
   });
 
   it('flags numbered conflict copies (a second clash) as conflicts too, and no look-alike', () => {

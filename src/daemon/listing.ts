@@ -6,6 +6,7 @@
 import type { ClientBackend, ListEntry, ListPage, ListQuery } from '../api/backend.js';
 import { globalEntry, type HeldRecord } from '../core/global-view.js';
 import type { LockRow } from '../core/lock-rules.js';
+import { coveringLock } from '../core/lock-scope.js';
 import type { GlobalViewReader } from '../store/global-view.js';
 import type { DeviceRefs } from './client-refs.js';
 
@@ -43,7 +44,7 @@ export function createListing(o: ListingOptions): Listing {
     if (g === undefined) return undefined;
     const w = g.record;
     const path = w.path;
-    const lock = lockOf(path);
+    const lock = lockOf(path); // its own, or a directory lock above it
     const p = o.progress.get(path);
     return {
       name: path.slice(path.lastIndexOf('/') + 1),
@@ -66,7 +67,8 @@ export function createListing(o: ListingOptions): Listing {
     const dir = q.dir.replace(/\/+$/, '');
     // Locks are few: one read for the whole listing.
     const locks = new Map(o.locks.all().map((l) => [l.path, l]));
-    const lockOf = (p: string) => locks.get(p);
+    const lockOf = (p: string) =>
+      locks.size === 0 ? undefined : coveringLock(p, (q) => locks.get(q));
     const groups = q.recursive === true ? o.view.below(dir) : o.view.inside(dir);
     for (const rows of groups) {
       const e = entryOf(rows, lockOf);
@@ -116,6 +118,6 @@ export function createListing(o: ListingOptions): Listing {
   return {
     list,
     listText,
-    file: (path) => entryOf(o.view.at(path), (p) => o.locks.get(p)),
+    file: (path) => entryOf(o.view.at(path), (p) => coveringLock(p, (q) => o.locks.get(q))),
   };
 }

@@ -11,6 +11,7 @@ import { Disposables } from '../base/disposable.js';
 import type { Logger } from '../base/log.js';
 import { LockstepError } from '../base/errors.js';
 import type { AuthorityRecord } from './authority-record.js';
+import type { LockScope } from '../core/lock-rules.js';
 import { EmbeddedAuthority } from '../locks/embedded-authority.js';
 import { LockEnforcement, type LockedFiles } from '../locks/enforcement.js';
 import { ForwardedAuthority, type SendLockRequest } from '../locks/forwarded-authority.js';
@@ -37,8 +38,8 @@ export interface LockWiringOptions {
   readonly send: SendLockRequest;
   /** Sends a handover request to a device (the peer link). */
   sendHandover(device: string, req: HandoverRequest, timeoutMs: number): Promise<unknown>;
-  /** Throws NOT_FOUND or NOT_A_FILE unless `path` is a live file in the global view. */
-  checkFile(path: string): void;
+  /** The scope a lock on `path` takes; throws NOT_FOUND or NOT_A_FILE (see `EmbeddedAuthority`). */
+  checkLockable(path: string): LockScope;
   deviceName(id: string): string;
   /** Runs `fn` on the device's serial queue. */
   serially(fn: () => Promise<void>): void;
@@ -71,7 +72,7 @@ export class LockWiring {
       table,
       clock,
       log: o.log,
-      checkFile: (p) => o.checkFile(p),
+      checkLockable: (p) => o.checkLockable(p),
       deviceName,
     });
     const handover = new Handover({
@@ -98,7 +99,8 @@ export class LockWiring {
     });
     this.enforcement = new LockEnforcement({
       self: o.deviceId,
-      lockOf: (p) => replica.get(p),
+      lockOf: (p) => replica.covering(p),
+      pathsBelow: (dir) => pathsBelow(o.store, dir),
       files: o.files,
       log: o.log,
       serially: o.serially,
@@ -164,13 +166,13 @@ export class LockWiring {
     store.onVeto = (paths) => this.enforcement.restore(paths);
     store.fence = (path) => this.enforcement.fencingToken(path);
     const changed = (c: LockChange) => {
-      this.enforcement.lockChanged(c.lock.path);
+      const paths = this.enforcement.lockChanged(c.lock);
       // Versions refused while it was locked (or to refuse now) are planned again.
-      this.o.pullAgain([c.lock.path]);
+      this.o.pullAgain(paths);
     };
     this.service.on('change', changed);
     this.owned.add(() => this.service.off('change', changed));
-    this.enforcement.enforceAll(this.service.all().map((l) => l.path));
+    this.enforcement.enforceAll(this.service.all());
     // Expiry starts once the peers are known (the cluster asks then): before
     // that every device would take itself for the authority and could expire
     // its copy of another authority's locks.
@@ -185,5 +187,13 @@ export class LockWiring {
   close(): void {
     this.owned.dispose();
     this.service.close();
+  }
+}
+
+/** Every path below `dir` in the global view (any device's record). */
+function* pathsBelow(store: IndexStore, dir: string): Generator<string> {
+  for (const rows of store.view.below(dir)) {
+    const first = rows[0];
+    if (first !== undefined) yield first.record.path;
   }
 }

@@ -7,7 +7,8 @@ import { randomBytes } from 'node:crypto';
 import type { Clock, Timer } from '../base/clock.js';
 import { LockstepError, errorMessage } from '../base/errors.js';
 import type { Logger } from '../base/log.js';
-import { describeHolder, type LockRow } from '../core/lock-rules.js';
+import type { LockRow, LockScope } from '../core/lock-rules.js';
+import { conflictMessage, conflictingLock } from '../core/lock-scope.js';
 import type {
   GrantRequest,
   LockAuthority,
@@ -42,8 +43,13 @@ export interface EmbeddedAuthorityOptions {
   readonly table: LockTableStore;
   readonly clock: Clock;
   readonly log: Logger;
-  /** Throws NOT_FOUND or NOT_A_FILE unless `path` is a live file in the global view. */
-  checkFile(path: string): void;
+  /**
+   * The scope a lock on `path` takes: a live file in the global view is
+   * locked as a file, a live directory as a directory.
+   *
+   * @throws LockstepError NOT_FOUND, or NOT_A_FILE for anything else
+   */
+  checkLockable(path: string): LockScope;
   deviceName(id: string): string;
 }
 
@@ -124,21 +130,21 @@ export class EmbeddedAuthority implements LockAuthority {
 
   private grantNow(req: GrantRequest): LockRow {
     this.checkNotMoving();
-    this.o.checkFile(req.path);
+    const scope = this.o.checkLockable(req.path);
     const now = this.o.clock.now();
     const { lock, expired } = this.o.table.durably(() => {
-      let gone: LockRow | undefined;
-      const held = this.o.table.get(req.path);
-      if (held !== undefined) {
-        if (held.expiresMs !== null && held.expiresMs <= now) {
-          this.o.table.remove(held.path);
-          gone = held;
-        } else {
+      const gone: LockRow[] = [];
+      for (;;) {
+        const held = conflictingLock({ path: req.path, scope }, this.o.table.all());
+        if (held === undefined) break;
+        if (held.expiresMs === null || held.expiresMs > now) {
           throw new LockstepError(
             'LOCKED',
-            `${req.path} is already locked by ${describeHolder(held, (id) => this.o.deviceName(id))}`,
+            conflictMessage({ path: req.path, scope }, held, (id) => this.o.deviceName(id)),
           );
         }
+        this.o.table.remove(held.path);
+        gone.push(held);
       }
       const granted: LockRow = {
         path: req.path,
@@ -149,11 +155,12 @@ export class EmbeddedAuthority implements LockAuthority {
         expiresMs: req.ttlMs === undefined ? null : now + req.ttlMs,
         reason: req.reason ?? '',
         token: this.o.table.takeToken(),
+        scope,
       };
       this.o.table.put(granted);
       return { lock: granted, expired: gone };
     });
-    if (expired) this.announce({ type: 'expired', lock: expired });
+    for (const l of expired) this.announce({ type: 'expired', lock: l });
     this.announce({ type: 'locked', lock });
     this.armExpiry();
     return lock;

@@ -2,10 +2,11 @@
 import { describe, expect, it } from 'vitest';
 import pino from 'pino';
 import type { LockRow } from '../core/lock-rules.js';
+import { coveringLock } from '../core/lock-scope.js';
 import { LockEnforcement, type LockedFiles } from './enforcement.js';
 
 const SELF = 'SELF';
-const lock = (path: string, device: string): LockRow => ({
+const lock = (path: string, device: string, scope: LockRow['scope'] = 'file'): LockRow => ({
   path,
   id: `id-${path}`,
   owner: 'alice',
@@ -14,11 +15,20 @@ const lock = (path: string, device: string): LockRow => ({
   expiresMs: null,
   reason: '',
   token: 1,
+  scope,
 });
 
 function setup(opts: { failAside?: string } = {}) {
   const locks = new Map<string, LockRow>();
-  const onDisk = new Set(['a.txt', 'b.txt', 'mine.txt']);
+  const onDisk = new Set([
+    'a.txt',
+    'b.txt',
+    'mine.txt',
+    'proj/x.txt',
+    'proj/sub/y.txt',
+    'proj/x.conflict-20261124-180340-B7XKQ2M.txt',
+    'project/z.txt',
+  ]);
   const readOnly = new Set<string>();
   const log: string[] = [];
   const files: LockedFiles = {
@@ -37,7 +47,8 @@ function setup(opts: { failAside?: string } = {}) {
   let queued: Promise<void> = Promise.resolve();
   const e = new LockEnforcement({
     self: SELF,
-    lockOf: (p) => locks.get(p),
+    lockOf: (p) => coveringLock(p, (q) => locks.get(q)),
+    pathsBelow: (dir) => [...onDisk].filter((p) => p.startsWith(`${dir}/`)),
     files,
     log: pino({ level: 'silent' }),
     serially: (fn) => (queued = queued.then(fn)),
@@ -73,10 +84,11 @@ describe('LockEnforcement', () => {
     const { e, locks, readOnly } = setup();
     locks.set('a.txt', lock('a.txt', 'OTHER'));
     locks.set('mine.txt', lock('mine.txt', SELF));
-    e.enforceAll(['a.txt', 'mine.txt']);
+    e.enforceAll([...locks.values()]);
     expect([...readOnly]).toEqual(['a.txt']);
+    const gone = locks.get('a.txt') as LockRow;
     locks.delete('a.txt');
-    e.lockChanged('a.txt');
+    e.lockChanged(gone);
     expect(readOnly.size).toBe(0);
     // A pull planned while it was read-only lands after the unlock: writable again.
     readOnly.add('a.txt');
@@ -86,6 +98,31 @@ describe('LockEnforcement', () => {
     readOnly.add('a.txt');
     e.applied('a.txt');
     expect(readOnly.has('a.txt')).toBe(true);
+  });
+
+  it('makes every file below a directory locked elsewhere read-only, conflict copies aside, and writable after', () => {
+    const { e, locks, readOnly } = setup();
+    const dir = lock('proj', 'OTHER', 'directory');
+    locks.set('proj', dir);
+    e.lockChanged(dir);
+    expect([...readOnly].sort()).toEqual(['proj/sub/y.txt', 'proj/x.txt']);
+    expect(e.vetoes('proj/new/file.txt')).toBe(true);
+    expect(e.vetoes('proj/x.conflict-20261124-180340-B7XKQ2M.txt')).toBe(false);
+    expect(e.vetoes('project/z.txt')).toBe(false);
+    locks.delete('proj');
+    e.lockChanged(dir);
+    expect(readOnly.size).toBe(0);
+  });
+
+  it("leaves the modes below a directory locked here as they are (the holder's own)", () => {
+    const { e, locks, readOnly } = setup();
+    readOnly.add('proj/sub/y.txt'); // made read-only by its owner
+    locks.set('proj', lock('proj', SELF, 'directory'));
+    e.enforceAll([...locks.values()]);
+    expect([...readOnly]).toEqual(['proj/sub/y.txt']);
+    expect(e.vetoes('proj/x.txt')).toBe(false);
+    e.applied('proj/sub/y.txt');
+    expect([...readOnly]).toEqual(['proj/sub/y.txt']);
   });
 
   it('restores locked files changed here: copy, forget, scan the copies, pull the holder version', async () => {

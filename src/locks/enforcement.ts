@@ -1,6 +1,7 @@
 /**
  * Enforcement of locks on this device's disk: a file locked by a user on
- * another device is read-only here, and writable again after the unlock; a
+ * another device (itself, or a directory above it: see lock-scope.ts) is
+ * read-only here, and writable again after the unlock; a
  * change made here anyway (root ignores read-only) is not synced but kept as
  * a conflict copy while the holder's version comes back. What to do with a
  * change is {@link lockVerdict}'s decision; this module carries it out
@@ -9,6 +10,7 @@
 import { errorMessage } from '../base/errors.js';
 import type { Logger } from '../base/log.js';
 import { lockVerdict, type LockPlace, type LockRow } from '../core/lock-rules.js';
+import { covers, scopeOf } from '../core/lock-scope.js';
 
 /**
  * The file operations enforcement needs, on folder-relative paths. Each
@@ -36,8 +38,10 @@ export interface LockedFiles {
 export interface LockEnforcementOptions {
   /** This device's full ID. */
   readonly self: string;
-  /** The replica: the lock on a path, as this device knows it. */
+  /** The replica: the lock that covers a path (its own or a directory's above it), as this device knows it. */
   lockOf(path: string): LockRow | undefined;
+  /** Every path below directory `dir` that this device knows of (any device's, not only its own). */
+  pathsBelow(dir: string): Iterable<string>;
   readonly files: LockedFiles;
   readonly log: Logger;
   /** Runs `fn` on the device's serial queue (after the scan that found the change). */
@@ -80,18 +84,36 @@ export class LockEnforcement {
 
   /**
    * The fencing token a local change of `path` is written under: the token
-   * of its lock when the lock is held at this device (as this device knows
-   * it, which may be behind the authority: a version written under a grant
-   * that has ended loses to one under the later grant), else 0.
+   * of the lock that covers it when that lock is held at this device (as
+   * this device knows it, which may be behind the authority: a version
+   * written under a grant that has ended loses to one under the later
+   * grant), else 0.
    */
   fencingToken(path: string): number {
     const lock = this.o.lockOf(path);
     return lock !== undefined && lock.device === this.o.self ? lock.token : 0;
   }
 
-  /** Sets a file's permissions for its lock (now begun, ended or changed). */
-  lockChanged(path: string): void {
-    this.enforce(path, false);
+  /**
+   * The paths `lock` covers that this device knows of: its own path, and for
+   * a directory lock every path below it (conflict copies aside).
+   */
+  coveredBy(lock: LockRow): string[] {
+    if (scopeOf(lock) !== 'directory') return [lock.path];
+    const paths = [lock.path];
+    for (const p of this.o.pathsBelow(lock.path)) if (covers(lock, p)) paths.push(p);
+    return paths;
+  }
+
+  /**
+   * Sets the permissions of the files under a lock (now begun, ended or changed).
+   *
+   * @returns the paths it covers ({@link coveredBy})
+   */
+  lockChanged(lock: LockRow): string[] {
+    const paths = this.coveredBy(lock);
+    for (const p of paths) this.enforce(p, false);
+    return paths;
   }
 
   /** A pulled change of `path` is on disk: it gets the lock's permissions too. */
@@ -104,9 +126,9 @@ export class LockEnforcement {
     }
   }
 
-  /** Sets the permissions of every locked file (at start). */
-  enforceAll(paths: readonly string[]): void {
-    for (const p of paths) this.enforce(p, false);
+  /** Sets the permissions of every file under a lock (at start). */
+  enforceAll(locks: readonly LockRow[]): void {
+    for (const l of locks) this.lockChanged(l);
   }
 
   /**
@@ -139,7 +161,13 @@ export class LockEnforcement {
 
   /** Makes a file read-only while a user on another device holds its lock; writable after. */
   private enforce(path: string, applied: boolean): void {
-    const elsewhere = this.place(path) === 'elsewhere';
+    const place = this.place(path);
+    // Below a directory locked here, modes are the holder's own: the lock
+    // does not give the write bit to every file below it.
+    if (place === 'here' && this.o.lockOf(path)?.path !== path && !this.readOnlyForLock.has(path)) {
+      return;
+    }
+    const elsewhere = place === 'elsewhere';
     try {
       if (!this.o.files.setReadOnly(path, elsewhere)) return;
       // Forgotten only once a change applied after the unlock was made writable too.

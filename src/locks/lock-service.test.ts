@@ -56,11 +56,12 @@ describe('locks', () => {
         table,
         clock,
         log,
-        checkFile: (path) => {
+        checkLockable: (path) => {
           if (path.startsWith('missing'))
             throw new LockstepError('NOT_FOUND', `${path} does not exist`);
-          if (path.startsWith('dir'))
-            throw new LockstepError('NOT_A_FILE', `${path} is a directory`);
+          if (path.startsWith('link'))
+            throw new LockstepError('NOT_A_FILE', `${path} is a symlink`);
+          return /^(dir|proj)[^/]*$/.test(path) ? 'directory' : 'file';
         },
         deviceName,
       }),
@@ -113,11 +114,47 @@ describe('locks', () => {
     expect(a.all()).toHaveLength(1);
   });
 
-  it('refuses missing files, directories, and a second lock for the holder too', async () => {
+  it('refuses missing files, links, and a second lock for the holder too', async () => {
     await expect(b.lock('missing.txt', 'alice', {})).rejects.toMatchObject({ code: 'NOT_FOUND' });
-    await expect(a.lock('dir', 'alice', {})).rejects.toMatchObject({ code: 'NOT_A_FILE' });
+    await expect(a.lock('link', 'alice', {})).rejects.toMatchObject({ code: 'NOT_A_FILE' });
     await b.lock('x.txt', 'alice', { reason: 'editing' });
     await expect(b.lock('x.txt', 'alice', {})).rejects.toMatchObject({ code: 'LOCKED' });
+  });
+
+  it('locks a directory: it covers what is below on every replica, and overlapping locks are refused naming it', async () => {
+    const { lock } = await b.lock('proj', 'alice', {});
+    expect(lock.scope).toBe('directory');
+    for (const s of [a, b]) {
+      expect(s.covering('proj/x/new.txt')?.path).toBe('proj');
+      expect(s.covering('project/a.txt')).toBeUndefined();
+    }
+    await expect(a.lock('proj/a.txt', 'bob', {})).rejects.toMatchObject({
+      code: 'LOCKED',
+      message: expect.stringMatching(
+        /^proj\/a\.txt is inside proj\/, locked by alice@B since /,
+      ) as unknown,
+    });
+    expect((await a.lock('project', 'bob', {})).lock.scope).toBe('directory');
+    await a.lock('dir1/f.txt', 'bob', {});
+    await expect(b.lock('dir1', 'alice', {})).rejects.toMatchObject({
+      code: 'LOCKED',
+      message: expect.stringMatching(/^dir1\/ holds dir1\/f\.txt, locked by bob@A/) as unknown,
+    });
+    await b.unlock('proj', { name: 'alice', admin: false }, false);
+    expect(b.covering('proj/a.txt')).toBeUndefined();
+    await a.lock('proj/a.txt', 'bob', {});
+  });
+
+  it('lets an expired lock below a directory give way to the directory lock, announced', async () => {
+    await b.lock('proj/a.txt', 'alice', { ttlMs: 10 });
+    clock.advance(10);
+    const { lock } = await b.lock('proj', 'bob', {});
+    expect(lock.scope).toBe('directory');
+    expect(changes.filter((x) => x.on === 'A').map((x) => `${x.c.type} ${x.c.lock.path}`)).toEqual([
+      'locked proj/a.txt',
+      'expired proj/a.txt',
+      'locked proj',
+    ]);
   });
 
   it('lets only the owner unlock; an administrator may force, and that is announced', async () => {
@@ -269,6 +306,7 @@ describe('locks', () => {
       expiresMs: null,
       reason: '',
       token: 5,
+      scope: 'file' as const,
     };
     const toB = forwarded.get(B) as ForwardedAuthority;
     toB.deliver(A, wire({ type: 'locks', locks: [l] }));

@@ -78,6 +78,11 @@ export class LockService extends EventEmitter<LockServiceEvents> {
     return this.o.replica.get(path);
   }
 
+  /** The lock that covers `path` (its own, or a directory lock above it), as this device knows it. */
+  covering(path: string): LockRow | undefined {
+    return this.o.replica.covering(path);
+  }
+
   /** Locks `path` for `owner`, whose client is connected to this device. */
   async lock(
     path: string,

@@ -6,7 +6,7 @@
  */
 import { LockstepError } from '../base/errors.js';
 import { parseDeviceId } from '../core/device-id.js';
-import type { LockRow } from '../core/lock-rules.js';
+import type { LockRow, LockScope } from '../core/lock-rules.js';
 import { peerPathProblem } from '../core/path.js';
 
 /**
@@ -112,9 +112,16 @@ function ttl(v: unknown): number {
   return v as number;
 }
 
+function scope(v: unknown): LockScope {
+  if (v === undefined) return 'file'; // a Lockstep before directory locks
+  if (v !== 'file' && v !== 'directory') throw bad('scope must be file or directory');
+  return v;
+}
+
 /**
  * Checks a lock received from a peer. A lock from a Lockstep that had no
  * fencing tokens yet has none: it gets token 0, below every token granted.
+ * One from before directory locks has no scope: it is a file lock.
  */
 export function decodeLock(v: unknown): LockRow {
   const o = obj(v, 'lock');
@@ -131,6 +138,7 @@ export function decodeLock(v: unknown): LockRow {
     expiresMs: o.expiresMs === null ? null : time(o.expiresMs, 'expiresMs'),
     reason: reason(o.reason),
     token: (o.token as number | undefined) ?? 0,
+    scope: scope(o.scope),
   };
 }
 

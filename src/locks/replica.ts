@@ -7,6 +7,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { LockRow } from '../core/lock-rules.js';
+import { coveringLock } from '../core/lock-scope.js';
 import type { LockAuthority } from './authority.js';
 import type { LockChange, LockStreamMessage } from './lock-wire.js';
 
@@ -39,6 +40,11 @@ export class LockReplica extends EventEmitter<LockReplicaEvents> {
   /** The lock on `path`, if any. */
   get(path: string): LockRow | undefined {
     return this.view.get(path);
+  }
+
+  /** The lock that covers `path`: its own, or a directory lock above it ({@link coveringLock}). */
+  covering(path: string): LockRow | undefined {
+    return this.view.size === 0 ? undefined : coveringLock(path, (p) => this.view.get(p));
   }
 
   /** Every lock, by path. */

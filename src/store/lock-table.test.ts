@@ -40,6 +40,20 @@ describe('LockTable', () => {
     expiresMs: null,
     reason: '',
     token,
+    scope: 'file',
+  });
+
+  it("keeps a lock's scope; a row put without one is a file lock", () => {
+    const t = store.lockTable();
+    t.durably(() => t.put({ ...row('proj'), scope: 'directory' }));
+    const { scope: _, ...old } = row('old.txt');
+    t.put(old);
+    expect(t.get('proj')?.scope).toBe('directory');
+    expect(t.get('old.txt')?.scope).toBe('file');
+    expect(onDisk().map((l) => [l.path, l.scope])).toEqual([
+      ['old.txt', 'file'],
+      ['proj', 'directory'],
+    ]);
   });
 
   it('answers from memory what the file holds, through puts, a rolled-back change and removes', () => {

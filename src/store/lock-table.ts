@@ -6,7 +6,7 @@
  * so that two requests can never both win.
  */
 import type Database from 'better-sqlite3';
-import type { LockRow } from '../core/lock-rules.js';
+import type { LockRow, LockScope } from '../core/lock-rules.js';
 
 interface Row {
   path: string;
@@ -17,6 +17,7 @@ interface Row {
   expires_ms: number | null;
   reason: string;
   token: number;
+  scope: LockScope;
 }
 
 const fromRow = (r: Row): LockRow => ({
@@ -28,6 +29,7 @@ const fromRow = (r: Row): LockRow => ({
   expiresMs: r.expires_ms,
   reason: r.reason,
   token: r.token,
+  scope: r.scope,
 });
 
 /**
@@ -45,11 +47,12 @@ export class LockTable {
     this.stmts = {
       all: db.prepare('SELECT * FROM locks ORDER BY path'),
       put: db.prepare(
-        `INSERT INTO locks (path, id, owner, device, created_ms, expires_ms, reason, token)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+        `INSERT INTO locks (path, id, owner, device, created_ms, expires_ms, reason, token, scope)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (path) DO UPDATE SET id = excluded.id, owner = excluded.owner,
            device = excluded.device, created_ms = excluded.created_ms,
-           expires_ms = excluded.expires_ms, reason = excluded.reason, token = excluded.token`,
+           expires_ms = excluded.expires_ms, reason = excluded.reason, token = excluded.token,
+           scope = excluded.scope`,
       ),
       remove: db.prepare('DELETE FROM locks WHERE path = ?'),
       removeAll: db.prepare('DELETE FROM locks'),
@@ -141,9 +144,10 @@ export class LockTable {
       l.expiresMs,
       l.reason,
       l.token,
+      l.scope ?? 'file',
     );
     this.stmts.raiseToken.run(l.token);
-    this.held.set(l.path, l);
+    this.held.set(l.path, { ...l, scope: l.scope ?? 'file' });
   }
 
   /** Removes the lock on `path`, if any. */

@@ -150,6 +150,7 @@ export class FakeBackend implements ClientBackend {
       created: new Date(now).toISOString(),
       expires: opts.ttlMs === undefined ? null : new Date(now + opts.ttlMs).toISOString(),
       reason: opts.reason ?? '',
+      scope: 'file',
     };
     this.lockTable.set(path, lock);
     this.emit({ type: 'locked', lock, time: lock.created });

@@ -4,7 +4,14 @@
  */
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import type { ListEntry, ListPage, Status, User } from '../../src/api/backend.js';
-import { formatLocal, holder, lockedLine, timeLeft, unlockedLine } from '../../src/cli/format.js';
+import {
+  formatLocal,
+  holder,
+  lockPath,
+  lockedLine,
+  timeLeft,
+  unlockedLine,
+} from '../../src/cli/format.js';
 import { parseDuration } from '../../src/cli/duration.js';
 import { formatBytes } from '../../src/core/human.js';
 import type { Api } from './api';
@@ -146,6 +153,8 @@ export function Listing(props: ListingProps) {
             {rows.map((e) => {
               const state = syncState(e, status);
               const mine = e.lock !== null && e.lock.owner === user.name;
+              // Locked by a directory lock above it: shown, unlocked on the directory's row.
+              const own = e.lock !== null && e.lock.path === e.path;
               return (
                 <tr
                   key={e.path}
@@ -189,6 +198,7 @@ export function Listing(props: ListingProps) {
                         <span class="badge lock">
                           <LockIcon />
                           {holder(e.lock)}
+                          {own ? '' : ` (${lockPath(e.lock)})`}
                         </span>
                         <span class="sub">
                           since{' '}
@@ -214,17 +224,17 @@ export function Listing(props: ListingProps) {
                     <span>{state.text}</span>
                   </td>
                   <td class="actions">
-                    {e.type === 'file' && e.lock === null && (
+                    {(e.type === 'file' || e.type === 'directory') && e.lock === null && (
                       <button type="button" onClick={() => setLocking(e)}>
                         Lock<span class="visually-hidden"> {e.name}</span>
                       </button>
                     )}
-                    {e.lock !== null && mine && (
+                    {own && mine && (
                       <button type="button" onClick={() => void unlock(e, false)}>
                         Unlock<span class="visually-hidden"> {e.name}</span>
                       </button>
                     )}
-                    {e.lock !== null && !mine && user.admin && (
+                    {own && !mine && user.admin && (
                       <button
                         type="button"
                         class="danger"
@@ -308,7 +318,11 @@ function LockDialog(props: {
         }}
       >
         <h2 id="lock-title">Lock {props.entry.name}</h2>
-        <p>Nobody else can change it on any device until you unlock it.</p>
+        <p>
+          {props.entry.type === 'directory'
+            ? 'Nobody else can change anything in it, on any device, until you unlock it.'
+            : 'Nobody else can change it on any device until you unlock it.'}
+        </p>
         <label for="lock-reason">Reason (optional)</label>
         <input
           id="lock-reason"
