@@ -60,16 +60,15 @@ describe('the lock authority', () => {
     await Promise.all(members.map((d) => d.start()));
     await cluster.connected(members);
     await converged(members, (t) => t['plan.txt'] !== undefined && t['notes.txt'] !== undefined);
-    // Made undecided, each pair that met undecided took the smaller of its
-    // two IDs; whichever pair met first decided for all three.
-    await waitUntil('the three to record one authority', () => {
-      const r = members.map(recorded);
-      return typeof r[0] === 'string' && r.every((v) => v === r[0]);
-    });
-    const authority = recorded(x) as string;
-    expect(members.map((d) => d.id)).toContain(authority);
+    // Made undecided, they record nothing until the first lock: its grant
+    // (by the smallest ID among them) records the authority everywhere.
+    for (const d of members) expect(recorded(d)).toBeUndefined();
     expect((await cli(x, 'lock', 'plan.txt')).code).toBe(0);
     expect((await cli(y, 'lock', 'notes.txt')).code).toBe(0);
+    const authority = x.id;
+    await waitUntil('the three to record one authority', () =>
+      members.every((d) => recorded(d) === authority),
+    );
     const both = ['notes.txt', 'plan.txt'];
     await waitUntil('both locks on every member', async () => {
       for (const d of members) if ((await lockedOn(d)).join() !== both.join()) return false;

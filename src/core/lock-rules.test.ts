@@ -179,21 +179,12 @@ describe('meetAuthority and choicesDisagree', () => {
       disagree: false,
     },
     {
-      name: 'two undecided devices take the smaller ID (this one)',
+      name: 'two undecided devices record nothing (the first grant decides)',
       mine: undecided,
       theirs: undecided,
       self: 'AAA',
       peer: 'BBB',
-      adopt: on('AAA'),
-      disagree: false,
-    },
-    {
-      name: 'two undecided devices take the smaller ID (the peer)',
-      mine: undecided,
-      theirs: undecided,
-      self: 'BBB',
-      peer: 'AAA',
-      adopt: on('AAA'),
+      adopt: undefined,
       disagree: false,
     },
     {
@@ -235,7 +226,7 @@ describe('meetAuthority and choicesDisagree', () => {
   ];
   for (const c of cases) {
     it(c.name, () => {
-      expect(meetAuthority(c.mine, c.theirs, c.self, c.peer)).toEqual(c.adopt);
+      expect(meetAuthority(c.mine, c.theirs)).toEqual(c.adopt);
       expect(choicesDisagree(c.mine, c.theirs)).toBe(c.disagree);
     });
   }

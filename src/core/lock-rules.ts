@@ -66,22 +66,21 @@ export function impliedAuthority(self: string, peers: Iterable<string>): string 
 /**
  * What this device records on meeting peer `peer`, whose choice is
  * `theirs`; undefined to keep its own. A decided choice is never changed by
- * a device that joins: an undecided device adopts a decided peer's choice;
- * two undecided devices (neither has ever granted a lock) both take the
- * smaller of their two IDs; a decided device follows only an explicit later
- * move (a larger epoch). Two decided choices with the same epoch that differ
- * stay apart: see {@link choicesDisagree}.
+ * a device that joins: an undecided device adopts a decided peer's choice,
+ * and a decided device follows only an explicit later move (a larger
+ * epoch). Two undecided devices record nothing: until a lock is granted,
+ * the authority is the smallest ID of a device and its configured peers
+ * ({@link impliedAuthority}), and the device that grants the first lock
+ * records itself, which the others then adopt. (Recording the smaller of
+ * each pair on meeting would split a cluster whose pairs meet at once.)
+ * Two decided choices with the same epoch that differ stay apart: see
+ * {@link choicesDisagree}.
  */
 export function meetAuthority(
   mine: AuthorityChoice,
   theirs: AuthorityChoice,
-  self: string,
-  peer: string,
 ): AuthorityChoice | undefined {
-  if (theirs.device === undefined) {
-    if (mine.device !== undefined) return undefined;
-    return { device: self < peer ? self : peer, epoch: 0 };
-  }
+  if (theirs.device === undefined) return undefined;
   if (mine.device === undefined) return theirs;
   if (theirs.epoch > mine.epoch && theirs.device !== mine.device) return theirs;
   return undefined;

@@ -145,6 +145,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       log,
       record: this.authorityRecord,
       peers: () => this.peers.ids(),
+      metPeer: () => this.peers.metAny(),
       disagreements: () => this.peers.disagreements(),
       send: (auth, req, timeoutMs) => this.peers.sendLockRequest(auth, req, timeoutMs),
       sendHandover: (to, req, timeoutMs) =>
@@ -283,13 +284,11 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   /** Peer `peer` announced `theirs`: an undecided device adopts, a later move is followed. */
   private meetAuthority(peer: string, theirs: AuthorityChoice): void {
     const mine = this.authorityRecord.choice;
-    const next = meetAuthority(mine, theirs, this.opts.deviceId, peer);
+    const next = meetAuthority(mine, theirs);
     if (next === undefined) return;
     const why =
       mine.device === undefined
-        ? theirs.device === undefined
-          ? `chosen with ${this.deviceName(peer)}, which had not decided either`
-          : `adopted from ${this.deviceName(peer)} on joining its cluster`
+        ? `adopted from ${this.deviceName(peer)}, as its cluster decided`
         : `moved on purpose, as ${this.deviceName(peer)} says`;
     this.authorityRecord.record(next, why);
   }

@@ -11,7 +11,7 @@ import { Disposables } from '../base/disposable.js';
 import type { Logger } from '../base/log.js';
 import { LockstepError } from '../base/errors.js';
 import type { AuthorityRecord } from './authority-record.js';
-import type { LockScope } from '../core/lock-rules.js';
+import { impliedAuthority, type LockScope } from '../core/lock-rules.js';
 import { EmbeddedAuthority } from '../locks/embedded-authority.js';
 import { LockEnforcement, type LockedFiles } from '../locks/enforcement.js';
 import { ForwardedAuthority, type SendLockRequest } from '../locks/forwarded-authority.js';
@@ -32,6 +32,8 @@ export interface LockWiringOptions {
   readonly record: AuthorityRecord;
   /** The configured peers' device IDs. */
   peers(): Iterable<string>;
+  /** Whether a peer is connected and has said which authority it takes. */
+  metPeer(): boolean;
   /** Connected peers whose choice of authority differs from this device's. */
   disagreements(): readonly { peer: string; choice: string }[];
   /** Sends a lock request to a device (the peer link). */
@@ -112,9 +114,14 @@ export class LockWiring {
     });
   }
 
-  /** The lock authority device: the recorded one (this device while undecided). */
+  /**
+   * The lock authority device: the recorded one; while none is (no lock was
+   * ever granted in this device's cluster), the smallest ID of this device
+   * and its configured peers, which records itself at its first grant.
+   */
   authority(): string {
-    return this.o.record.device();
+    if (this.o.record.decided) return this.o.record.device();
+    return impliedAuthority(this.o.deviceId, this.o.peers());
   }
 
   /**
@@ -125,14 +132,14 @@ export class LockWiring {
   private ensureDecided(): void {
     if (this.o.record.decided) return;
     const peers = [...this.o.peers()];
-    if (peers.length === 0) {
-      if (
-        this.o.record.record(
-          { device: this.o.deviceId, epoch: 0 },
-          'the first lock of a cluster of one',
-        )
-      )
-        return;
+    if (peers.length === 0 || this.o.metPeer()) {
+      // Asked elsewhere: that device records itself when it grants.
+      if (this.authority() !== this.o.deviceId) return;
+      const why =
+        peers.length === 0
+          ? 'the first lock of a cluster of one'
+          : 'the first lock of its cluster (the smallest device ID)';
+      if (this.o.record.record({ device: this.o.deviceId, epoch: 0 }, why)) return;
       throw new LockstepError(
         'AUTHORITY_UNREACHABLE',
         'The lock authority could not be recorded in config.json; see the device log',

@@ -121,6 +121,13 @@ export class PeerSet extends EventEmitter<PeerSetEvents> {
     return out;
   }
 
+  /** Whether a peer is connected and has said which authority it takes. */
+  metAny(): boolean {
+    for (const l of this.links.values())
+      if (l.connected && l.peerAuthority !== undefined) return true;
+    return false;
+  }
+
   /** The authority changed: follow the new one's lock stream, and no longer the old one's. */
   authorityChanged(): void {
     for (const l of this.links.values()) l.refollow();

@@ -128,6 +128,8 @@ export class LockService extends EventEmitter<LockServiceEvents> {
         `This device is not the lock authority; it uses ${this.o.deviceName(this.o.authority())}`,
       );
     }
+    // The first grant of a cluster records this device as its authority.
+    if (req.op === 'lock') this.o.ensureDecided?.();
     const problem = peerRequestProblem(req, this.o.embedded.current(req.path), from, (id) =>
       this.o.deviceName(id),
     );
