@@ -149,10 +149,16 @@ export type ClientEvent =
       readonly time: string;
     }
   | {
-      readonly type: 'locked' | 'unlocked' | 'expired' | 'forced';
+      /**
+       * `dropped`: the holder deleted the file and the lock ended with it;
+       * `moved`: the holder renamed the file and the lock followed (`from`).
+       */
+      readonly type: 'locked' | 'unlocked' | 'expired' | 'forced' | 'dropped' | 'moved';
       readonly lock: LockInfo;
       /** Who forced an unlock. */
       readonly by?: string;
+      /** Where a moved lock was. */
+      readonly from?: string;
       readonly time: string;
     }
   | {

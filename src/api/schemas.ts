@@ -210,6 +210,8 @@ export const clientEventSchema = {
         'unlocked',
         'expired',
         'forced',
+        'dropped',
+        'moved',
         'connected',
         'disconnected',
         'authority',
@@ -225,6 +227,7 @@ export const clientEventSchema = {
     copy: str,
     lock: lockInfoSchema,
     by: str,
+    from: str,
     reason: str,
   },
   allOf: [
@@ -241,8 +244,16 @@ export const clientEventSchema = {
       then: { required: ['path', 'copy', 'device'] },
     },
     {
-      if: { properties: { type: { enum: ['locked', 'unlocked', 'expired', 'forced'] } } },
+      if: {
+        properties: {
+          type: { enum: ['locked', 'unlocked', 'expired', 'forced', 'dropped', 'moved'] },
+        },
+      },
       then: { required: ['lock'] },
+    },
+    {
+      if: { properties: { type: { const: 'moved' } } },
+      then: { required: ['from'] },
     },
     {
       if: { properties: { type: { enum: ['connected', 'disconnected'] } } },

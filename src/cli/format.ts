@@ -210,6 +210,10 @@ export function eventText(ev: ClientEvent): string {
         `${lockPath(ev.lock)}: the lock of ${holder(ev.lock)} was removed` +
         (ev.by === undefined ? '' : ` by ${printable(ev.by)}`)
       );
+    case 'dropped':
+      return `${printable(ev.lock.path)}: deleted by its holder ${holder(ev.lock)}; the lock ended with it`;
+    case 'moved':
+      return `${printable(ev.from ?? '?')} -> ${printable(ev.lock.path)}: renamed by its holder ${holder(ev.lock)}; the lock moved with it`;
     case 'connected':
       return `${printable(ev.device.name)} (${ev.device.short})`;
     case 'disconnected':

@@ -169,7 +169,7 @@ export function lockVerdict(c: LockedChange): LockVerdict {
 /** The fields of a request forwarded by a peer that the authority must not take on trust. */
 export type PeerLockAsk =
   | { readonly op: 'lock'; readonly path: string; readonly device: string }
-  | { readonly op: 'unlock' | 'refresh'; readonly path: string; readonly user: string };
+  | { readonly op: 'unlock' | 'refresh' | 'move'; readonly path: string; readonly user: string };
 
 /**
  * Why the lock authority refuses a request that peer `from` forwarded, or
@@ -194,6 +194,6 @@ export function peerRequestProblem(
       : `device ${deviceName(from)} asked for a lock held at ${deviceName(ask.device)}; a device locks only for its own clients`;
   }
   if (held === undefined || held.device === from) return undefined;
-  const verb = ask.op === 'unlock' ? 'unlock' : 'extend';
+  const verb = ask.op === 'unlock' ? 'unlock' : ask.op === 'move' ? 'move' : 'extend';
   return `${ask.path} is locked by ${held.owner} at ${deviceName(held.device)}; ${deviceName(from)} cannot ${verb} a lock held at another device (do it through ${deviceName(held.device)}, or through the lock authority)`;
 }

@@ -68,6 +68,7 @@ export function liveEvents(o: LiveEventsOptions): EventEmitter<{ event: [ClientE
       type: c.type,
       lock: o.refs.lock(c.lock),
       ...(c.by === undefined ? {} : { by: c.by }),
+      ...(c.from === undefined ? {} : { from: c.from }),
       time: now(),
     });
   });

@@ -33,6 +33,7 @@ import { AuthorityRecord } from './authority-record.js';
 import { ChunkServer } from './chunk-server.js';
 import type { Device, DeviceEvents } from './device.js';
 import { folderLockFiles } from './lock-files.js';
+import { LockFollower } from './lock-follow.js';
 import { LockWiring } from './lock-wiring.js';
 import { PeerSet } from './peer-set.js';
 
@@ -80,6 +81,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   /** Every change this device makes to its folder goes through it. */
   readonly writer: FolderWriter;
   readonly locks: LockService;
+  /** Moves and ends locks held here as their holder renames and deletes their files. */
+  private readonly follower: LockFollower;
   /** This device's recorded choice of lock authority. */
   readonly authorityRecord: AuthorityRecord;
   private readonly lockWiring: LockWiring;
@@ -159,6 +162,12 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       files: folderLockFiles(this.writer, device.store.localShort),
     });
     this.locks = this.lockWiring.service;
+    this.follower = new LockFollower({
+      self: opts.deviceId,
+      locks: this.locks,
+      record: (path) => device.store.get(path),
+      log,
+    });
     this.fetcher = new ChunkFetcher((short) => this.peers.byShort(short), {
       onRejected: (peer, hash, reason) =>
         log.warn(
@@ -187,6 +196,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       },
     });
     const indexed = (...[records]: DeviceEvents['indexed']) => {
+      this.follower.indexed(records);
       this.localChanged();
       if (this.peers.size > 0) this.puller.schedule(records.map((r) => r.path));
     };
@@ -262,6 +272,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     if (this.closed) return;
     this.closed = true;
     this.owned.dispose();
+    this.follower.close();
     this.lockWiring.close();
     this.puller.close();
     this.peers.close();

@@ -174,6 +174,10 @@ export class LockWiring {
     store.fence = (path) => this.enforcement.fencingToken(path);
     const changed = (c: LockChange) => {
       const paths = this.enforcement.lockChanged(c.lock);
+      // A moved lock leaves its old path: that one is enforced again too.
+      if (c.type === 'moved' && c.from !== undefined) {
+        paths.push(...this.enforcement.lockChanged({ ...c.lock, path: c.from }));
+      }
       // Versions refused while it was locked (or to refuse now) are planned again.
       this.o.pullAgain(paths);
     };

@@ -26,6 +26,16 @@ export interface ReleaseRequest {
   readonly user: string;
   readonly admin: boolean;
   readonly force: boolean;
+  /** The holder deleted the file: the lock ends with it, announced as `dropped`. */
+  readonly dropped?: boolean | undefined;
+}
+
+/** A request by a lock's holder to move its lock `id` on `path` to `to` (the file was renamed). */
+export interface MoveRequest {
+  readonly path: string;
+  readonly to: string;
+  readonly id: string;
+  readonly user: string;
 }
 
 /** A request by a lock's holder to extend its expiry to `ttlMs` from now. */
@@ -56,6 +66,11 @@ export interface LockAuthority {
   release(req: ReleaseRequest): Promise<Released>;
   /** Extends a TTL lock's expiry, for its holder; the token stays. */
   refresh(req: RefreshRequest): Promise<LockRow>;
+  /**
+   * Moves a lock to the path its file was renamed to, for its holder; the
+   * lock's ID and token stay. (An authority without it: the lock ends.)
+   */
+  move?(req: MoveRequest): Promise<LockRow>;
   /** Every lock the authority holds (as far as this device has heard, for a remote one). */
   list(): Promise<readonly LockRow[]>;
   /**

@@ -8,10 +8,11 @@ import type { Clock, Timer } from '../base/clock.js';
 import { LockstepError, errorMessage } from '../base/errors.js';
 import type { Logger } from '../base/log.js';
 import type { LockRow, LockScope } from '../core/lock-rules.js';
-import { conflictMessage, conflictingLock } from '../core/lock-scope.js';
+import { conflictMessage, conflictingLock, scopeOf } from '../core/lock-scope.js';
 import type {
   GrantRequest,
   LockAuthority,
+  MoveRequest,
   RefreshRequest,
   ReleaseRequest,
   Released,
@@ -99,6 +100,7 @@ export class EmbeddedAuthority implements LockAuthority {
   handle(req: LockRequest): LockRow {
     if (req.op === 'lock') return this.grantNow(req);
     if (req.op === 'refresh') return this.refreshNow(req);
+    if (req.op === 'move') return this.moveNow(req);
     return this.releaseNow(req).lock;
   }
 
@@ -189,9 +191,48 @@ export class EmbeddedAuthority implements LockAuthority {
       return held;
     });
     const forced = lock.owner !== req.user;
-    this.announce(forced ? { type: 'forced', lock, by: req.user } : { type: 'unlocked', lock });
+    this.announce(
+      forced
+        ? { type: 'forced', lock, by: req.user }
+        : { type: req.dropped === true ? 'dropped' : 'unlocked', lock },
+    );
     this.armExpiry();
     return { lock, forced };
+  }
+
+  move(req: MoveRequest): Promise<LockRow> {
+    return settle(() => this.moveNow(req));
+  }
+
+  private moveNow(req: MoveRequest): LockRow {
+    this.checkNotMoving();
+    const { moved, from } = this.o.table.durably(() => {
+      const held = this.o.table.get(req.path);
+      if (held?.id !== req.id) {
+        throw new LockstepError('NOT_FOUND', `${req.path} is not locked by that lock any more`);
+      }
+      if (held.owner !== req.user) {
+        throw new LockstepError(
+          'NOT_LOCK_OWNER',
+          `${req.path} is locked by ${held.owner}, not ${req.user}; only ${held.owner} can move it`,
+        );
+      }
+      const others = this.o.table.all().filter((l) => l.id !== held.id);
+      const want = { path: req.to, scope: scopeOf(held) };
+      const inTheWay = conflictingLock(want, others);
+      if (inTheWay !== undefined) {
+        throw new LockstepError(
+          'LOCKED',
+          conflictMessage(want, inTheWay, (id) => this.o.deviceName(id)),
+        );
+      }
+      this.o.table.remove(held.path);
+      const next: LockRow = { ...held, path: req.to };
+      this.o.table.put(next);
+      return { moved: next, from: held.path };
+    });
+    this.announce({ type: 'moved', lock: moved, from });
+    return moved;
   }
 
   private refreshNow(req: RefreshRequest): LockRow {

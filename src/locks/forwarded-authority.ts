@@ -9,6 +9,7 @@ import type { LockRow } from '../core/lock-rules.js';
 import type {
   GrantRequest,
   LockAuthority,
+  MoveRequest,
   RefreshRequest,
   ReleaseRequest,
   Released,
@@ -69,10 +70,23 @@ export class ForwardedAuthority implements LockAuthority {
   }
 
   async release(req: ReleaseRequest): Promise<Released> {
-    const lock = decodeLock(await this.send({ op: 'unlock', ...req }));
+    const { dropped, ...rest } = req;
+    const lock = decodeLock(
+      await this.send({ op: 'unlock', ...rest, ...(dropped === true ? { dropped } : {}) }),
+    );
     const forced = lock.owner !== req.user;
-    this.adopt(forced ? { type: 'forced', lock, by: req.user } : { type: 'unlocked', lock });
+    this.adopt(
+      forced
+        ? { type: 'forced', lock, by: req.user }
+        : { type: dropped === true ? 'dropped' : 'unlocked', lock },
+    );
     return { lock, forced };
+  }
+
+  async move(req: MoveRequest): Promise<LockRow> {
+    const lock = decodeLock(await this.send({ op: 'move', ...req }));
+    this.adopt({ type: 'moved', lock, from: req.path });
+    return lock;
   }
 
   async refresh(req: RefreshRequest): Promise<LockRow> {
@@ -113,7 +127,10 @@ export class ForwardedAuthority implements LockAuthority {
   /** Records a change of the authority's table and passes it on. */
   private adopt(change: LockChange): void {
     if (this.knownFrom === this.o.device() && this.known !== undefined) {
-      if (change.type === 'locked' || change.type === 'refreshed') {
+      if (change.type === 'moved' && change.from !== undefined) {
+        if (this.known.get(change.from)?.id === change.lock.id) this.known.delete(change.from);
+        this.known.set(change.lock.path, change.lock);
+      } else if (change.type === 'locked' || change.type === 'refreshed') {
         this.known.set(change.lock.path, change.lock);
       } else if (this.known.get(change.lock.path)?.id === change.lock.id) {
         this.known.delete(change.lock.path);

@@ -108,6 +108,33 @@ export class LockService extends EventEmitter<LockServiceEvents> {
     return this.inCharge().release({ path, user: user.name, admin: user.admin, force });
   }
 
+  /**
+   * Ends `lock` (held at this device) because its holder deleted the file:
+   * announced as `dropped`, never silently.
+   */
+  async dropDeleted(lock: LockRow): Promise<Released> {
+    return this.inCharge().release({
+      path: lock.path,
+      user: lock.owner,
+      admin: false,
+      force: false,
+      dropped: true,
+    });
+  }
+
+  /**
+   * Moves `lock` (held at this device) to `to`, where its holder renamed the
+   * file. An authority that cannot move locks ends it as `dropped` instead.
+   */
+  async moveLock(lock: LockRow, to: string): Promise<LockRow | undefined> {
+    const authority = this.inCharge();
+    if (authority.move === undefined) {
+      await this.dropDeleted(lock);
+      return undefined;
+    }
+    return authority.move({ path: lock.path, to, id: lock.id, user: lock.owner });
+  }
+
   /** Extends the expiry of `user`'s TTL lock `id` on `path` to `ttlMs` from now. */
   async refresh(path: string, id: string, user: string, ttlMs: number): Promise<LockRow> {
     return this.inCharge().refresh({ path, id, user, ttlMs });

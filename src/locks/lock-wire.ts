@@ -11,9 +11,12 @@ import { peerPathProblem } from '../core/path.js';
 
 /**
  * A change to the lock table: `refreshed` is a holder extending its TTL
- * lock's expiry (the same lock, the same token).
+ * lock's expiry (the same lock, the same token); `dropped` is a lock that
+ * ended because its holder deleted the file; `moved` is a lock that follows
+ * its holder's rename of the file (the same lock and token, at a new path).
  */
-export type LockChangeType = 'locked' | 'unlocked' | 'expired' | 'forced' | 'refreshed';
+export type LockChangeType =
+  'locked' | 'unlocked' | 'expired' | 'forced' | 'refreshed' | 'dropped' | 'moved';
 
 /** A change, as announced to peers and clients. */
 export interface LockChange {
@@ -21,6 +24,8 @@ export interface LockChange {
   readonly lock: LockRow;
   /** Who forced an unlock. */
   readonly by?: string;
+  /** Where a moved lock was before. */
+  readonly from?: string;
 }
 
 /** Messages of the lock stream. */
@@ -44,6 +49,16 @@ export type LockRequest =
       readonly user: string;
       readonly admin: boolean;
       readonly force: boolean;
+      /** The holder deleted the file: the lock ends with it (announced as `dropped`). */
+      readonly dropped?: boolean;
+    }
+  | {
+      /** The holder renamed the file: its lock `id` follows it to `to`. */
+      readonly op: 'move';
+      readonly path: string;
+      readonly to: string;
+      readonly id: string;
+      readonly user: string;
     }
   | {
       readonly op: 'refresh';
@@ -56,7 +71,15 @@ export type LockRequest =
 const USER_RE = /^[A-Za-z0-9._-]{1,64}$/;
 const ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
 const MAX_REASON = 1000;
-const CHANGE_TYPES: readonly string[] = ['locked', 'unlocked', 'expired', 'forced', 'refreshed'];
+const CHANGE_TYPES: readonly string[] = [
+  'locked',
+  'unlocked',
+  'expired',
+  'forced',
+  'refreshed',
+  'dropped',
+  'moved',
+];
 
 const bad = (what: string) => new LockstepError('PEER_INVALID', `Peer lock message: ${what}`);
 
@@ -158,6 +181,7 @@ export function decodeLockStream(v: unknown): LockStreamMessage {
       type: c.type as LockChangeType,
       lock: decodeLock(c.lock),
       ...(c.by === undefined ? {} : { by: user(c.by, 'by') }),
+      ...(c.from === undefined ? {} : { from: path(c.from) }),
     };
     return { type: 'change', change };
   }
@@ -181,12 +205,23 @@ export function decodeLockRequest(v: unknown): LockRequest {
     if (typeof o.admin !== 'boolean' || typeof o.force !== 'boolean') {
       throw bad('admin and force must be true or false');
     }
+    if (o.dropped !== undefined && o.dropped !== true) throw bad('dropped must be true if given');
     return {
       op: 'unlock',
       path: path(o.path),
       user: user(o.user, 'user'),
       admin: o.admin,
       force: o.force,
+      ...(o.dropped === true ? { dropped: true } : {}),
+    };
+  }
+  if (o.op === 'move') {
+    return {
+      op: 'move',
+      path: path(o.path),
+      to: path(o.to),
+      id: lockId(o.id),
+      user: user(o.user, 'user'),
     };
   }
   if (o.op === 'refresh') {
@@ -198,5 +233,5 @@ export function decodeLockRequest(v: unknown): LockRequest {
       ttlMs: ttl(o.ttlMs),
     };
   }
-  throw bad('op must be lock, unlock or refresh');
+  throw bad('op must be lock, unlock, refresh or move');
 }

@@ -90,7 +90,16 @@ export class LockReplica extends EventEmitter<LockReplicaEvents> {
 
   private adoptChange(c: LockChange): void {
     const seen = this.view.get(c.lock.path);
-    if (c.type === 'locked' || c.type === 'refreshed') {
+    if (c.type === 'moved') {
+      if (seen?.id === c.lock.id) return; // known (this device asked)
+      const from = c.from ?? '';
+      if (this.view.get(from)?.id === c.lock.id) {
+        if (this.table.get(from)?.id === c.lock.id) this.table.remove(from);
+        this.view.delete(from);
+      }
+      if (!sameLock(this.table.get(c.lock.path), c.lock)) this.table.put(c.lock);
+      this.view.set(c.lock.path, c.lock);
+    } else if (c.type === 'locked' || c.type === 'refreshed') {
       if (c.type === 'locked' && seen?.id === c.lock.id) return; // known (this device asked)
       if (c.type === 'refreshed' && sameLock(seen, c.lock)) return;
       if (!sameLock(this.table.get(c.lock.path), c.lock)) this.table.put(c.lock);

@@ -103,6 +103,8 @@ export function pathOf(ev: ClientEvent): string | undefined {
     case 'unlocked':
     case 'expired':
     case 'forced':
+    case 'dropped':
+    case 'moved':
       return ev.lock.path;
     default:
       return undefined;
