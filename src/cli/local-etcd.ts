@@ -76,7 +76,10 @@ export class LocalEtcd {
   /** Starts every member and waits until the cluster is healthy. */
   async startAll(timeoutMs = 20_000): Promise<void> {
     for (let i = 0; i < this.members.length; i++) this.startMember(i);
-    await this.healthy(this.members.map((_, i) => i), timeoutMs);
+    await this.healthy(
+      this.members.map((_, i) => i),
+      timeoutMs,
+    );
   }
 
   /** Starts member `i` (again, on the same data: it rejoins). */
