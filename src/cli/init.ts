@@ -3,8 +3,9 @@
  * device ID). Both print the device ID alone on their last line, for scripts.
  */
 import type { Command } from 'commander';
-import { loadConfig, parseHostPort } from '../config/config.js';
+import { etcdFromFlag, loadConfig, parseHostPort, saveConfig } from '../config/config.js';
 import { homePaths, initHome, readIdentity, resolveHome } from '../config/home.js';
+import { LockstepError } from '../base/errors.js';
 import { fail } from './output.js';
 
 const HOME_HELP = 'the device home (default: $LOCKSTEP_HOME, else ~/.config/lockstep)';
@@ -16,6 +17,8 @@ interface InitFlags {
   name: string;
   peerListen?: string;
   apiListen?: string;
+  lockEtcd?: string;
+  lockEtcdPrefix?: string;
 }
 
 /** Adds the `init` command. */
@@ -36,6 +39,14 @@ export function registerInit(program: Command): void {
     .option(
       '--api-listen <host:port>',
       'where clients and the web page connect (default: 127.0.0.1:7701)',
+    )
+    .option(
+      '--lock-etcd <urls>',
+      "keep the lock table in etcd: its members' client URLs, comma-separated (e.g. http://10.0.0.1:2379,http://10.0.0.2:2379,http://10.0.0.3:2379); TLS is set in config.json",
+    )
+    .option(
+      '--lock-etcd-prefix <prefix>',
+      'with --lock-etcd: where the keys go, the same on every device of the cluster (default /lockstep/)',
     )
     .addHelpText(
       'after',
@@ -70,6 +81,11 @@ async function init(flags: InitFlags): Promise<void> {
   const home = resolveHome(flags.home);
   if (flags.peerListen !== undefined) parseHostPort(flags.peerListen, '--peer-listen');
   if (flags.apiListen !== undefined) parseHostPort(flags.apiListen, '--api-listen');
+  if (flags.lockEtcdPrefix !== undefined && flags.lockEtcd === undefined) {
+    throw new LockstepError('USAGE', '--lock-etcd-prefix needs --lock-etcd');
+  }
+  const etcd =
+    flags.lockEtcd === undefined ? undefined : etcdFromFlag(flags.lockEtcd, flags.lockEtcdPrefix);
   const { deviceId } = await initHome({
     home,
     folder: flags.folder,
@@ -77,6 +93,7 @@ async function init(flags: InitFlags): Promise<void> {
     peerListen: flags.peerListen,
     apiListen: flags.apiListen,
   });
+  if (etcd) saveConfig(home, { ...loadConfig(home), lockAuthority: etcd });
   const config = loadConfig(home);
   const paths = homePaths(home);
   process.stdout.write(
@@ -86,6 +103,9 @@ async function init(flags: InitFlags): Promise<void> {
       `  name         ${config.name}`,
       `  peer listen  ${config.peerListen}`,
       `  api listen   ${config.apiListen}`,
+      ...(etcd
+        ? [`  locks        in etcd at ${etcd.endpoints.join(', ')}, prefix ${etcd.prefix}`]
+        : []),
       `Start the device with: lockstep serve --home ${paths.home}`,
       'Device ID (add it on the other devices with `lockstep peer add`):',
       deviceId,

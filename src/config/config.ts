@@ -10,6 +10,9 @@ import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { errorCode, errorMessage, LockstepError } from '../base/errors.js';
 import { parseDeviceId } from '../core/device-id.js';
+import { etcdForm, etcdSetting, type EtcdSetting } from './etcd-setting.js';
+
+export { DEFAULT_ETCD_PREFIX, etcdFromFlag, type EtcdSetting } from './etcd-setting.js';
 
 /** The configuration file's name in the home. */
 export const CONFIG_FILE = 'config.json';
@@ -96,7 +99,8 @@ const deviceId = z.string().transform((s, ctx) => {
  * next kinds, such as etcd, are new members of this union); today's plain
  * device-ID string is read as `{ "kind": "device", "device": ID }`.
  */
-export type LockAuthoritySetting = { readonly kind: 'device'; readonly device: string };
+export type LockAuthoritySetting =
+  { readonly kind: 'device'; readonly device: string } | EtcdSetting;
 
 const LOCK_AUTHORITY_HINT = 'expected a device ID or { "kind": "device", "device": "<device ID>" }';
 
@@ -118,6 +122,17 @@ const lockAuthority = z.unknown().transform((v, ctx): LockAuthoritySetting => {
     return fail(`${LOCK_AUTHORITY_HINT}, got ${show(v)}`);
   }
   const o = v as Record<string, unknown>;
+  if ('etcd' in o && o.kind === undefined) {
+    const extra = Object.keys(o).filter((k) => k !== 'etcd');
+    if (extra.length > 0) return fail('unknown field (check its spelling)', [extra[0] as string]);
+    return etcdSetting(o.etcd, fail);
+  }
+  if (o.kind === 'etcd') {
+    // The tagged form, as a validated configuration has it (saveConfig checks it again).
+    const { kind, ...etcd } = o;
+    void kind;
+    return etcdSetting(etcd, fail);
+  }
   if (o.kind !== 'device') return fail(`expected "device", got ${show(o.kind)}`, ['kind']);
   const extra = Object.keys(o).filter((k) => k !== 'kind' && k !== 'device');
   if (extra.length > 0) return fail('unknown field (check its spelling)', [extra[0] as string]);
@@ -382,7 +397,13 @@ export function saveConfig(
   const valid = validateConfig(config, file);
   // A device authority is written as its plain ID, the form every Lockstep reads.
   const { lockAuthority: authority, ...rest } = valid;
-  const written = authority === undefined ? rest : { ...rest, lockAuthority: authority.device };
+  const written =
+    authority === undefined
+      ? rest
+      : {
+          ...rest,
+          lockAuthority: authority.kind === 'etcd' ? etcdForm(authority) : authority.device,
+        };
   try {
     writeFileAtomic(file, `${JSON.stringify(written, null, 2)}\n`, 0o600, opts);
   } catch (err) {
