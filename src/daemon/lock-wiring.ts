@@ -5,13 +5,16 @@
  * in charge, and enforcement on the folder's disk. The cluster hands in its
  * peer link's send function and lock streams; nothing here knows the link.
  */
+import { readFileSync } from 'node:fs';
 import type { Clock } from '../base/clock.js';
 import { systemClock } from '../base/clock.js';
 import { Disposables } from '../base/disposable.js';
+import { LockstepError, errorMessage } from '../base/errors.js';
 import type { Logger } from '../base/log.js';
 import type { LockAuthoritySetting } from '../config/config.js';
 import { electAuthority } from '../core/lock-rules.js';
 import { EmbeddedAuthority } from '../locks/embedded-authority.js';
+import { EtcdAuthority } from '../locks/etcd-authority.js';
 import { LockEnforcement, type LockedFiles } from '../locks/enforcement.js';
 import { ForwardedAuthority, type SendLockRequest } from '../locks/forwarded-authority.js';
 import { LockService } from '../locks/lock-service.js';
@@ -54,6 +57,8 @@ export class LockWiring {
   readonly service: LockService;
   readonly enforcement: LockEnforcement;
   private readonly forwarded: ForwardedAuthority;
+  /** The lock table in etcd, when the setting says so. */
+  readonly etcd: EtcdAuthority | undefined;
   /** The listeners {@link start} added, removed by {@link close}. */
   private readonly owned = new Disposables();
 
@@ -64,6 +69,7 @@ export class LockWiring {
     const authority = () => this.authority();
     const replica = new LockReplica(table);
     this.forwarded = new ForwardedAuthority({ device: authority, send: o.send, deviceName });
+    this.etcd = etcdAuthority(o, table, clock);
     this.service = new LockService({
       self: o.deviceId,
       replica,
@@ -75,6 +81,7 @@ export class LockWiring {
         deviceName,
       }),
       remote: this.forwarded,
+      etcd: this.etcd,
       authority,
       disagreements: () => o.disagreements(this.authority()),
       deviceName,
@@ -95,7 +102,10 @@ export class LockWiring {
 
   /** The lock authority device: see {@link electAuthority}. */
   authority(): string {
-    return electAuthority(this.o.setting?.device, this.o.deviceId, this.o.peers());
+    const s = this.o.setting;
+    // With etcd, no device is the authority: peers compare "etcd:PREFIX".
+    if (s?.kind === 'etcd') return `etcd:${s.prefix}`;
+    return electAuthority(s?.device, this.o.deviceId, this.o.peers());
   }
 
   /**
@@ -140,5 +150,47 @@ export class LockWiring {
   close(): void {
     this.owned.dispose();
     this.service.close();
+    this.etcd?.close();
   }
+}
+
+/**
+ * The etcd authority for an etcd setting (else undefined): its TLS files
+ * read now, the largest token this device knows (the embedded counter, one
+ * taken) for the base, and this device's locks to bring in once.
+ */
+function etcdAuthority(
+  o: LockWiringOptions,
+  table: ReturnType<IndexStore['lockTable']>,
+  clock: Clock,
+): EtcdAuthority | undefined {
+  const s = o.setting;
+  if (s?.kind !== 'etcd') return undefined;
+  const read = (file: string) => {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new LockstepError(
+        'CONFIG_INVALID',
+        `lockAuthority.etcd.tls: cannot read ${file} (${errorMessage(err)}); fix the path in config.json`,
+        { cause: err },
+      );
+    }
+  };
+  const tls = s.tls && {
+    ca: read(s.tls.ca),
+    ...(s.tls.cert === undefined ? {} : { cert: read(s.tls.cert) }),
+    ...(s.tls.key === undefined ? {} : { key: read(s.tls.key) }),
+  };
+  return new EtcdAuthority({
+    endpoints: s.endpoints,
+    prefix: s.prefix,
+    tls,
+    clock,
+    log: o.log,
+    checkFile: (p) => o.checkFile(p),
+    deviceName: (id) => o.deviceName(id),
+    knownToken: table.durably(() => table.takeToken()),
+    importLocks: table.all(),
+  });
 }

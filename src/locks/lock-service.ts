@@ -21,6 +21,8 @@ export interface LockServiceOptions {
   readonly embedded: EmbeddedAuthority;
   /** The authority on another device (used while another device is). */
   readonly remote: LockAuthority;
+  /** The lock table in etcd, when configured: every request goes there, no device is the authority. */
+  readonly etcd?: LockAuthority | undefined;
   /** The authority device this device chose. */
   authority(): string;
   /** Peers whose choice differs from ours, with their choice (connected peers only). */
@@ -44,6 +46,7 @@ export class LockService extends EventEmitter<LockServiceEvents> {
     o.replica.on('change', this.relay);
     // Only the authority in charge emits; the replica follows both.
     this.unfollow.push(o.replica.follow(o.embedded), o.replica.follow(o.remote));
+    if (o.etcd) this.unfollow.push(o.replica.follow(o.etcd));
   }
 
   /** Whether this device is the lock authority. */
@@ -140,6 +143,7 @@ export class LockService extends EventEmitter<LockServiceEvents> {
         `Devices disagree on the lock authority: this device uses ${this.o.deviceName(mine)}, ${this.o.deviceName(d.peer)} uses ${this.o.deviceName(d.choice)}. Set the same "lockAuthority" in every device's config.json (or peer every device with every other); locking is refused until they agree`,
       );
     }
+    if (this.o.etcd) return this.o.etcd;
     return mine === this.o.self ? this.o.embedded : this.o.remote;
   }
 }

@@ -131,8 +131,13 @@ export function decodeIndexMessage(value: unknown, resolveBase?: BaseResolver): 
       if (typeof deviceId !== 'string' || !isCanonicalDeviceId(deviceId)) {
         throw messageError(`hello: deviceId must be a device ID, got ${show(deviceId)}`);
       }
-      if (typeof lockAuthority !== 'string' || !isCanonicalDeviceId(lockAuthority)) {
-        throw messageError(`hello: lockAuthority must be a device ID, got ${show(lockAuthority)}`);
+      // A device ID, or "etcd:PREFIX" for a device whose locks are in etcd.
+      const etcd =
+        typeof lockAuthority === 'string' && /^etcd:\/[\x21-\x7e]{0,200}$/.test(lockAuthority);
+      if (typeof lockAuthority !== 'string' || !(etcd || isCanonicalDeviceId(lockAuthority))) {
+        throw messageError(
+          `hello: lockAuthority must be a device ID or etcd:PREFIX, got ${show(lockAuthority)}`,
+        );
       }
       return {
         type: 'hello',
