@@ -38,6 +38,9 @@ export interface EtcdMember {
 
 /** A local etcd cluster. */
 export class LocalEtcd {
+  /** Start members in their own process group (a Ctrl-C meant for a shell then does not reach them). */
+  detached = false;
+
   private constructor(
     readonly members: readonly EtcdMember[],
     private readonly token: string,
@@ -106,6 +109,7 @@ export class LocalEtcd {
     ]; // prettier-ignore
     const child = spawn(process.env.LOCKSTEP_ETCD ?? ETCD_BIN, args, {
       stdio: ['ignore', 'ignore', 'pipe'],
+      detached: this.detached,
     });
     m.child = child;
     m.log = [];
