@@ -157,7 +157,7 @@ export class EtcdAuthority implements LockAuthority {
       (stored as { tokenBase: number }).tokenBase = this.base.value;
       put.request_put.value = enc(JSON.stringify(stored));
       if (heldKv) {
-        const held = this.decode(heldKv);
+        const held = decodeKnown(heldKv);
         this.known.set(req.path, held);
         if (!expired(held.lock, now)) {
           this.revokeSoon(lease);
@@ -321,7 +321,7 @@ export class EtcdAuthority implements LockAuthority {
     const lockPrefix = `${this.o.prefix}locks/`;
     for (const kv of res.kvs) {
       if (kv.key.toString().startsWith(lockPrefix)) {
-        const k = this.decode(kv);
+        const k = decodeKnown(kv);
         this.known.set(k.lock.path, k);
       }
     }
@@ -389,7 +389,7 @@ export class EtcdAuthority implements LockAuthority {
       if (rev <= (this.pathRev.get(path) ?? 0)) continue; // adopted already (this device asked)
       try {
         if (e.type === 'Put') {
-          const k = this.decode(e.kv);
+          const k = decodeKnown(e.kv);
           const before = this.known.get(path);
           this.known.set(path, k);
           this.adopt(
@@ -398,7 +398,7 @@ export class EtcdAuthority implements LockAuthority {
           );
         } else {
           const before =
-            this.known.get(path)?.lock ?? (e.prev_kv ? this.decode(e.prev_kv).lock : undefined);
+            this.known.get(path)?.lock ?? (e.prev_kv ? decodeKnown(e.prev_kv).lock : undefined);
           if (before === undefined) continue;
           const end = ends.get(e.kv.mod_revision);
           const type =
@@ -417,7 +417,10 @@ export class EtcdAuthority implements LockAuthority {
         );
       }
     }
-    this.rev = Math.max(this.rev, Number(res.header.revision));
+    // Seen in full up to the last event's revision (a catching-up watch's
+    // header may be ahead of the events still to come).
+    const last = res.events.at(-1);
+    if (last) this.rev = Math.max(this.rev, Number(last.kv.mod_revision));
     for (const [path, rev] of this.pathRev) if (rev <= this.rev) this.pathRev.delete(path);
   }
 
@@ -444,13 +447,9 @@ export class EtcdAuthority implements LockAuthority {
       this.known.delete(path);
       return undefined;
     }
-    const k = this.decode(kv);
+    const k = decodeKnown(kv);
     this.known.set(path, k);
     return k;
-  }
-
-  private decode(kv: IKeyValue): Known {
-    return decodeKnown(kv);
   }
 
   private endOp(lock: LockRow, type: string, by?: string) {
