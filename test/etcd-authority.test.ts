@@ -160,6 +160,9 @@ describe('EtcdAuthority on a real three-member etcd', () => {
     const prefix = `/t${prefixes++}/`;
     const a = await authority(etcd, prefix);
     await etcd.stopMember(2);
+    // If it was the leader, writes pause until the other two elect one (etcd's
+    // election timeout, 500 ms here); then locking goes on.
+    await etcd.healthy([0, 1]);
     // One member down: locking goes on.
     const l = await a.auth.grant({ path: 'q.md', owner: 'alice', device: A });
     await etcd.stopMember(1);

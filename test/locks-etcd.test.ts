@@ -59,6 +59,9 @@ describe('locks on etcd, across devices', () => {
 
     // One member killed: locking and unlocking go on, through any device.
     await etcd.stopMember(2);
+    // If it was the leader, writes pause until the other two elect one (etcd's
+    // election timeout, 500 ms here); then locking goes on.
+    await etcd.healthy([0, 1]);
     const g = await cli(b, 'lock', 'g.txt');
     expect(g.code, g.stderr).toBe(0);
     await waitUntil('g.txt locked on C', async () => (await locked(c)).includes('g.txt'));
