@@ -1,6 +1,7 @@
 // The etcd lock authority against a real three-member etcd (test/etcd.ts):
 // two authorities stand for two devices sharing one prefix; what one grants
 // or ends, the other hears from its watch, with the reason.
+import { execFileSync } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { systemClock } from '../src/base/clock.js';
 import { LockstepError } from '../src/base/errors.js';
@@ -185,5 +186,47 @@ describe('EtcdAuthority on a real three-member etcd', () => {
       return (await code(a.auth.release({ path: 'q.md', user: 'alice', admin: false, force: false }))) === 'granted'; // prettier-ignore
     });
     await until(() => a.heard.some((c) => c.type === 'unlocked' && c.lock.id === l.id));
+  });
+
+  it('resumes a cut-off watch from the last revision it saw, and takes a new snapshot past a compaction', async () => {
+    const etcd = await startEtcd();
+    const prefix = `/t${prefixes++}/`;
+    const a = await authority(etcd, prefix);
+    // b reaches etcd through member 2 only.
+    const b = await authority(etcd, prefix, { endpoints: [etcd.endpoints[2] as string] });
+    await etcd.stopMember(2);
+    await etcd.healthy([0, 1]);
+    const x = await a.auth.grant({ path: 'x.md', owner: 'alice', device: A });
+    await a.auth.release({ path: 'x.md', user: 'alice', admin: false, force: false });
+    const y = await a.auth.grant({ path: 'y.md', owner: 'alice', device: A });
+    etcd.startMember(2);
+    await etcd.healthy([2]);
+    // Every change b missed, in order, with its reason.
+    await until(() => b.heard.some((c) => c.type === 'locked' && c.lock.id === y.id), 15_000);
+    expect(b.heard.map((c) => [c.type, c.lock.id])).toEqual([
+      ['locked', x.id],
+      ['unlocked', x.id],
+      ['locked', y.id],
+    ]);
+    // Cut off again while the history it would need is compacted away.
+    await etcd.stopMember(2);
+    await etcd.healthy([0, 1]);
+    await a.auth.release({ path: 'y.md', user: 'root', admin: true, force: true });
+    const z = await a.auth.grant({ path: 'z.md', owner: 'alice', device: A });
+    const status = JSON.parse(
+      execFileSync(
+        'etcdctl',
+        ['--endpoints', etcd.endpoints[0] as string, 'endpoint', 'status', '-w', 'json'],
+        { encoding: 'utf8' },
+      ),
+    ) as { Status: { header: { revision: number } } }[];
+    const rev = String(status[0]?.Status.header.revision);
+    execFileSync('etcdctl', ['--endpoints', etcd.endpoints[0] as string, 'compact', rev]);
+    etcd.startMember(2);
+    await etcd.healthy([2]);
+    await until(async () => {
+      const locks = await b.auth.list();
+      return locks.length === 1 && locks[0]?.id === z.id;
+    }, 15_000);
   });
 });

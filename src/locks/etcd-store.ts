@@ -3,6 +3,7 @@
  * form of a lock, the client with its time bounds and failover, the token
  * base and the one-time import of the embedded authority's locks.
  */
+import type { IBackoff } from 'cockatiel';
 import type { Etcd3, IKeyValue } from 'etcd3';
 import { LockstepError } from '../base/errors.js';
 import type { Logger } from '../base/log.js';
@@ -49,7 +50,8 @@ export async function openEtcd(
   timeoutMs: number,
 ): Promise<Etcd3> {
   const { Etcd3: Client, GRPCUnavailableError } = await import('etcd3');
-  const { circuitBreaker, ConsecutiveBreaker, handleWhen } = await import('cockatiel');
+  const { circuitBreaker, ConsecutiveBreaker, ExponentialBackoff, handleWhen } =
+    await import('cockatiel');
   const hosts = endpoints.map((e) => e.replace(/^[a-z]+:\/\//, ''));
   return new Client({
     hosts,
@@ -79,6 +81,13 @@ export async function openEtcd(
             breaker: new ConsecutiveBreaker(1),
           },
         ),
+      // A watch cut off tries again within 2 s (etcd3's default waits up to
+      // 30 s), so a device's replica catches up soon after etcd is back.
+      // (etcd3's own default is this class; its type names the backoff a factory makes.)
+      watchBackoff: new ExponentialBackoff({
+        initialDelay: 100,
+        maxDelay: 2000,
+      }) as unknown as IBackoff<unknown>,
     },
   });
 }
