@@ -35,7 +35,10 @@ import type {
   Released,
 } from './authority.js';
 import {
+  callWithin,
   decodeKnown,
+  endOp,
+  endsOf,
   enc,
   expired,
   leaseSeconds,
@@ -47,6 +50,7 @@ import {
   type EtcdTls,
   type Known,
   type StoredLock,
+  unreachableError,
 } from './etcd-store.js';
 import type { LockChange, LockStreamMessage } from './lock-wire.js';
 
@@ -78,6 +82,8 @@ export class EtcdAuthority implements LockAuthority {
   private readonly known = new Map<string, Known>();
   /** Per path, the revision of the last change adopted (older watch events are stale). */
   private readonly pathRev = new Map<string, number>();
+  /** Grants told to their client as failed, by lock ID (see {@link abandon}). */
+  private readonly abandoned = new Map<string, string>();
   private base = { value: 0, mod: '0' };
   /** The last revision this device has seen in full (snapshot or watch). */
   private rev = 0;
@@ -101,14 +107,10 @@ export class EtcdAuthority implements LockAuthority {
     this.o.checkFile(req.path);
     const c = await this.etcd();
     const now = this.o.clock.now();
-    const lease =
-      req.ttlMs === undefined
-        ? '0'
-        : (
-            await this.call(() =>
-              c.leaseClient.leaseGrant({ TTL: leaseSeconds(req.ttlMs ?? 0), ID: 0 }),
-            )
-          ).ID;
+    const ttl = req.ttlMs === undefined ? undefined : leaseSeconds(req.ttlMs);
+    const lease = ttl
+      ? (await this.call(() => c.leaseClient.leaseGrant({ TTL: ttl, ID: 0 }))).ID
+      : '0';
     const id = randomBytes(12).toString('base64url');
     const stored: StoredLock = {
       path: req.path,
@@ -139,7 +141,10 @@ export class EtcdAuthority implements LockAuthority {
             : [put],
           failure: [{ request_range: { key } }, { request_range: { key: baseKey } }],
         }),
-      );
+      ).catch((err: unknown) => {
+        this.abandon(id, req.path);
+        throw err;
+      });
       const rev = Number(res.header.revision);
       if (res.succeeded) {
         const lock: LockRow = { ...rowOf(stored), token: stored.tokenBase + rev };
@@ -266,16 +271,7 @@ export class EtcdAuthority implements LockAuthority {
 
   /** The client, once the first snapshot is in (or a failure saying etcd cannot be reached). */
   private async etcd(): Promise<Etcd3> {
-    if (!this.synced) {
-      await Promise.race([
-        this.started,
-        new Promise((_, reject) =>
-          setTimeout(() => reject(new Error('no snapshot yet')), this.timeoutMs).unref(),
-        ),
-      ]).catch((err: unknown) => {
-        throw this.unreachable(err);
-      });
-    }
+    if (!this.synced) await this.call(() => this.started);
     return this.client as Etcd3;
   }
 
@@ -323,6 +319,7 @@ export class EtcdAuthority implements LockAuthority {
       if (kv.key.toString().startsWith(lockPrefix)) {
         const k = decodeKnown(kv);
         this.known.set(k.lock.path, k);
+        this.dropIfAbandoned(k);
       }
     }
     this.synced = true;
@@ -363,20 +360,7 @@ export class EtcdAuthority implements LockAuthority {
 
   /** Adopts one watch response: the changes of whole revisions, with the reasons written beside them. */
   private onWatch(res: IWatchResponse): void {
-    const ends = new Map<string, { id: string; type: string; by?: string }>();
-    const endKey = `${this.o.prefix}end`;
-    for (const e of res.events) {
-      if (e.type === 'Put' && e.kv.key.toString() === endKey) {
-        try {
-          ends.set(
-            e.kv.mod_revision,
-            JSON.parse(e.kv.value.toString()) as { id: string; type: string },
-          );
-        } catch {
-          // a malformed reason: the delete is announced as expired
-        }
-      }
-    }
+    const ends = endsOf(res.events, `${this.o.prefix}end`);
     const lockPrefix = `${this.o.prefix}locks/`;
     for (const e of res.events) {
       const name = e.kv.key.toString();
@@ -390,6 +374,7 @@ export class EtcdAuthority implements LockAuthority {
       try {
         if (e.type === 'Put') {
           const k = decodeKnown(e.kv);
+          this.dropIfAbandoned(k);
           const before = this.known.get(path);
           this.known.set(path, k);
           this.adopt(
@@ -453,8 +438,7 @@ export class EtcdAuthority implements LockAuthority {
   }
 
   private endOp(lock: LockRow, type: string, by?: string) {
-    const value = enc(JSON.stringify({ id: lock.id, type, ...(by === undefined ? {} : { by }) }));
-    return { request_put: { key: enc(`${this.o.prefix}end`), value } };
+    return endOp(this.o.prefix, lock, type, by);
   }
 
   private key(path: string): Buffer {
@@ -471,27 +455,42 @@ export class EtcdAuthority implements LockAuthority {
   }
 
   /** Runs one etcd call; fails as unreachable after the timeout. */
-  private async call<T>(fn: () => Promise<T>): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      return await Promise.race([
-        fn(),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error('timed out')), this.timeoutMs);
-        }),
-      ]);
-    } catch (err) {
-      throw err instanceof LockstepError ? err : this.unreachable(err);
-    } finally {
-      clearTimeout(timer);
-    }
+  private call<T>(fn: () => Promise<T>): Promise<T> {
+    return callWithin(fn, this.timeoutMs, this.o.endpoints);
   }
 
   private unreachable(err: unknown): LockstepError {
-    return new LockstepError(
-      'AUTHORITY_UNREACHABLE',
-      `etcd has no quorum or cannot be reached at ${this.o.endpoints.join(', ')} (${errorMessage(err)}); locking and unlocking wait for it (one that timed out may still take effect once etcd is back: see \`lockstep locks\`), listing and sync go on`,
-      { cause: err },
+    return unreachableError(this.o.endpoints, err);
+  }
+
+  /**
+   * A grant whose answer did not come in time may still be committed once
+   * etcd is back (etcd keeps the proposal): its client was told it failed,
+   * so such a lock, when it shows up, is ended again (announced unlocked).
+   */
+  private abandon(id: string, path: string): void {
+    this.abandoned.set(id, path);
+    if (this.abandoned.size > 1000)
+      this.abandoned.delete(this.abandoned.keys().next().value as string);
+  }
+
+  private dropIfAbandoned(k: Known): void {
+    if (!this.abandoned.has(k.lock.id)) return;
+    this.abandoned.delete(k.lock.id);
+    const c = this.client as Etcd3;
+    const key = this.key(k.lock.path);
+    this.o.log.info(
+      { path: k.lock.path },
+      `etcd: a lock of ${k.lock.path} whose grant had failed (etcd unreachable) is ended`,
+    );
+    void this.call(() =>
+      c.kv.txn({
+        compare: [{ key, target: 'Mod', result: 'Equal', mod_revision: k.mod }],
+        success: [{ request_delete_range: { key } }, this.endOp(k.lock, 'unlocked')],
+      }),
+    ).then(
+      () => this.revokeSoon(k.lease),
+      () => this.abandoned.set(k.lock.id, k.lock.path),
     );
   }
 }

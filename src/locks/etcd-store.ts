@@ -4,8 +4,8 @@
  * base and the one-time import of the embedded authority's locks.
  */
 import type { IBackoff } from 'cockatiel';
-import type { Etcd3, IKeyValue } from 'etcd3';
-import { LockstepError } from '../base/errors.js';
+import type { Etcd3, IEvent, IKeyValue } from 'etcd3';
+import { LockstepError, errorMessage } from '../base/errors.js';
 import type { Logger } from '../base/log.js';
 import type { LockRow } from '../core/lock-rules.js';
 import type { ReleaseRequest } from './authority.js';
@@ -197,4 +197,61 @@ export function releaseProblem(held: LockRow, req: ReleaseRequest): void {
       `${req.path} is locked by ${held.owner}; only an administrator can force an unlock`,
     );
   }
+}
+
+/** Runs one etcd call; fails as unreachable (naming `endpoints`) after `timeoutMs`. */
+export async function callWithin<T>(
+  fn: () => Promise<T>,
+  timeoutMs: number,
+  endpoints: readonly string[],
+): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      fn(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error('timed out')), timeoutMs);
+      }),
+    ]);
+  } catch (err) {
+    throw err instanceof LockstepError ? err : unreachableError(endpoints, err);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The error of a lock operation that etcd did not answer. */
+export function unreachableError(endpoints: readonly string[], err: unknown): LockstepError {
+  return new LockstepError(
+    'AUTHORITY_UNREACHABLE',
+    `etcd has no quorum or cannot be reached at ${endpoints.join(', ')} (${errorMessage(err)}); locking and unlocking wait for it (an unlock that timed out may still take effect once etcd is back: see \`lockstep locks\`), listing and sync go on`,
+    { cause: err },
+  );
+}
+
+/** Why a lock ended, as written beside its delete. */
+export interface EndRecord {
+  readonly id: string;
+  readonly type: string;
+  readonly by?: string;
+}
+
+/** The put of `PREFIX end` that says why `lock` ends, for the delete's transaction. */
+export function endOp(prefix: string, lock: LockRow, type: string, by?: string) {
+  const end: EndRecord = { id: lock.id, type, ...(by === undefined ? {} : { by }) };
+  return { request_put: { key: enc(`${prefix}end`), value: enc(JSON.stringify(end)) } };
+}
+
+/** The end records among `events`, by their revision (a malformed one is left out: expired). */
+export function endsOf(events: readonly IEvent[], endKey: string): Map<string, EndRecord> {
+  const ends = new Map<string, EndRecord>();
+  for (const e of events) {
+    if (e.type !== 'Put' || e.kv.key.toString() !== endKey) continue;
+    try {
+      ends.set(e.kv.mod_revision, JSON.parse(e.kv.value.toString()) as EndRecord);
+    } catch {
+      // the delete is announced as expired
+    }
+  }
+  return ends;
 }
