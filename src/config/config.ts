@@ -95,9 +95,9 @@ const deviceId = z.string().transform((s, ctx) => {
 });
 
 /**
- * Where the lock authority is. Only a device of the cluster for now (the
- * next kinds, such as etcd, are new members of this union); today's plain
- * device-ID string is read as `{ "kind": "device", "device": ID }`.
+ * Where the lock authority is: a device of the cluster (the plain device-ID
+ * string is read as `{ "kind": "device", "device": ID }`), or etcd (written
+ * `{ "etcd": { ... } }`, see {@link EtcdSetting}).
  */
 export type LockAuthoritySetting =
   { readonly kind: 'device'; readonly device: string } | EtcdSetting;
