@@ -130,6 +130,16 @@ export class LocalEtcd {
     await exited;
   }
 
+  /** Pauses member `i` (SIGSTOP by its PID): it hangs, neither answering nor closing connections. */
+  pauseMember(i: number): void {
+    (this.members[i] as EtcdMember).child?.kill('SIGSTOP');
+  }
+
+  /** Resumes a paused member (SIGCONT). */
+  resumeMember(i: number): void {
+    (this.members[i] as EtcdMember).child?.kill('SIGCONT');
+  }
+
   /** Stops every member by its PID. */
   async stopAll(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
     await Promise.all(this.members.map((_, i) => this.stopMember(i, signal)));

@@ -9,17 +9,7 @@
  * and 1.1–1.2 ms. Both are bound by etcd's commit; gRPC saves a JSON and
  * base64 layer and gives watches as one multiplexed stream.
  *
- * Keys under the prefix P:
- * - `P locks/<path>`: one lock, the JSON of its {@link StoredLock}; created
- *   only if absent (a transaction), on a lease for a TTL lock.
- * - `P meta/tokenBase`: the base of fencing tokens. A lock's token is its
- *   row's `tokenBase` plus the key's create revision (or the `token` an
- *   imported lock brings). Grants compare the base's mod revision with the
- *   one they read, so every grant uses the base current at its revision;
- *   the base only ever rises and revisions only grow, so tokens only grow.
- * - `P end`: why the last lock ended (`{ id, type, by }`), written in the
- *   same transaction as the delete, so every watcher sees the reason with
- *   the delete; a delete without one is a lease running out: `expired`.
+ * What it keeps in etcd, and how tokens are made: see etcd-store.ts.
  */
 import type { Etcd3, IKeyValue, IWatchResponse, Watcher } from 'etcd3';
 import { randomBytes } from 'node:crypto';
@@ -35,8 +25,10 @@ import type {
   Released,
 } from './authority.js';
 import {
+  newStoredLock,
   callWithin,
   decodeKnown,
+  endOf,
   endOp,
   endsOf,
   enc,
@@ -112,16 +104,7 @@ export class EtcdAuthority implements LockAuthority {
       ? (await this.call(() => c.leaseClient.leaseGrant({ TTL: ttl, ID: 0 }))).ID
       : '0';
     const id = randomBytes(12).toString('base64url');
-    const stored: StoredLock = {
-      path: req.path,
-      id,
-      owner: req.owner,
-      device: req.device,
-      createdMs: now,
-      expiresMs: req.ttlMs === undefined ? null : now + req.ttlMs,
-      reason: req.reason ?? '',
-      tokenBase: this.base.value,
-    };
+    const stored = newStoredLock(req, id, now, this.base.value);
     const key = this.key(req.path);
     const put = { request_put: { key, value: enc(JSON.stringify(stored)), lease } };
     const baseKey = this.metaKey();
@@ -164,6 +147,11 @@ export class EtcdAuthority implements LockAuthority {
       if (heldKv) {
         const held = decodeKnown(heldKv);
         this.known.set(req.path, held);
+        if (held.lock.id === id) {
+          // An attempt that timed out was committed after all (etcd3 tried again).
+          this.adopt({ type: 'locked', lock: held.lock }, Number(held.mod));
+          return held.lock;
+        }
         if (!expired(held.lock, now)) {
           this.revokeSoon(lease);
           throw new LockstepError(
@@ -195,19 +183,23 @@ export class EtcdAuthority implements LockAuthority {
             { request_delete_range: { key } },
             this.endOp(held.lock, forced ? 'forced' : 'unlocked', req.user),
           ],
-          failure: [{ request_range: { key } }],
+          failure: [{ request_range: { key } }, { request_range: { key: this.endKey() } }],
         }),
       );
-      if (res.succeeded) {
+      const [now] = (!res.succeeded && res.responses[0]?.response_range.kvs) || [];
+      const [end] = (!res.succeeded && res.responses[1]?.response_range.kvs) || [];
+      // An attempt that timed out may have been committed after all (etcd3 tried again).
+      const mine = !now && endOf(end)?.id === held.lock.id;
+      if (res.succeeded || mine) {
         const lock = held.lock;
         this.revokeSoon(held.lease);
         const change: LockChange = forced
           ? { type: 'forced', lock, by: req.user }
           : { type: 'unlocked', lock };
-        this.adopt(change, Number(res.header.revision));
+        this.adopt(change, Number(mine ? end?.mod_revision : res.header.revision));
         return { lock, forced };
       }
-      this.learn(req.path, res.responses[0]?.response_range.kvs[0]);
+      this.learn(req.path, now);
     }
     throw new LockstepError(
       'AUTHORITY_UNREACHABLE',
@@ -443,6 +435,10 @@ export class EtcdAuthority implements LockAuthority {
 
   private key(path: string): Buffer {
     return enc(`${this.o.prefix}locks/${path}`);
+  }
+
+  private endKey(): Buffer {
+    return enc(`${this.o.prefix}end`);
   }
 
   private metaKey(): Buffer {

@@ -2,13 +2,25 @@
  * What the etcd authority keeps in etcd, and how it talks to it: the stored
  * form of a lock, the client with its time bounds and failover, the token
  * base and the one-time import of the embedded authority's locks.
+ *
+ * Keys under the prefix P:
+ * - `P locks/<path>`: one lock, the JSON of its {@link StoredLock}; created
+ *   only if absent (a transaction), on a lease for a TTL lock.
+ * - `P meta/tokenBase`: the base of fencing tokens. A lock's token is its
+ *   row's `tokenBase` plus the key's create revision (or the `token` an
+ *   imported lock brings). Grants compare the base's mod revision with the
+ *   one they read, so every grant uses the base current at its revision;
+ *   the base only ever rises and revisions only grow, so tokens only grow.
+ * - `P end`: why the last lock ended (`{ id, type, by }`), written in the
+ *   same transaction as the delete, so every watcher sees the reason with
+ *   the delete; a delete without one is a lease running out: `expired`.
  */
 import type { IBackoff } from 'cockatiel';
 import type { Etcd3, IEvent, IKeyValue } from 'etcd3';
 import { LockstepError, errorMessage } from '../base/errors.js';
 import type { Logger } from '../base/log.js';
 import type { LockRow } from '../core/lock-rules.js';
-import type { ReleaseRequest } from './authority.js';
+import type { GrantRequest, ReleaseRequest } from './authority.js';
 import { decodeLock } from './lock-wire.js';
 
 /** PEM contents: the CA etcd's certificate is checked against, and this client's certificate and key. */
@@ -49,7 +61,7 @@ export async function openEtcd(
   tls: EtcdTls | undefined,
   timeoutMs: number,
 ): Promise<Etcd3> {
-  const { Etcd3: Client, GRPCUnavailableError } = await import('etcd3');
+  const { Etcd3: Client, GRPCDeadlineExceededError, GRPCUnavailableError } = await import('etcd3');
   const { circuitBreaker, ConsecutiveBreaker, ExponentialBackoff, handleWhen } =
     await import('cockatiel');
   const hosts = endpoints.map((e) => e.replace(/^[a-z]+:\/\//, ''));
@@ -65,21 +77,19 @@ export async function openEtcd(
         }
       : {}),
     dialTimeout: timeoutMs,
-    // Streams (the watch) have no deadline; every call has one, so a lost
-    // quorum fails in time instead of waiting for etcd's own timeout.
+    // Streams (the watch) have no deadline. A call has half the budget, so
+    // a member that hangs (paused, cut off from the others) costs one try:
+    // etcd3 tries again on another member within the budget, and the member
+    // is skipped for a second. With the quorum lost every try fails, in time.
     defaultCallOptions: (ctx) =>
-      ctx.isStream ? {} : { deadline: new Date(Date.now() + timeoutMs) },
-    // A member that cannot be reached is skipped (the call goes on to
-    // another) and tried again after a second; etcd3 waits for 3 failures,
-    // and counts timeouts too: a lost quorum would shut every member out.
+      ctx.isStream ? {} : { deadline: new Date(Date.now() + timeoutMs / 2) },
     faultHandling: {
       host: () =>
         circuitBreaker(
-          handleWhen((e) => e instanceof GRPCUnavailableError),
-          {
-            halfOpenAfter: 1000,
-            breaker: new ConsecutiveBreaker(1),
-          },
+          handleWhen(
+            (e) => e instanceof GRPCUnavailableError || e instanceof GRPCDeadlineExceededError,
+          ),
+          { halfOpenAfter: 1000, breaker: new ConsecutiveBreaker(1) },
         ),
       // A watch cut off tries again within 2 s (etcd3's default waits up to
       // 30 s), so a device's replica catches up soon after etcd is back.
@@ -242,16 +252,41 @@ export function endOp(prefix: string, lock: LockRow, type: string, by?: string) 
   return { request_put: { key: enc(`${prefix}end`), value: enc(JSON.stringify(end)) } };
 }
 
-/** The end records among `events`, by their revision (a malformed one is left out: expired). */
+/** The end record `kv` holds, if it is one. */
+export function endOf(kv: IKeyValue | undefined): EndRecord | undefined {
+  if (kv === undefined) return undefined;
+  try {
+    return JSON.parse(kv.value.toString()) as EndRecord;
+  } catch {
+    return undefined; // a malformed one: the delete is announced as expired
+  }
+}
+
+/** The end records among `events`, by their revision. */
 export function endsOf(events: readonly IEvent[], endKey: string): Map<string, EndRecord> {
   const ends = new Map<string, EndRecord>();
   for (const e of events) {
-    if (e.type !== 'Put' || e.kv.key.toString() !== endKey) continue;
-    try {
-      ends.set(e.kv.mod_revision, JSON.parse(e.kv.value.toString()) as EndRecord);
-    } catch {
-      // the delete is announced as expired
-    }
+    const end = e.type === 'Put' && e.kv.key.toString() === endKey ? endOf(e.kv) : undefined;
+    if (end) ends.set(e.kv.mod_revision, end);
   }
   return ends;
+}
+
+/** The stored form of a lock about to be granted for `req`, under token base `base`. */
+export function newStoredLock(
+  req: GrantRequest,
+  id: string,
+  now: number,
+  base: number,
+): StoredLock {
+  return {
+    path: req.path,
+    id,
+    owner: req.owner,
+    device: req.device,
+    createdMs: now,
+    expiresMs: req.ttlMs === undefined ? null : now + req.ttlMs,
+    reason: req.reason ?? '',
+    tokenBase: base,
+  };
 }
