@@ -31,6 +31,8 @@ const ioPackages = [
   '@peculiar/*',
   'commander',
   'ignore',
+  'etcd3',
+  'cockatiel',
 ];
 
 /**

@@ -8,7 +8,11 @@
  * - L1 lock round trip: lock + unlock of one file, ≥ 200 times in a row,
  *   through the device that is NOT the lock authority (it forwards both over
  *   the peer link); p50, p90, max. For reference the same through the
- *   authority itself. Goal: p50 ≤ 5 ms.
+ *   authority itself. Goal: p50 ≤ 5 ms. Side by side, the same on etcd: a
+ *   fresh three-member etcd on 127.0.0.1 and two devices keeping their locks
+ *   there, round trips through B; p50, p95. Goal: p50 ≤ 10 ms. And for both,
+ *   from a lock granted to the file read-only on the other device; goal
+ *   p50 ≤ 50 ms.
  * - L2 global view of 100,000 files: 100,000 files of 1 KiB in 1,000
  *   directories made on A; A started and indexed, then B, until B holds them
  *   all and both are idle (untimed set-up, once). Then per run, on B and on A:
@@ -26,7 +30,7 @@
  * sync wait, default 900), BENCH_DIR (scratch space).
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -34,6 +38,8 @@ import { fileURLToPath } from 'node:url';
 import type { ListEntry, ListPage, Status } from '../dist/api/backend.js';
 import { homeApiUrl } from '../dist/cli/connect.js';
 import { homePaths } from '../dist/config/home.js';
+import { loadConfig, saveConfig } from '../dist/config/config.js';
+import { LocalEtcd } from '../dist/cli/local-etcd.js';
 import { makeTree } from './index-tree.js';
 import { LockstepRunner } from './lockstep-runner.js';
 import { freePort, readProc, SIDES, type Side } from './runner.js';
@@ -55,7 +61,15 @@ const FIRST_PAGE = 100;
 /** Entries per request of the L2 "everything" listing (the API's maximum, as the CLI asks). */
 const ALL_PAGE = 10_000;
 /** Goals. */
-const GOAL = { lockP50Ms: 5, firstPageMs: 100, everythingMs: 2000 } as const;
+const GOAL = {
+  lockP50Ms: 5,
+  etcdLockP50Ms: 10,
+  readOnlyP50Ms: 50,
+  firstPageMs: 100,
+  everythingMs: 2000,
+} as const;
+/** Locks per run whose "granted to read-only elsewhere" time is measured. */
+const READ_ONLY_SAMPLES = 30;
 
 /** Options of {@link benchLocks}. */
 export interface LockBenchOptions {
@@ -129,6 +143,19 @@ export interface L1Run {
   readonly unlockMs: readonly number[];
   /** Lock + unlock through the authority itself (reference), ms. */
   readonly viaAuthorityMs: readonly number[];
+  /** From the lock request to the file read-only on the other device, ms. */
+  readonly readOnlyMs?: readonly number[];
+  readonly error?: string;
+}
+
+/** One L1 run on etcd: a fresh three-member etcd and a fresh pair of devices using it. */
+export interface L1EtcdRun {
+  /** Lock + unlock through device B (with etcd no device is the authority), ms. */
+  readonly roundTripMs: readonly number[];
+  readonly lockMs: readonly number[];
+  readonly unlockMs: readonly number[];
+  /** From the lock request (through B) to the file read-only on A, ms. */
+  readonly readOnlyMs: readonly number[];
   readonly error?: string;
 }
 
@@ -179,7 +206,11 @@ export interface LocksReport {
   readonly machine: { readonly cores: number; readonly memoryGiB: number; readonly node: string };
   readonly runs: number;
   readonly goals: typeof GOAL;
-  readonly L1?: { readonly samples: number; readonly runs: readonly L1Run[] };
+  readonly L1?: {
+    readonly samples: number;
+    readonly runs: readonly L1Run[];
+    readonly etcd: readonly L1EtcdRun[];
+  };
   readonly L2?: L2Result;
   readonly method: readonly string[];
 }
@@ -376,6 +407,12 @@ async function runL1(opts: LockBenchOptions): Promise<L1Run> {
     }
     const via = await roundTrips(d.api[viaSide], path, opts.samples);
     const ref = await roundTrips(d.api[authSide], path, opts.samples);
+    const readOnlyMs = await readOnlyLatency(
+      d.api[viaSide],
+      path,
+      join(d.folders[authSide], path),
+      READ_ONLY_SAMPLES,
+    );
     // Nothing left locked anywhere once the replica has caught up.
     await until(
       'no lock left on either device',
@@ -393,8 +430,84 @@ async function runL1(opts: LockBenchOptions): Promise<L1Run> {
       authority: { side: authSide, short: status[authSide].device.short },
       ...via,
       viaAuthorityMs: ref.roundTripMs,
+      readOnlyMs,
     };
   });
+}
+
+/**
+ * `n` times: locks `path` through `api`, times from the request until `file` (the
+ * same file on another device) is read-only, then unlocks and waits until it
+ * is writable again (untimed).
+ */
+async function readOnlyLatency(api: Api, path: string, file: string, n: number) {
+  const writable = () => (statSync(file).mode & 0o222) !== 0;
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    // From the request: the grant is somewhere before its 201, and the other
+    // device may hear of it before the client does (an upper bound, then).
+    const t0 = performance.now();
+    const l = await call<unknown>(api, 'POST', '/locks', { path });
+    if (l.status !== 201) throw new Error(`lock ${path}: ${l.status}`);
+    await until(`${file} read-only`, () => Promise.resolve(!writable()), 10_000, 1);
+    out.push(performance.now() - t0);
+    const u = await call<unknown>(api, 'DELETE', `/locks/${encodeURIComponent(path)}`);
+    if (u.status !== 200) throw new Error(`unlock ${path}: ${u.status}`);
+    await until(`${file} writable again`, () => Promise.resolve(writable()), 10_000, 1);
+  }
+  return out;
+}
+
+/** Waits until both devices are connected and hold `path`; returns their status. */
+async function bothReady(api: Record<Side, Api>, path: string): Promise<Record<Side, Status>> {
+  let status: Record<Side, Status> | undefined;
+  await until(
+    `both devices connected, agreeing on the lock authority, and ${path} on both`,
+    async () => {
+      const s = { A: await get<Status>(api.A, '/status'), B: await get<Status>(api.B, '/status') };
+      for (const side of SIDES) {
+        const st = s[side];
+        if (st.lockAuthority === null || !st.peers.every((p) => p.connected)) return false;
+        const f = await call<ListEntry>(api[side], 'GET', `/files/${path}`);
+        if (f.status !== 200 || f.body.devices.length < 2) return false;
+      }
+      if (s.A.lockAuthority?.id !== s.B.lockAuthority?.id) return false;
+      status = s;
+      return true;
+    },
+    60_000,
+  );
+  if (status === undefined) throw new Error('no status');
+  return status;
+}
+
+/** L1 on etcd: three members on 127.0.0.1, two devices configured to keep their locks there. */
+async function runL1Etcd(opts: LockBenchOptions): Promise<L1EtcdRun> {
+  const data = mkdtempSync(join(opts.dir, 'etcd-'));
+  const etcd = await LocalEtcd.create(data, 3);
+  try {
+    await etcd.startAll();
+    return await withDevices(opts.dir, 'l1e', async (d) => {
+      const path = 'f.txt';
+      writeFileSync(join(d.folders.A, path), 'a file to lock\n');
+      const lockAuthority = { kind: 'etcd', endpoints: etcd.endpoints, prefix: '/bench/' } as const;
+      for (const side of SIDES)
+        saveConfig(d.homes[side], { ...loadConfig(d.homes[side]), lockAuthority });
+      await d.runner.start();
+      await bothReady(d.api, path);
+      const trips = await roundTrips(d.api.B, path, opts.samples);
+      const readOnlyMs = await readOnlyLatency(
+        d.api.B,
+        path,
+        join(d.folders.A, path),
+        READ_ONLY_SAMPLES,
+      );
+      return { ...trips, readOnlyMs };
+    });
+  } finally {
+    await etcd.stopAll('SIGTERM');
+    rmSync(data, { recursive: true, force: true });
+  }
 }
 
 // --- L2
@@ -579,7 +692,22 @@ export async function benchLocks(opts: LockBenchOptions): Promise<LocksReport> {
           `  L1 run ${r + 1}/${opts.runs}: ${run.error ? `FAILED: ${run.error}` : `via ${run.via?.side} (authority ${run.authority?.side}): p50 ${fmt(quantile(s, 0.5), 2)} ms, p90 ${fmt(quantile(s, 0.9), 2)} ms, max ${fmt(Math.max(...s), 2)} ms; via the authority p50 ${fmt(quantile(run.viaAuthorityMs, 0.5), 2)} ms`}`,
         );
       }
-      l1 = { samples: opts.samples, runs };
+      const etcd: L1EtcdRun[] = [];
+      for (let r = 0; r < opts.runs; r++) {
+        let run: L1EtcdRun;
+        try {
+          run = await runL1Etcd(opts);
+        } catch (err) {
+          const error = err instanceof Error ? err.message : String(err);
+          run = { roundTripMs: [], lockMs: [], unlockMs: [], readOnlyMs: [], error };
+        }
+        etcd.push(run);
+        const s = run.roundTripMs;
+        opts.progress?.(
+          `  L1 on etcd run ${r + 1}/${opts.runs}: ${run.error ? `FAILED: ${run.error}` : `p50 ${fmt(quantile(s, 0.5), 2)} ms, p95 ${fmt(quantile(s, 0.95), 2)} ms; read-only elsewhere p50 ${fmt(quantile(run.readOnlyMs, 0.5), 1)} ms`}`,
+        );
+      }
+      l1 = { samples: opts.samples, runs, etcd };
     } else {
       l2 = await runL2(opts);
       if (l2.error !== undefined) opts.progress?.(`  L2 FAILED: ${l2.error}`);
@@ -591,6 +719,8 @@ export async function benchLocks(opts: LockBenchOptions): Promise<LocksReport> {
   if (l1) {
     method.push(
       `L1: f.txt made on A and synced; per run a fresh pair; ${WARMUP} uncounted round trips, then ${opts.samples} of POST /api/v1/locks {path} (201) + DELETE /api/v1/locks/f.txt (200) through the device that is not the lock authority (the smaller device ID); the same through the authority for reference. Percentiles over all runs' samples.`,
+      `L1 on etcd: per run a fresh three-member etcd (/usr/bin/etcd, 127.0.0.1, data on this disk) and a fresh pair of devices with "lockAuthority": { "etcd": ... }; the same round trips through B (with etcd every device asks etcd itself).`,
+      `L1 read-only: ${READ_ONLY_SAMPLES} times per run, a lock through the device that is not the authority (etcd: B), timed from the request (the grant is before its 201, and the other device may hear of it first: an upper bound) until the file on the other device has no write bit (stat polled every ms); unlocked and writable again between samples.`,
     );
   }
   if (l2) {
@@ -627,7 +757,7 @@ function spreadMs(xs: readonly number[], d: number): string {
 /** p50 / p90 / max of `xs` in ms. */
 function percentiles(xs: readonly number[]): string {
   if (xs.length === 0) return '-';
-  return `p50 ${fmt(quantile(xs, 0.5), 2)} / p90 ${fmt(quantile(xs, 0.9), 2)} / max ${fmt(Math.max(...xs), 2)} ms (n=${xs.length})`;
+  return `p50 ${fmt(quantile(xs, 0.5), 2)} / p90 ${fmt(quantile(xs, 0.9), 2)} / p95 ${fmt(quantile(xs, 0.95), 2)} / max ${fmt(Math.max(...xs), 2)} ms (n=${xs.length})`;
 }
 
 /** Whether `value` meets a goal of at most `goal`: a mark for the table. */
@@ -659,6 +789,32 @@ export function locksTable(report: LocksReport): string[] {
       percentiles(ok.flatMap((r) => r.viaAuthorityMs)),
       '',
       '',
+    ]);
+    const ro = ok.flatMap((r) => r.readOnlyMs ?? []);
+    rows.push([
+      '   lock asked → read-only on the other device',
+      percentiles(ro),
+      `p50 ≤ ${report.goals.readOnlyP50Ms} ms`,
+      meets(quantile(ro, 0.5), report.goals.readOnlyP50Ms),
+    ]);
+    const eok = report.L1.etcd.filter((r) => r.error === undefined);
+    for (const r of report.L1.etcd)
+      if (r.error !== undefined) notes.push(`L1 on etcd run FAILED: ${r.error}`);
+    const etcdAll = eok.flatMap((r) => r.roundTripMs);
+    rows.push([
+      'L1 on etcd: lock + unlock via B (3 members)',
+      percentiles(etcdAll),
+      `p50 ≤ ${report.goals.etcdLockP50Ms} ms`,
+      meets(quantile(etcdAll, 0.5), report.goals.etcdLockP50Ms),
+    ]);
+    rows.push(['   lock alone', percentiles(eok.flatMap((r) => r.lockMs)), '', '']);
+    rows.push(['   unlock alone', percentiles(eok.flatMap((r) => r.unlockMs)), '', '']);
+    const ero = eok.flatMap((r) => r.readOnlyMs);
+    rows.push([
+      '   lock asked → read-only on the other device',
+      percentiles(ero),
+      `p50 ≤ ${report.goals.readOnlyP50Ms} ms`,
+      meets(quantile(ero, 0.5), report.goals.readOnlyP50Ms),
     ]);
   }
   const l2 = report.L2;
@@ -772,6 +928,7 @@ export function locksTable(report: LocksReport): string[] {
 export function locksFailed(report: LocksReport): boolean {
   return (
     (report.L1?.runs.some((r) => r.error !== undefined) ?? false) ||
+    (report.L1?.etcd.some((r) => r.error !== undefined) ?? false) ||
     report.L2?.error !== undefined ||
     (report.L2?.runs.some((r) => r.error !== undefined) ?? false)
   );

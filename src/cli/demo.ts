@@ -9,9 +9,12 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
+import { LockstepError, errorMessage } from '../base/errors.js';
+import { loadConfig, saveConfig } from '../config/config.js';
 import { readToken } from '../config/home.js';
 import { homeApiUrl } from './connect.js';
 import { LocalCluster, LOCKSTEP_BIN as BIN } from './local-cluster.js';
+import { LocalEtcd } from './local-etcd.js';
 import { signinLink } from './open.js';
 import { fail } from './output.js';
 
@@ -23,9 +26,13 @@ export function registerDemo(program: Command): void {
       'Start devices A and B on this machine with sample files, peered and syncing, and open a shell on A; Ctrl-C stops everything',
     )
     .option('--dir <dir>', 'where to create the devices (default: a new temporary directory)')
-    .action(async (opts: { dir?: string }) => {
+    .option(
+      '--etcd',
+      "also start a three-member etcd on 127.0.0.1 (Debian's etcd-server) and keep the devices' locks in it",
+    )
+    .action(async (opts: { dir?: string; etcd?: boolean }) => {
       try {
-        await demo(opts.dir ?? mkdtempSync(join(tmpdir(), 'lockstep-demo-')));
+        await demo(opts.dir ?? mkdtempSync(join(tmpdir(), 'lockstep-demo-')), opts.etcd ?? false);
       } catch (err) {
         fail(err);
       }
@@ -49,7 +56,35 @@ function samples(folder: string, device: string): void {
   writeFileSync(join(folder, 'designs', `poster-${device}.bin`), randomBytes(8 * 1024 * 1024));
 }
 
-async function demo(dir: string): Promise<void> {
+async function demo(dir: string, withEtcd: boolean): Promise<void> {
+  const interactive = process.stdin.isTTY && process.stdout.isTTY;
+  const etcd = withEtcd ? await startEtcd(join(dir, 'etcd'), interactive) : undefined;
+  try {
+    await run(dir, etcd, interactive);
+  } finally {
+    await etcd?.stopAll('SIGTERM');
+  }
+}
+
+/** A three-member etcd in `dir`, on free ports, healthy; stopped (by PID) if it cannot start. */
+async function startEtcd(dir: string, detached: boolean): Promise<LocalEtcd> {
+  const etcd = await LocalEtcd.create(dir, 3);
+  etcd.detached = detached;
+  try {
+    await etcd.startAll();
+  } catch (err) {
+    await etcd.stopAll();
+    throw new LockstepError(
+      'USAGE',
+      `Could not start etcd for the demo (${errorMessage(err)}); install Debian's etcd-server package (or set LOCKSTEP_ETCD to an etcd binary)`,
+      { cause: err },
+    );
+  }
+  console.log(`etcd: three members, client URLs ${etcd.endpoints.join(', ')} (data in ${dir})`);
+  return etcd;
+}
+
+async function run(dir: string, etcd: LocalEtcd | undefined, interactive: boolean): Promise<void> {
   const devices = [
     { name: 'A', peer: 22701, api: 22702 },
     { name: 'B', peer: 22711, api: 22712 },
@@ -66,6 +101,14 @@ async function demo(dir: string): Promise<void> {
       apiPort: d.api,
     });
     samples(folder, d.name);
+    if (etcd) {
+      const lockAuthority = {
+        kind: 'etcd',
+        endpoints: etcd.endpoints,
+        prefix: '/lockstep/demo/',
+      } as const;
+      saveConfig(home, { ...loadConfig(home), lockAuthority });
+    }
     console.log(`Device ${d.name}: ${device.id}\n  folder ${folder}\n  home   ${home}`);
   }
   // Peer every device with every other, as `lockstep peer add` does.
@@ -73,7 +116,6 @@ async function demo(dir: string): Promise<void> {
   const made = cluster.devices;
   // With a terminal, the shell takes it and the devices log to their homes;
   // without one, the devices' logs stream here until SIGINT or SIGTERM.
-  const interactive = process.stdin.isTTY && process.stdout.isTTY;
   const ready = made.map((d) =>
     d
       .start({
@@ -104,6 +146,12 @@ async function demo(dir: string): Promise<void> {
   console.log(
     [
       '',
+      ...(etcd
+        ? [
+            `Their locks are kept in etcd (${etcd.endpoints.join(', ')}, prefix /lockstep/demo/): stop a member`,
+            `(kill ${etcd.members.map((m) => m.child?.pid).join(' or ')}) and locking goes on; stop two and it fails within 2 s.`,
+          ]
+        : []),
       'A and B are peered on 127.0.0.1 and keep their folders identical. In a second terminal, add,',
       `edit, rename or delete files in ${join(dir, 'A', 'folder')} or ${join(dir, 'B', 'folder')},`,
       'and use the client against either device:',
@@ -139,6 +187,7 @@ async function demo(dir: string): Promise<void> {
   const codes = await Promise.all(
     made.map(async (d) => (d.served ? (await d.served.exited).code : null)),
   );
+  await etcd?.stopAll('SIGTERM');
   console.log(`\nStopped (exit codes ${codes.join(', ')}). The folders are kept in ${dir}`);
   process.exit(codes.every((c) => c === 0) ? 0 : 1);
 }

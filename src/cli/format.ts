@@ -242,7 +242,9 @@ export function statusText(s: Status): string {
     'Locks',
     s.lockAuthority === null
       ? 'refused: the devices disagree on which one is the lock authority'
-      : `authority ${printable(s.lockAuthority.name)} (${s.lockAuthority.short})` +
+      : s.lockAuthority.id.startsWith('etcd:')
+        ? `in ${printable(s.lockAuthority.name)}`
+        : `authority ${printable(s.lockAuthority.name)} (${s.lockAuthority.short})` +
           (s.lockAuthority.id === d.id ? ', this device' : ''),
   );
   row(

@@ -116,6 +116,27 @@ describe('lockstep init', () => {
     expect(await run('init', '--home', home, '--folder', join(dir, 'f'))).toBe(2);
   });
 
+  it('writes an etcd lock authority with --lock-etcd, and refuses a bad URL before making the home', async () => {
+    const home = join(dir, 'home');
+    const base = ['init', '--home', home, '--folder', join(dir, 'f'), '--name', 'A'];
+    expect(await run(...base, '--lock-etcd', 'http://10.0.0.1:2379,10.0.0.2:2379')).toBe(2);
+    expect(stderr).toContain(
+      'lockstep: Invalid --lock-etcd (endpoints[1]): expected http://HOST:PORT or https://HOST:PORT, got "10.0.0.2:2379"',
+    );
+    expect(() => statSync(home)).toThrow();
+    expect(await run(...base, '--lock-etcd-prefix', '/x/')).toBe(2);
+    expect(stderr).toContain('--lock-etcd-prefix needs --lock-etcd');
+    const urls = ['http://10.0.0.1:2379', 'http://10.0.0.2:2379', 'http://10.0.0.3:2379'];
+    expect(
+      await run(...base, '--lock-etcd', urls.join(','), '--lock-etcd-prefix', '/lockstep/team/'),
+    ).toBe(0);
+    expect(stdout).toContain(`locks        in etcd at ${urls.join(', ')}, prefix /lockstep/team/`);
+    const config = JSON.parse(readFileSync(join(home, 'config.json'), 'utf8')) as unknown;
+    expect(config).toMatchObject({
+      lockAuthority: { etcd: { endpoints: urls, prefix: '/lockstep/team/' } },
+    });
+  });
+
   it('describes its options in --help', async () => {
     await run('init', '--help');
     expect(stdout).toMatch(

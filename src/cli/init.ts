@@ -3,8 +3,9 @@
  * device ID). Both print the device ID alone on their last line, for scripts.
  */
 import type { Command } from 'commander';
-import { loadConfig, parseHostPort } from '../config/config.js';
+import { etcdFromFlag, loadConfig, parseHostPort, saveConfig } from '../config/config.js';
 import { homePaths, initHome, readIdentity, resolveHome } from '../config/home.js';
+import { LockstepError } from '../base/errors.js';
 import { fail } from './output.js';
 
 const HOME_HELP = 'the device home (default: $LOCKSTEP_HOME, else ~/.config/lockstep)';
@@ -17,6 +18,8 @@ interface InitFlags {
   peerListen?: string;
   apiListen?: string;
   lockAuthority?: string;
+  lockEtcd?: string;
+  lockEtcdPrefix?: string;
 }
 
 /** Adds the `init` command. */
@@ -42,6 +45,14 @@ export function registerInit(program: Command): void {
       '--lock-authority <device-id>',
       'the device that grants locks ("self": this one); default: the choice of the cluster ' +
         'this device joins, learned when it first meets a peer (a device alone takes itself)',
+    )
+    .option(
+      '--lock-etcd <urls>',
+      "keep the lock table in etcd: its members' client URLs, comma-separated (e.g. http://10.0.0.1:2379,http://10.0.0.2:2379,http://10.0.0.3:2379); TLS is set in config.json",
+    )
+    .option(
+      '--lock-etcd-prefix <prefix>',
+      'with --lock-etcd: where the keys go, the same on every device of the cluster (default /lockstep/)',
     )
     .addHelpText(
       'after',
@@ -76,6 +87,17 @@ async function init(flags: InitFlags): Promise<void> {
   const home = resolveHome(flags.home);
   if (flags.peerListen !== undefined) parseHostPort(flags.peerListen, '--peer-listen');
   if (flags.apiListen !== undefined) parseHostPort(flags.apiListen, '--api-listen');
+  if (flags.lockEtcd !== undefined && flags.lockAuthority !== undefined) {
+    throw new LockstepError(
+      'USAGE',
+      'give --lock-authority (a device grants locks) or --lock-etcd (etcd does), not both',
+    );
+  }
+  if (flags.lockEtcdPrefix !== undefined && flags.lockEtcd === undefined) {
+    throw new LockstepError('USAGE', '--lock-etcd-prefix needs --lock-etcd');
+  }
+  const etcd =
+    flags.lockEtcd === undefined ? undefined : etcdFromFlag(flags.lockEtcd, flags.lockEtcdPrefix);
   const { deviceId } = await initHome({
     home,
     folder: flags.folder,
@@ -84,6 +106,7 @@ async function init(flags: InitFlags): Promise<void> {
     apiListen: flags.apiListen,
     lockAuthority: flags.lockAuthority,
   });
+  if (etcd) saveConfig(home, { ...loadConfig(home), lockAuthority: etcd });
   const config = loadConfig(home);
   const paths = homePaths(home);
   process.stdout.write(
@@ -93,7 +116,7 @@ async function init(flags: InitFlags): Promise<void> {
       `  name         ${config.name}`,
       `  peer listen  ${config.peerListen}`,
       `  api listen   ${config.apiListen}`,
-      `  locks        ${config.lockAuthority === undefined ? "granted by the cluster's lock authority (learned from the first peer met)" : config.lockAuthority.device === deviceId ? 'granted by this device' : `granted by device ${config.lockAuthority.device}`}`,
+      `  locks        ${etcd ? `in etcd at ${etcd.endpoints.join(', ')}, prefix ${etcd.prefix}` : config.lockAuthority === undefined ? "granted by the cluster's lock authority (learned from the first peer met)" : config.lockAuthority.kind === 'device' && config.lockAuthority.device === deviceId ? 'granted by this device' : `granted by device ${config.lockAuthority.kind === 'device' ? config.lockAuthority.device : ''}`}`,
       `Start the device with: lockstep serve --home ${paths.home}`,
       'Device ID (add it on the other devices with `lockstep peer add`):',
       deviceId,

@@ -45,6 +45,25 @@ function loadError(): LockstepError {
   throw new Error('expected loadConfig to fail');
 }
 
+const EP = 'http://127.0.0.1:2379';
+/** Bad etcd settings: what is wrong, the setting, the error it must give. */
+const etcdRows: [string, unknown, RegExp][] = [
+  ['not an object', 'http://x:1', /: lockAuthority\.etcd: expected \{ "endpoints": .*, got "http:\/\/x:1"$/],
+  ['no endpoints', {}, /: lockAuthority\.etcd\.endpoints: expected a list of etcd client URLs such as "http:\/\/127\.0\.0\.1:2379", got undefined$/],
+  ['empty endpoints', { endpoints: [] }, /: lockAuthority\.etcd\.endpoints: expected a list of etcd client URLs/],
+  ['endpoint without a scheme', { endpoints: [EP, '127.0.0.1:2379'] }, /: lockAuthority\.etcd\.endpoints\[1\]: expected http:\/\/HOST:PORT or https:\/\/HOST:PORT, got "127\.0\.0\.1:2379"$/],
+  ['endpoint with a bad port', { endpoints: ['http://a:70000'] }, /: lockAuthority\.etcd\.endpoints\[0\]: expected http:\/\/HOST:PORT/],
+  ['mixed schemes', { endpoints: [EP, 'https://b:2379'], tls: { ca: '/ca.pem' } }, /: lockAuthority\.etcd\.endpoints: expected every endpoint to use http, or every one https, not both$/],
+  ['prefix without a slash', { endpoints: [EP], prefix: 'lockstep' }, /: lockAuthority\.etcd\.prefix: expected a key prefix that starts and ends with "\/"/],
+  ['prefix with a space', { endpoints: [EP], prefix: '/lock step/' }, /: lockAuthority\.etcd\.prefix: expected a key prefix/],
+  ['unknown field', { endpoints: [EP], prefx: '/a/' }, /: lockAuthority\.etcd\.prefx: unknown field \(check its spelling\)$/],
+  ['https without tls', { endpoints: ['https://a:2379'] }, /: lockAuthority\.etcd\.tls: https endpoints need "tls": \{ "ca": FILE \}/],
+  ['tls with http', { endpoints: [EP], tls: { ca: '/ca.pem' } }, /: lockAuthority\.etcd\.tls: "tls" needs https:\/\/ endpoints$/],
+  ['relative CA path', { endpoints: ['https://a:2379'], tls: { ca: 'ca.pem' } }, /: lockAuthority\.etcd\.tls\.ca: expected the absolute path of a PEM file, got "ca\.pem"$/],
+  ['cert without key', { endpoints: ['https://a:2379'], tls: { ca: '/ca.pem', cert: '/c.pem' } }, /: lockAuthority\.etcd\.tls: give both "cert" and "key"/],
+  ['unknown tls field', { endpoints: ['https://a:2379'], tls: { ca: '/ca.pem', crt: '/c.pem' } }, /: lockAuthority\.etcd\.tls\.crt: unknown field/],
+]; // prettier-ignore
+
 describe('loadConfig', () => {
   it('reads a good configuration and fills in the defaults', () => {
     writeRaw(JSON.stringify({ version: 1, name: 'A', folder: '/srv/shared/' }));
@@ -211,6 +230,16 @@ describe('loadConfig', () => {
       change: (c) => (c.apiHosts = 'files.example.com'),
       message: /: apiHosts: expected a list, got "files\.example\.com"$/,
     },
+    ...etcdRows.map(([name, etcd, message]) => ({
+      name: `etcd: ${name}`,
+      change: (c: Record<string, unknown>) => (c.lockAuthority = { etcd }),
+      message,
+    })),
+    {
+      name: 'etcd: a field beside etcd',
+      change: (c) => (c.lockAuthority = { etcd: { endpoints: [EP] }, device: ID_A }),
+      message: /: lockAuthority\.device: unknown field \(check its spelling\)$/,
+    },
   ];
   it.each(bad)('names the field: $name', ({ change, message }) => {
     const config = good();
@@ -274,6 +303,21 @@ describe('saveConfig', () => {
     expect(JSON.parse(readFileSync(join(home, 'config.json'), 'utf8'))).toMatchObject({
       lockAuthority: ID_A,
     });
+  });
+
+  it('reads an etcd lock authority, the prefix defaulted, and writes it back in the same form', () => {
+    const etcd = { endpoints: [EP, 'http://[::1]:2380', 'http://etcd-3.example:2379'] };
+    writeRaw(JSON.stringify({ ...good(), lockAuthority: { etcd } }));
+    const config = loadConfig(home);
+    expect(config.lockAuthority).toEqual({ kind: 'etcd', ...etcd, prefix: '/lockstep/' });
+    saveConfig(home, config);
+    expect(JSON.parse(readFileSync(join(home, 'config.json'), 'utf8'))).toMatchObject({
+      lockAuthority: { etcd: { ...etcd, prefix: '/lockstep/' } },
+    });
+    const tls = { ca: '/etc/etcd/ca.pem', cert: '/etc/etcd/c.pem', key: '/etc/etcd/c.key' };
+    const secure = { endpoints: ['https://a:2379'], prefix: '/lockstep/team/', tls };
+    writeRaw(JSON.stringify({ ...good(), lockAuthority: { etcd: secure } }));
+    expect(loadConfig(home).lockAuthority).toEqual({ kind: 'etcd', ...secure });
   });
 
   it('replaces an existing file, unless told not to', () => {

@@ -10,6 +10,9 @@ import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { errorCode, errorMessage, LockstepError } from '../base/errors.js';
 import { parseDeviceId } from '../core/device-id.js';
+import { etcdForm, etcdSetting, type EtcdSetting } from './etcd-setting.js';
+
+export { DEFAULT_ETCD_PREFIX, etcdFromFlag, type EtcdSetting } from './etcd-setting.js';
 
 /** The configuration file's name in the home. */
 export const CONFIG_FILE = 'config.json';
@@ -98,15 +101,13 @@ const deviceId = z.string().transform((s, ctx) => {
 /**
  * Where the lock authority is: a device of the cluster, recorded once when
  * the cluster is made and moved only by `lockstep locks move-authority`
- * (each move adds one to `epoch`). The plain device-ID string is read as
- * `{ "kind": "device", "device": ID, "epoch": 0 }`. Absent: not decided yet
- * (the device adopts its cluster's choice when it first meets a peer).
+ * (each move adds one to `epoch`; the plain device-ID string is read as
+ * `{ "kind": "device", "device": ID, "epoch": 0 }`), or etcd (written
+ * `{ "etcd": { ... } }`, see {@link EtcdSetting}). Absent: not decided yet
+ * (the device takes its cluster's choice, see `meetAuthority`).
  */
-export type LockAuthoritySetting = {
-  readonly kind: 'device';
-  readonly device: string;
-  readonly epoch: number;
-};
+export type LockAuthoritySetting =
+  { readonly kind: 'device'; readonly device: string; readonly epoch: number } | EtcdSetting;
 
 const LOCK_AUTHORITY_HINT =
   'expected a device ID or { "kind": "device", "device": "<device ID>", "epoch": <moves> }';
@@ -129,6 +130,17 @@ const lockAuthority = z.unknown().transform((v, ctx): LockAuthoritySetting => {
     return fail(`${LOCK_AUTHORITY_HINT}, got ${show(v)}`);
   }
   const o = v as Record<string, unknown>;
+  if ('etcd' in o && o.kind === undefined) {
+    const extra = Object.keys(o).filter((k) => k !== 'etcd');
+    if (extra.length > 0) return fail('unknown field (check its spelling)', [extra[0] as string]);
+    return etcdSetting(o.etcd, fail);
+  }
+  if (o.kind === 'etcd') {
+    // The tagged form, as a validated configuration has it (saveConfig checks it again).
+    const { kind, ...etcd } = o;
+    void kind;
+    return etcdSetting(etcd, fail);
+  }
   if (o.kind !== 'device') return fail(`expected "device", got ${show(o.kind)}`, ['kind']);
   const extra = Object.keys(o).filter((k) => !['kind', 'device', 'epoch'].includes(k));
   if (extra.length > 0) return fail('unknown field (check its spelling)', [extra[0] as string]);
@@ -404,7 +416,15 @@ export function saveConfig(
   const written =
     authority === undefined
       ? rest
-      : { ...rest, lockAuthority: authority.epoch === 0 ? authority.device : authority };
+      : {
+          ...rest,
+          lockAuthority:
+            authority.kind === 'etcd'
+              ? etcdForm(authority)
+              : authority.epoch === 0
+                ? authority.device
+                : authority,
+        };
   try {
     writeFileAtomic(file, `${JSON.stringify(written, null, 2)}\n`, 0o600, opts);
   } catch (err) {

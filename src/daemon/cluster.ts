@@ -109,7 +109,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     this.fds = new FdCache(folderFs);
     this.authorityRecord = new AuthorityRecord({
       self: opts.deviceId,
-      initial: { device: opts.lockAuthority?.device, epoch: opts.lockAuthority?.epoch ?? 0 },
+      initial: choiceOf(opts.lockAuthority),
       save: (choice) => opts.saveAuthority?.(choice),
       log,
       deviceName: (id) => this.deviceName(id),
@@ -147,6 +147,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       folder: opts.folder,
       log,
       record: this.authorityRecord,
+      setting: opts.lockAuthority,
       peers: () => this.peers.ids(),
       metPeer: () => this.peers.metAny(),
       disagreements: () => this.peers.disagreements(),
@@ -288,12 +289,17 @@ export class Cluster extends EventEmitter<ClusterEvents> {
 
   /** A configuration edited by hand: its choice of authority is taken at once. */
   editedAuthority(setting: LockAuthoritySetting | undefined): void {
-    if (setting === undefined) return; // an edit never un-decides
-    this.authorityRecord.edited({ device: setting.device, epoch: setting.epoch });
+    // An edit never un-decides; a switch to or from etcd takes a restart.
+    if (setting?.kind !== 'device') return;
+    this.authorityRecord.edited(choiceOf(setting));
   }
 
   /** Peer `peer` announced `theirs`: an undecided device adopts, a later move is followed. */
   private meetAuthority(peer: string, theirs: AuthorityChoice): void {
+    // Locks in etcd are configured, never adopted (and an etcd peer is never adopted).
+    if (this.opts.lockAuthority?.kind === 'etcd' || theirs.device?.startsWith('etcd:') === true) {
+      return;
+    }
     const mine = this.authorityRecord.choice;
     const next = meetAuthority(mine, theirs);
     if (next === undefined) return;
@@ -362,4 +368,11 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       for (const fn of this.changeListeners) fn();
     });
   }
+}
+
+/** The recorded choice a setting gives (an etcd setting records no device). */
+function choiceOf(setting: LockAuthoritySetting | undefined): AuthorityChoice {
+  return setting?.kind === 'device'
+    ? { device: setting.device, epoch: setting.epoch }
+    : { device: undefined, epoch: 0 };
 }

@@ -5,14 +5,17 @@
  * in charge, and enforcement on the folder's disk. The cluster hands in its
  * peer link's send function and lock streams; nothing here knows the link.
  */
+import { readFileSync } from 'node:fs';
 import type { Clock } from '../base/clock.js';
 import { systemClock } from '../base/clock.js';
 import { Disposables } from '../base/disposable.js';
+import { LockstepError, errorMessage } from '../base/errors.js';
 import type { Logger } from '../base/log.js';
-import { LockstepError } from '../base/errors.js';
+import type { LockAuthoritySetting } from '../config/config.js';
 import type { AuthorityRecord } from './authority-record.js';
 import { impliedAuthority, type LockScope } from '../core/lock-rules.js';
 import { EmbeddedAuthority } from '../locks/embedded-authority.js';
+import { EtcdAuthority } from '../locks/etcd-authority.js';
 import { LockEnforcement, type LockedFiles } from '../locks/enforcement.js';
 import { ForwardedAuthority, type SendLockRequest } from '../locks/forwarded-authority.js';
 import { Handover, type HandoverRequest } from '../locks/handover.js';
@@ -30,6 +33,8 @@ export interface LockWiringOptions {
   readonly log: Logger;
   /** This device's recorded choice of authority. */
   readonly record: AuthorityRecord;
+  /** The configured authority: with etcd, every request goes there. */
+  readonly setting?: LockAuthoritySetting | undefined;
   /** The configured peers' device IDs. */
   peers(): Iterable<string>;
   /** Whether a peer is connected and has said which authority it takes. */
@@ -60,6 +65,8 @@ export class LockWiring {
   readonly service: LockService;
   readonly enforcement: LockEnforcement;
   private readonly forwarded: ForwardedAuthority;
+  /** The lock table in etcd, when the setting says so. */
+  readonly etcd: EtcdAuthority | undefined;
   /** The listeners {@link start} added, removed by {@link close}. */
   private readonly owned = new Disposables();
 
@@ -87,11 +94,13 @@ export class LockWiring {
       send: (device, req, ms) => o.sendHandover(device, req, ms),
       deviceName,
     });
+    this.etcd = etcdAuthority(o, table, clock);
     this.service = new LockService({
       self: o.deviceId,
       replica,
       embedded,
       remote: this.forwarded,
+      etcd: this.etcd,
       authority,
       disagreements: () => o.disagreements(),
       ensureDecided: () => this.ensureDecided(),
@@ -120,6 +129,9 @@ export class LockWiring {
    * and its configured peers, which records itself at its first grant.
    */
   authority(): string {
+    const s = this.o.setting;
+    // With etcd, no device is the authority: peers compare "etcd:PREFIX".
+    if (s?.kind === 'etcd') return `etcd:${s.prefix}`;
     if (this.o.record.decided) return this.o.record.device();
     return impliedAuthority(this.o.deviceId, this.o.peers());
   }
@@ -130,7 +142,7 @@ export class LockWiring {
    * first, or it could grant locks that its cluster's authority never hears of.
    */
   private ensureDecided(): void {
-    if (this.o.record.decided) return;
+    if (this.o.setting?.kind === 'etcd' || this.o.record.decided) return;
     const peers = [...this.o.peers()];
     if (peers.length === 0 || this.o.metPeer()) {
       // Asked elsewhere: that device records itself when it grants.
@@ -198,6 +210,7 @@ export class LockWiring {
   close(): void {
     this.owned.dispose();
     this.service.close();
+    this.etcd?.close();
   }
 }
 
@@ -207,4 +220,53 @@ function* pathsBelow(store: IndexStore, dir: string): Generator<string> {
     const first = rows[0];
     if (first !== undefined) yield first.record.path;
   }
+}
+
+/**
+ * The etcd authority for an etcd setting (else undefined): its TLS files
+ * read now, the largest token this device knows (the embedded counter, one
+ * taken) for the base, and this device's locks to bring in once.
+ */
+function etcdAuthority(
+  o: LockWiringOptions,
+  table: ReturnType<IndexStore['lockTable']>,
+  clock: Clock,
+): EtcdAuthority | undefined {
+  const s = o.setting;
+  if (s?.kind !== 'etcd') return undefined;
+  const read = (file: string) => {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new LockstepError(
+        'CONFIG_INVALID',
+        `lockAuthority.etcd.tls: cannot read ${file} (${errorMessage(err)}); fix the path in config.json`,
+        { cause: err },
+      );
+    }
+  };
+  const tls = s.tls && {
+    ca: read(s.tls.ca),
+    ...(s.tls.cert === undefined ? {} : { cert: read(s.tls.cert) }),
+    ...(s.tls.key === undefined ? {} : { key: read(s.tls.key) }),
+  };
+  return new EtcdAuthority({
+    endpoints: s.endpoints,
+    prefix: s.prefix,
+    tls,
+    clock,
+    log: o.log,
+    // Directory locks are granted by the embedded authority only, for now.
+    checkFile: (p) => {
+      if (o.checkLockable(p) === 'directory') {
+        throw new LockstepError(
+          'NOT_A_FILE',
+          `${p} is a directory; with locks in etcd only files can be locked for now`,
+        );
+      }
+    },
+    deviceName: (id) => o.deviceName(id),
+    knownToken: table.durably(() => table.takeToken()),
+    importLocks: table.all(),
+  });
 }

@@ -102,6 +102,7 @@ export class PeerSet extends EventEmitter<PeerSetEvents> {
   /** A device's human name: its configured name, else its short ID. */
   deviceName(id: string): string {
     if (id === this.o.self.id) return this.o.self.name;
+    if (id.startsWith('etcd:')) return `etcd (prefix ${id.slice(5)})`;
     return this.links.get(id)?.peer.name ?? shortId(id);
   }
 

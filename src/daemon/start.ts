@@ -249,12 +249,15 @@ function logSynced(cluster: Cluster, log: Logger, logs: FileLog[], owned: Dispos
  */
 function upgradeConfig(home: string, config: Config, deviceId: string, log: Logger): Config {
   if (config.version === CONFIG_VERSION) return config;
-  const device =
-    config.lockAuthority?.device ??
-    impliedAuthority(
-      deviceId,
-      config.peers.map((p) => p.id),
-    );
+  if (config.lockAuthority !== undefined) {
+    const upgraded: Config = { ...config, version: CONFIG_VERSION };
+    saveConfig(home, upgraded);
+    return upgraded;
+  }
+  const device = impliedAuthority(
+    deviceId,
+    config.peers.map((p) => p.id),
+  );
   const upgraded: Config = {
     ...config,
     version: CONFIG_VERSION,

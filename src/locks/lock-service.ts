@@ -28,6 +28,8 @@ export interface LockServiceOptions {
   readonly embedded: EmbeddedAuthority;
   /** The authority on another device (used while another device is). */
   readonly remote: LockAuthority;
+  /** The lock table in etcd, when configured: every request goes there, no device is the authority. */
+  readonly etcd?: LockAuthority | undefined;
   /** The authority device this device chose. */
   authority(): string;
   /** Peers whose choice differs from ours, with their choice (connected peers only). */
@@ -61,6 +63,7 @@ export class LockService extends EventEmitter<LockServiceEvents> {
     o.replica.on('change', this.relay);
     // Only the authority in charge emits; the replica follows both.
     this.unfollow.push(o.replica.follow(o.embedded), o.replica.follow(o.remote));
+    if (o.etcd) this.unfollow.push(o.replica.follow(o.etcd));
   }
 
   /** Whether this device is the lock authority. */
@@ -171,6 +174,12 @@ export class LockService extends EventEmitter<LockServiceEvents> {
    * @throws LockstepError `USAGE`, `AUTHORITY_UNREACHABLE`, `AUTHORITY_DISAGREE`
    */
   async moveAuthority(to: string): Promise<Moved> {
+    if (this.o.etcd !== undefined) {
+      throw new LockstepError(
+        'USAGE',
+        'The locks of this cluster are in etcd: no device is the lock authority, there is nothing to move',
+      );
+    }
     this.inCharge();
     if (this.isAuthority) return this.handoverPart().moveTo(to);
     const send = this.o.sendHandover;
@@ -232,6 +241,7 @@ export class LockService extends EventEmitter<LockServiceEvents> {
         `Devices disagree on the lock authority: this device uses ${this.o.deviceName(mine)}, ${this.o.deviceName(d.peer)} uses ${this.o.deviceName(d.choice)}. Set the same "lockAuthority" in every device's config.json (it is read again at once, no restart needed); locking is refused until they agree`,
       );
     }
+    if (this.o.etcd) return this.o.etcd;
     return mine === this.o.self ? this.o.embedded : this.o.remote;
   }
 }

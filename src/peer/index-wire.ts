@@ -235,8 +235,13 @@ function checkAuthority(
   what: string,
 ): { lockAuthority: string; authorityDecided: boolean; authorityEpoch: number } {
   const { lockAuthority, authorityDecided, authorityEpoch } = value;
-  if (typeof lockAuthority !== 'string' || !isCanonicalDeviceId(lockAuthority)) {
-    throw messageError(`${what}: lockAuthority must be a device ID, got ${show(lockAuthority)}`);
+  // A device ID, or "etcd:PREFIX" for a device whose locks are in etcd.
+  const etcd =
+    typeof lockAuthority === 'string' && /^etcd:\/[\x21-\x7e]{0,200}$/.test(lockAuthority);
+  if (typeof lockAuthority !== 'string' || !(etcd || isCanonicalDeviceId(lockAuthority))) {
+    throw messageError(
+      `${what}: lockAuthority must be a device ID or etcd:PREFIX, got ${show(lockAuthority)}`,
+    );
   }
   if (typeof authorityDecided !== 'boolean') {
     throw messageError(

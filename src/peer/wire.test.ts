@@ -615,6 +615,9 @@ function viaFrame(buf: Buffer): unknown {
 describe('index messages', () => {
   it('round-trip hello and caughtUp', () => {
     expect(decodeIndexMessage(viaFrame(encodeIndexMessage(hello)))).toEqual(hello);
+    // A device whose locks are in etcd names the prefix instead of a device.
+    const etcd = { ...hello, lockAuthority: 'etcd:/lockstep/team/' };
+    expect(decodeIndexMessage(viaFrame(encodeIndexMessage(etcd)))).toEqual(etcd);
     const caughtUp = { type: 'caughtUp', sequence: 0 } as const;
     expect(decodeIndexMessage(viaFrame(encodeIndexMessage(caughtUp)))).toEqual(caughtUp);
   });
@@ -709,6 +712,16 @@ describe('index messages', () => {
       want: /deviceId must be a device ID/,
     },
     { name: 'hello with a garbage deviceId', value: { ...hello, deviceId: 'x' }, want: /deviceId/ },
+    {
+      name: 'hello with an etcd authority without a prefix',
+      value: { ...hello, lockAuthority: 'etcd:' },
+      want: /hello: lockAuthority must be a device ID or etcd:PREFIX, got "etcd:"$/,
+    },
+    {
+      name: 'hello with an etcd prefix holding a space',
+      value: { ...hello, lockAuthority: 'etcd:/a b/' },
+      want: /hello: lockAuthority must be a device ID or etcd:PREFIX/,
+    },
     {
       name: 'hello with a negative sequence',
       value: { ...hello, sequence: -1 },
