@@ -137,6 +137,7 @@ describe('EtcdAuthority on a real three-member etcd', () => {
       expiresMs: null,
       reason: 'from the embedded authority',
       token: 5000,
+      scope: 'file',
     };
     // The first device on etcd brings the embedded authority's locks; tokens go on above them.
     const a = await authority(etcd, prefix, { importLocks: [embedded], knownToken: 5000 });

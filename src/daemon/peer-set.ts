@@ -112,10 +112,14 @@ export class PeerSet extends EventEmitter<PeerSetEvents> {
    */
   disagreements(): { peer: string; choice: string }[] {
     const mine = this.o.choice();
+    const now = this.o.authority();
     const out: { peer: string; choice: string }[] = [];
     for (const l of this.links.values()) {
       const theirs = l.peerAuthority;
-      if (l.connected && theirs !== undefined && choicesDisagree(mine, asChoice(theirs))) {
+      if (!l.connected || theirs === undefined) continue;
+      // Locks in etcd and locks at a device (decided or not) never mix.
+      const etcd = now.startsWith('etcd:') || theirs.device.startsWith('etcd:');
+      if (etcd ? now !== theirs.device : choicesDisagree(mine, asChoice(theirs))) {
         out.push({ peer: l.peer.id, choice: theirs.device });
       }
     }

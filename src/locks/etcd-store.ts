@@ -287,6 +287,8 @@ export function newStoredLock(
     createdMs: now,
     expiresMs: req.ttlMs === undefined ? null : now + req.ttlMs,
     reason: req.reason ?? '',
+    // Directory locks are the embedded authority's, for now.
+    scope: 'file',
     tokenBase: base,
   };
 }
