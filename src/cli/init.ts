@@ -44,7 +44,8 @@ export function registerInit(program: Command): void {
     .option(
       '--lock-authority <device-id>',
       'the device that grants locks ("self": this one); default: the choice of the cluster ' +
-        'this device joins, learned when it first meets a peer (a device alone takes itself)',
+        'this device joins, learned when it first meets a peer (in a new cluster, the device ' +
+        'with the smallest ID records itself at the first lock)',
     )
     .option(
       '--lock-etcd <urls>',
