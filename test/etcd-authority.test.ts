@@ -97,6 +97,12 @@ describe('EtcdAuthority on a real three-member etcd', () => {
     await until(() => a.heard.some((c) => c.type === 'unlocked' && c.lock.id === again.id));
     expect(await a.auth.list()).toEqual([]);
     expect(await code(a.auth.release({ ...notOwner, force: false }))).toBe('NOT_FOUND');
+
+    // Its holder deleted the file: the end is told as such on every device.
+    const third = await b.auth.grant({ path: 'doc.md', owner: 'bob', device: B });
+    const dropped = { path: 'doc.md', user: 'bob', admin: false, force: false, dropped: true };
+    expect(await b.auth.release(dropped)).toEqual({ lock: third, forced: false });
+    await until(() => a.heard.some((c) => c.type === 'dropped' && c.lock.id === third.id));
   });
 
   it('expires a TTL lock in etcd, announced as expired on every device; a refresh extends it, same token', async () => {

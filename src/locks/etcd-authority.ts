@@ -175,14 +175,12 @@ export class EtcdAuthority implements LockAuthority {
       if (held === undefined) throw new LockstepError('NOT_FOUND', `${req.path} is not locked`);
       releaseProblem(held.lock, req);
       const forced = held.lock.owner !== req.user;
+      const ended = forced ? 'forced' : req.dropped === true ? 'dropped' : 'unlocked';
       const key = this.key(req.path);
       const res = await this.call(() =>
         c.kv.txn({
           compare: [{ key, target: 'Mod', result: 'Equal', mod_revision: held.mod }],
-          success: [
-            { request_delete_range: { key } },
-            this.endOp(held.lock, forced ? 'forced' : 'unlocked', req.user),
-          ],
+          success: [{ request_delete_range: { key } }, this.endOp(held.lock, ended, req.user)],
           failure: [{ request_range: { key } }, { request_range: { key: this.endKey() } }],
         }),
       );
@@ -195,7 +193,7 @@ export class EtcdAuthority implements LockAuthority {
         this.revokeSoon(held.lease);
         const change: LockChange = forced
           ? { type: 'forced', lock, by: req.user }
-          : { type: 'unlocked', lock };
+          : { type: ended === 'dropped' ? 'dropped' : 'unlocked', lock };
         this.adopt(change, Number(mine ? end?.mod_revision : res.header.revision));
         return { lock, forced };
       }
@@ -379,8 +377,8 @@ export class EtcdAuthority implements LockAuthority {
           if (before === undefined) continue;
           const end = ends.get(e.kv.mod_revision);
           const type =
-            end?.id === before.id && (end.type === 'unlocked' || end.type === 'forced')
-              ? end.type
+            end?.id === before.id && ['unlocked', 'forced', 'dropped'].includes(end.type)
+              ? (end.type as 'unlocked' | 'forced' | 'dropped')
               : 'expired';
           this.adopt(
             type === 'forced' ? { type, lock: before, by: end?.by ?? '' } : { type, lock: before },
