@@ -3,7 +3,18 @@
  * and quiescence (every device holds the same tree, and nothing is left to do).
  */
 import { blake3 } from '@napi-rs/blake-hash';
-import { lstatSync, readFileSync, readlinkSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  ftruncateSync,
+  lstatSync,
+  openSync,
+  readFileSync,
+  readSync,
+  readlinkSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { unpackChunks } from '../src/store/codec.js';
@@ -81,6 +92,58 @@ export async function indexVersusDisk(d: TestDevice): Promise<string[]> {
     problems.push(`${p}: a ${e.type} on disk, not in the index`);
   }
   return problems;
+}
+
+/** What {@link saveInPlace} replaced and wrote. */
+export interface Saved {
+  /** The content read (and replaced). */
+  readonly prev: Buffer;
+  /** The content written. */
+  readonly next: Buffer;
+  /**
+   * The file had no name left once written: a sync had replaced it since it
+   * was opened (its new version renamed over it, or a delete). The write
+   * went to a file no longer in the folder, as it would for any program
+   * holding a replaced file open, and no device can know of it: a model
+   * must not count it as written. (The folder writer looks at a file it
+   * replaces once more after the rename and puts it back if it changed, so
+   * a save that changed a byte before that still has its name. Checked
+   * after the write, not before it: the test process can be descheduled
+   * between a check and its truncate, and the whole replace fits there.)
+   */
+  readonly overtaken: boolean;
+}
+
+/**
+ * Saves the file at `abs` in place, as an editor that keeps the file open
+ * does: opened (created if missing, never truncated on open, so the content
+ * replaced is the one read), read, truncated, written with `make(prev)`.
+ * Undefined if it cannot be opened.
+ */
+export function saveInPlace(abs: string, make: (prev: Buffer) => Buffer): Saved | undefined {
+  let fd: number;
+  try {
+    fd = openSync(abs, constants.O_RDWR | constants.O_CREAT, 0o644);
+  } catch {
+    return undefined;
+  }
+  try {
+    const size = fstatSync(fd).size;
+    const buf = Buffer.alloc(size);
+    let done = 0;
+    while (done < size) {
+      const n = readSync(fd, buf, done, size - done, done);
+      if (n === 0) break;
+      done += n;
+    }
+    const prev = buf.subarray(0, done);
+    const next = make(prev);
+    ftruncateSync(fd, 0);
+    writeSync(fd, next, 0, next.length, 0);
+    return { prev, next, overtaken: fstatSync(fd).nlink === 0 };
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**

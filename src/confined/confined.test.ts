@@ -86,6 +86,8 @@ const pathCalls: [string, (f: FolderFs, abs: string) => unknown][] = [
   ['create', (f, abs) => f.close(f.open(`${abs}/new`, constants.O_WRONLY | constants.O_CREAT))],
   ['rename from', (f, abs) => f.rename(abs, `${root}/file`)],
   ['rename to', (f, abs) => f.rename(`${root}/file`, abs)],
+  ['link from', (f, abs) => f.link(abs, `${root}/new-name`)],
+  ['link to', (f, abs) => f.link(`${root}/file`, abs)],
 ];
 
 /** What each call must refuse, as a suffix of the root's path (`@` for the outside tree). */
@@ -230,6 +232,15 @@ describe('chmod and open never act through a link', () => {
       expect.objectContaining({ code: 'ELOOP' }),
     );
     expect(readFileSync(join(outside, 'secret'), 'utf8')).toBe('secret\n');
+  });
+
+  it('link names a symlink itself, never what it points to', () => {
+    const f = confinedFs(root);
+    f.link(`${root}/lfile`, `${root}/second`);
+    expect(lstatSync(join(root, 'second')).isSymbolicLink()).toBe(true);
+    expect(statSync(join(outside, 'secret')).nlink).toBe(1);
+    f.link(`${root}/file`, `${root}/a/file2`);
+    expect(statSync(join(root, 'file')).nlink).toBe(2);
   });
 });
 

@@ -21,6 +21,7 @@ export type FsOp =
   | 'readdir'
   | 'parentStillThere'
   | 'rename'
+  | 'link'
   | 'unlink'
   | 'rmdir'
   | 'mkdir'
@@ -46,6 +47,8 @@ export interface FolderFs {
    */
   parentStillThere(path: string): boolean;
   rename(from: string, to: string): void;
+  /** Gives the file at `from` (never what a link there points to) a second name `to`. */
+  link(from: string, to: string): void;
   unlink(path: string): void;
   rmdir(path: string): void;
   /** Makes a directory; `recursive` makes its missing parents too (and accepts one that exists). */
@@ -108,6 +111,8 @@ export function confinedFs(root: string | ConfinedRoot): FolderFs {
       r.forget(rel(from));
       r.forget(rel(to));
     },
+    // link(2) does not follow a symlink at `from`: the link itself gets the name.
+    link: (from, to) => fs.linkSync(at(from), at(to)),
     unlink: (path) => fs.unlinkSync(at(path)),
     rmdir: (path) => {
       fs.rmdirSync(at(path));

@@ -2,6 +2,7 @@
  * Small checks of entries in the folder for the writer, all through the
  * (confined) filesystem seam.
  */
+import type { BigIntStats } from 'node:fs';
 import { errorCode } from '../base/errors.js';
 import type { EntryType, FileRecord } from '../core/record.js';
 import type { FolderFs } from '../confined/fs.js';
@@ -13,17 +14,22 @@ export function diskMatches(fsys: FolderFs, abs: string, local: FileRecord | und
   if (st === undefined) return false;
   switch (local.type) {
     case 'file':
-      return (
-        st.isFile() &&
-        Number(st.size) === local.size &&
-        st.mtimeNs === local.mtimeNs &&
-        Number(st.ino) === local.inode
-      );
+      return sameFile(st, local);
     case 'directory':
       return st.isDirectory();
     case 'symlink':
       return st.isSymbolicLink() && fsys.readlink(abs) === local.target;
   }
+}
+
+/** Whether `st` is the regular file `local` records: the same inode, size and modification time. */
+export function sameFile(st: BigIntStats, local: FileRecord): boolean {
+  return (
+    st.isFile() &&
+    Number(st.size) === local.size &&
+    st.mtimeNs === local.mtimeNs &&
+    Number(st.ino) === local.inode
+  );
 }
 
 export function isEmptyDir(fsys: FolderFs, abs: string): boolean {

@@ -93,6 +93,10 @@ export class FaultyFs implements FolderFs {
     this.at('rename', from, to);
     this.inner.rename(from, to);
   }
+  link(from: string, to: string) {
+    this.at('link', from, to);
+    this.inner.link(from, to);
+  }
   unlink(path: string) {
     this.at('unlink', path);
     this.inner.unlink(path);

@@ -180,6 +180,33 @@ describe('FolderWriter.apply', () => {
     expect(read('a.txt')).toBe(OLD.toString());
   });
 
+  it('a save in place between the re-check and the rename is put back, never overwritten (rescan)', () => {
+    const before = localFile(fx.store, fx.root, 'a.txt', OLD);
+    const change = pull('a.txt', NEW);
+    const saved = 'appended here just as the pull finished\n';
+    // The re-check saw the recorded file; the save (same file, written in
+    // place, as an editor or an append does) lands right before the rename.
+    faulty.inject({
+      op: 'rename',
+      path: /\/a\.txt$/,
+      times: 1,
+      before: () => writeFileSync(join(fx.root, 'a.txt'), saved),
+    });
+    expect(writer.batch(() => writer.apply(change))).toBe('rescan');
+    expect(read('a.txt')).toBe(saved);
+    // Still recorded as before: the rescan records the save, the replan makes the conflict.
+    expect(fx.store.get('a.txt')).toEqual(before);
+    expect(tempsIn(fx.root)).toEqual([]);
+    expect(noted).toEqual([]);
+  });
+
+  it('a file replaced by a pull leaves no second name behind', () => {
+    localFile(fx.store, fx.root, 'a.txt', OLD);
+    writer.apply(pull('a.txt', NEW));
+    expect(readdirSync(fx.root).filter((n) => n !== '.lockstep-folder')).toEqual(['a.txt']);
+    expect(statSync(join(fx.root, 'a.txt')).nlink).toBe(1);
+  });
+
   it('moves a conflict loser aside under a numbered name when the first ones hold other content', () => {
     const local = localFile(fx.store, fx.root, 'e.txt', OLD);
     const first = conflictName('e.txt', local.mtimeNs, local.modifiedBy);

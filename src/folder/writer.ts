@@ -28,6 +28,7 @@ import type { IndexStore } from '../store/index-store.js';
 import { confinedFs, openNoFollow, type FolderFs } from '../confined/fs.js';
 import { ensureParents, inFolder, landedInside, tempPath, type FileId } from './temp-files.js';
 import { diskMatches, isEmptyDir, mustLstat, typeOf, unlinkIfThere } from './entries.js';
+import { holdFile, releaseFile } from './held-file.js';
 
 /** Why content at a path is about to go (see {@link WriterHooks.beforeReplace}). */
 export type ReplaceReason =
@@ -183,9 +184,18 @@ export class FolderWriter {
       case 'pull': {
         const tmp = c.tmp as string;
         const made = c.id ?? mustLstat(fsys, tmp);
-        if (replaces) this.hooks.beforeReplace(c.path, { type: 'file', why: 'pull' });
-        fsys.rename(tmp, abs);
-        landed = landedInside(c.path, abs, made, true, fsys);
+        // The file replaced keeps a second name until it is seen unchanged after the rename.
+        const held = replaces && there !== undefined ? holdFile(fsys, abs, there) : 'unheld';
+        if (held === 'changed') return 'rescan';
+        try {
+          if (replaces) this.hooks.beforeReplace(c.path, { type: 'file', why: 'pull' });
+          fsys.rename(tmp, abs);
+          landed = landedInside(c.path, abs, made, true, fsys);
+        } catch (err) {
+          if (typeof held === 'object') unlinkIfThere(fsys, held.at);
+          throw err;
+        }
+        if (typeof held === 'object' && !releaseFile(fsys, abs, held)) return 'rescan';
         this.hooks.countBytes(rec.size, 'pull');
         break;
       }
