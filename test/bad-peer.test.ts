@@ -134,6 +134,8 @@ class FakePeer {
             deviceId: identity.id,
             sequence: this.seq,
             lockAuthority: this.authority ?? identity.id,
+            authorityDecided: true,
+            authorityEpoch: 0,
           }),
         );
         for (const b of this.script(n)) stream.write(b);
