@@ -35,6 +35,7 @@ import type { Device, DeviceEvents } from './device.js';
 import { folderLockFiles } from './lock-files.js';
 import { LockWiring } from './lock-wiring.js';
 import { PeerSet } from './peer-set.js';
+import { ClusterUsers } from './cluster-users.js';
 
 /** Options of a {@link Cluster}. */
 export interface ClusterOptions {
@@ -53,6 +54,8 @@ export interface ClusterOptions {
   readonly lockAuthority?: LockAuthoritySetting | undefined;
   /** Records a new choice of lock authority in the configuration. */
   readonly saveAuthority?: (choice: AuthorityChoice) => void;
+  /** The device's home: its `users.json` keeps the cluster's users (or this device's copy). */
+  readonly home: string;
 }
 
 /** Events of a {@link Cluster}. */
@@ -80,6 +83,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   /** Every change this device makes to its folder goes through it. */
   readonly writer: FolderWriter;
   readonly locks: LockService;
+  /** The cluster's users, kept by the lock authority (see cluster-users.ts). */
+  readonly users: ClusterUsers;
   /** This device's recorded choice of lock authority. */
   readonly authorityRecord: AuthorityRecord;
   private readonly lockWiring: LockWiring;
@@ -124,7 +129,11 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       // What waited for a peer to be reachable is tried again now.
       onCaughtUp: () => this.puller.retryNow(),
       onLockMessage: (from, value) => this.lockWiring.deliver(from, value),
-      onAuthorityMayHaveChanged: () => this.locks.authorityMayHaveChanged(),
+      onUserMessage: (from, value) => this.users.deliver(from, value),
+      onAuthorityMayHaveChanged: () => {
+        this.locks.authorityMayHaveChanged();
+        this.users.authorityMayHaveChanged();
+      },
     });
     this.peers.on('peerConnected', (p) => this.emit('peerConnected', p));
     this.peers.on('peerDisconnected', (p, why) => this.emit('peerDisconnected', p, why));
@@ -157,6 +166,18 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       pullAgain: (paths) => this.puller.schedule(paths),
       lockedChange: (path, copy) => this.emit('lockedChange', path, copy),
       files: folderLockFiles(this.writer, device.store.localShort),
+      userProblem: (req, from) =>
+        req.op === 'lock'
+          ? this.users.claimProblem(req.owner, false, from)
+          : this.users.claimProblem(req.user, req.op === 'unlock' && req.admin, from),
+    });
+    this.users = new ClusterUsers({
+      home: opts.home,
+      self: opts.deviceId,
+      log,
+      authority: () => this.authority(),
+      send: (to, req, timeoutMs) => this.peers.sendLockRequest(to, req, timeoutMs, '/v1/users'),
+      deviceName: (id) => this.deviceName(id),
     });
     this.locks = this.lockWiring.service;
     this.fetcher = new ChunkFetcher((short) => this.peers.byShort(short), {
@@ -230,6 +251,10 @@ export class Cluster extends EventEmitter<ClusterEvents> {
           handle: (body, from) => this.locks.handle(decodeLockRequest(body), from),
           handover: (body, from) => this.locks.handover(body, from),
         },
+        users: {
+          subscribe: (fn) => this.users.subscribe(fn),
+          handle: (body, from) => this.users.handle(body, from),
+        },
       },
       opts.identity,
     );
@@ -240,6 +265,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     this.lockWiring.start();
     const changed = () => {
       this.locks.authorityMayHaveChanged();
+      this.users.authorityMayHaveChanged();
       this.peers.authorityChanged();
       this.server.announceAuthority();
     };
@@ -249,6 +275,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     this.port = await this.server.listen(this.opts.listen.host, this.opts.listen.port);
     this.setPeers(this.opts.peers);
     this.locks.authorityMayHaveChanged();
+    this.users.authorityMayHaveChanged();
     this.puller.scheduleAll();
   }
 
