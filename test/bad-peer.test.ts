@@ -660,7 +660,7 @@ describe('bad peers', () => {
     expect(forgedLock.status).toBe(403);
     const locks = await lockstepAsync(['locks', '--json', '--home', d.home]);
     const rows = (JSON.parse(locks.stdout) as { locks: { path: string; owner: string }[] }).locks;
-    expect(rows.map((l) => `${l.path}:${l.owner}`)).toEqual(['f.txt:admin']);
+    expect(rows.map((l) => `${l.path}:${l.owner}`)).toEqual([`f.txt:admin.${d.id.slice(0, 7)}`]);
     expect(d.messages().filter((m) => m === 'refused a lock request from a peer')).toHaveLength(3);
     await stillWorks(d);
   });
