@@ -167,7 +167,7 @@ describe('client commands against real devices', () => {
     const lock = await onA('lock', '2', '--reason', 'e2e');
     expect(lock.code, lock.stderr).toBe(0);
     expect(lock.stdout.trim()).toBe(
-      `locked ${second} for admin (no expiry) — read-only on every other device`,
+      `locked ${second} for admin.${a.id.slice(0, 7)} (no expiry) — read-only on every other device`,
     );
     const locks = await onA('locks', '--json');
     expect(ajv.validate(locksSchema, JSON.parse(locks.stdout)), ajv.errorsText()).toBe(true);
@@ -362,7 +362,7 @@ describe('client commands against real devices', () => {
     expect(tables[0]).toBe(tables[1]);
     expect(tables[0]).toBe(expected.stdout.trimEnd());
     expect(text).toContain(
-      `locked ${second} for admin (no expiry) — read-only on every other device`,
+      `locked ${second} for admin.${a.id.slice(0, 7)} (no expiry) — read-only on every other device`,
     );
     expect(text).toMatch(
       new RegExp(`unlocked ${second.replace('.', '\\.')} \\(was locked by admin\\.[A-Z2-7]{7}@A`),
