@@ -76,8 +76,8 @@ export class ClusterUsers {
     this.embedded = {
       request: (req) => Promise.resolve(this.handleHere(req, o.self)),
       subscribe: (fn) => {
-        fn({ type: 'users', users: this.table });
         this.listeners.add(fn);
+        fn({ type: 'users', users: this.table });
         return () => this.listeners.delete(fn);
       },
     };
@@ -244,7 +244,10 @@ export class ClusterUsers {
     this.registering = true;
     void (async () => {
       try {
-        if (needed) await this.sendToAuthority({ op: 'register', user: own });
+        if (needed) {
+          const entry = await this.sendToAuthority({ op: 'register', user: own });
+          this.adopt({ type: 'put', user: decodeUserEntry(entry) });
+        }
         for (const u of offer) {
           await this.sendToAuthority({ op: 'add', by: this.adminName, user: u, replace: false });
           this.o.log.info({ user: u.name }, `user ${u.name} of this device is now the cluster's`);
