@@ -243,7 +243,7 @@ describe.runIf(runnable)('the web page in a real browser', () => {
     await pageA.keyboard.press('Enter');
     await pageA
       .getByRole('status')
-      .getByText(/locked report\.pdf for admin \(expires in 2h/)
+      .getByText(/locked report\.pdf for admin\.[A-Z2-7]{7} \(expires in 2h/)
       .waitFor(WAIT);
     // The listing is read again after the notice shows.
     await row(pageA, 'report.pdf')
