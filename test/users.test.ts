@@ -96,6 +96,10 @@ describe('users across devices', () => {
     for (const d of [a, b, c]) {
       await waitUntil(`alice gone on ${d.name}`, async () => (await whoami(as(d, token))) === 401);
     }
+    // A device's administrator stays while the device is in the cluster.
+    const adminOfA = await cli(c, 'user', 'remove', `admin.${a.id.slice(0, 7)}`);
+    expect(adminOfA.code).toBe(2);
+    expect(adminOfA.stderr).toMatch(/administrator of a device of the cluster/);
     const gone = await cli(b, 'user', 'remove', 'alice', '--json');
     expect(gone.code).toBe(1);
     expect(JSON.parse(gone.stdout)).toMatchObject({ error: { code: 'NOT_FOUND' } });

@@ -2,6 +2,7 @@
  * `lockstep init` (create a device's home) and `lockstep id` (print its
  * device ID). Both print the device ID alone on their last line, for scripts.
  */
+import { adminNameOf } from '../core/user-table.js';
 import type { Command } from 'commander';
 import { loadConfig, parseHostPort } from '../config/config.js';
 import { homePaths, initHome, readIdentity, resolveHome } from '../config/home.js';
@@ -94,6 +95,7 @@ async function init(flags: InitFlags): Promise<void> {
       `  peer listen  ${config.peerListen}`,
       `  api listen   ${config.apiListen}`,
       `  locks        ${config.lockAuthority === undefined ? "granted by the cluster's lock authority (learned from the first peer met)" : config.lockAuthority.device === deviceId ? 'granted by this device' : `granted by device ${config.lockAuthority.device}`}`,
+      `  admin        ${adminNameOf(deviceId)} (this device's administrator; its token is ${paths.token})`,
       `Start the device with: lockstep serve --home ${paths.home}`,
       'Device ID (add it on the other devices with `lockstep peer add`):',
       deviceId,

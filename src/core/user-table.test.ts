@@ -113,6 +113,12 @@ describe('requests to the table', () => {
     expect(decideUserRequest(table, rm('root'), B)).toEqual({ type: 'removed', name: 'root' });
   });
 
+  it("keeps the administrators of the cluster's devices; a gone device's may be removed", () => {
+    const rm = { op: 'remove', by: 'root', name: adminNameOf(A) } as const;
+    expect(() => decideUserRequest(table, rm, B, [A, B])).toThrow(/administrator of a device/);
+    expect(decideUserRequest(table, rm, B, [B])).toEqual({ type: 'removed', name: adminNameOf(A) });
+  });
+
   it('registers only the asking device administrator', () => {
     const own = user(adminNameOf(B), true, 'f');
     expect(decideUserRequest(table, { op: 'register', user: own }, B)).toEqual({

@@ -109,7 +109,9 @@ export function sameUser(a: UserEntry | undefined, b: UserEntry): boolean {
  * (its full ID: the certificate's, or this device's own for its clients).
  * Only an administrator of the table adds or removes users; a device may
  * always register its own administrator; the last administrator is never
- * removed; names of devices' administrators are not given to others.
+ * removed, nor the administrator of a device among `members` (the full
+ * IDs of the cluster's devices, as the table's holder knows them); names
+ * of devices' administrators are not given to others.
  *
  * @returns the change to make (none when the table already says so)
  * @throws LockstepError `FORBIDDEN`, `USER_EXISTS`, `NOT_FOUND`, `USAGE`
@@ -118,6 +120,7 @@ export function decideUserRequest(
   table: readonly UserEntry[],
   req: UserRequest,
   from: string,
+  members: readonly string[] = [],
 ): UserChange | undefined {
   const find = (name: string) => table.find((u) => u.name === name);
   if (req.op === 'register') {
@@ -160,6 +163,13 @@ export function decideUserRequest(
     throw new LockstepError(
       'NOT_FOUND',
       `No user ${req.name} in the cluster; see \`lockstep user list\``,
+    );
+  }
+  const device = members.find((id) => adminNameOf(id) === victim.name);
+  if (device !== undefined) {
+    throw new LockstepError(
+      'USAGE',
+      `${victim.name} is the administrator of a device of the cluster (${shortId(device)}), whose token is that device's home's token file; it stays while the device is a peer (remove the device first with \`lockstep peer remove\`)`,
     );
   }
   if (victim.admin && !table.some((u) => u.admin && u.name !== victim.name)) {

@@ -54,6 +54,8 @@ export interface ClusterUsersOptions {
   /** Sends a user request to a device (the peer link's `POST /v1/users`). */
   send(device: string, req: UserRequest, timeoutMs: number): Promise<unknown>;
   deviceName(id: string): string;
+  /** The full IDs of this device and its configured peers (their administrators stay). */
+  members?(): Iterable<string>;
 }
 
 /** The cluster's users, as this device knows them. */
@@ -204,7 +206,8 @@ export class ClusterUsers {
 
   /** Applies a request to this device's table (it is the authority) and announces the change. */
   private handleHere(req: UserRequest, from: string): UserEntry {
-    const change = decideUserRequest(this.table, req, from);
+    const members = [this.o.self, ...(this.o.members?.() ?? [])];
+    const change = decideUserRequest(this.table, req, from, members);
     const name = req.op === 'remove' ? req.name : req.user.name;
     const before = this.table.find((u) => u.name === name);
     if (change !== undefined) this.adopt(change);

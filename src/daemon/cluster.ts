@@ -178,6 +178,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       authority: () => this.authority(),
       send: (to, req, timeoutMs) => this.peers.sendLockRequest(to, req, timeoutMs, '/v1/users'),
       deviceName: (id) => this.deviceName(id),
+      members: () => this.peers.ids(),
     });
     this.locks = this.lockWiring.service;
     this.fetcher = new ChunkFetcher((short) => this.peers.byShort(short), {
