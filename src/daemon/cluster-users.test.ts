@@ -21,7 +21,7 @@ describe('ClusterUsers', () => {
   let y: ClusterUsers;
   const home = (name: string) => join(tmp, name);
 
-  function device(name: string, self: string, legacy?: unknown): ClusterUsers {
+  function device(name: string, self: string, legacy?: unknown, decided = true): ClusterUsers {
     mkdirSync(home(name), { mode: 0o700 });
     writeFileSync(join(home(name), 'token'), `token-of-${name}\n`, { mode: 0o600 });
     if (legacy !== undefined) writeFileSync(join(home(name), 'users.json'), JSON.stringify(legacy));
@@ -31,6 +31,7 @@ describe('ClusterUsers', () => {
       log,
       authority: () => X,
       deviceName: (id) => id.slice(0, 1),
+      decided: () => decided,
       // Y's requests reach X's handle, as over the peer link.
       send: (_to, req: UserRequest) =>
         reachable
@@ -108,6 +109,23 @@ describe('ClusterUsers', () => {
     );
     const again = device('y2', Y, JSON.parse(readFileSync(join(home('y'), 'users.json'), 'utf8')));
     expect(names(again)).toEqual(names(x));
+  });
+
+  it('offers the users it kept as its own authority once it follows the cluster', async () => {
+    await settle();
+    const zed = { ...x.list()[0], name: 'zed', admin: false } as const;
+    const bob = x.list().find((u) => u.name === 'bob');
+    const z = device(
+      'z',
+      Y,
+      { version: 2, users: [zed, { ...bob, tokenSha256: 'c'.repeat(64) }] },
+      false,
+    );
+    z.deliver(X, { type: 'users', users: x.list() });
+    await settle();
+    expect(names(x)).toContain('zed');
+    // A name the cluster has keeps the cluster's token.
+    expect(x.list().find((u) => u.name === 'bob')?.tokenSha256).toBe('b'.repeat(64));
   });
 
   it("takes a peer's word only for users of the table", async () => {

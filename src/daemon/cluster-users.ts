@@ -19,6 +19,7 @@ import {
   decodeUserEntry,
   decodeUserRequest,
   decodeUserStream,
+  isDeviceAdminName,
   tableDiff,
   userClaimProblem,
   userNameProblem,
@@ -54,6 +55,12 @@ export interface ClusterUsersOptions {
   /** Sends a user request to a device (the peer link's `POST /v1/users`). */
   send(device: string, req: UserRequest, timeoutMs: number): Promise<unknown>;
   deviceName(id: string): string;
+  /**
+   * Whether the authority is recorded. While it is not (no lock was ever
+   * granted), a device may have kept users as its own authority: the
+   * cluster's authority, once followed, is offered them instead of dropping them.
+   */
+  decided?(): boolean;
   /** The full IDs of this device and its configured peers (their administrators stay). */
   members?(): Iterable<string>;
 }
@@ -190,7 +197,9 @@ export class ClusterUsers {
       this.adopt(msg.change);
       return;
     }
-    const legacy = this.legacy;
+    const undecided = this.o.decided?.() === false;
+    const own = undecided ? this.table.filter((u) => !isDeviceAdminName(u.name)) : [];
+    const legacy = [...(this.legacy ?? []), ...own];
     this.legacy = undefined;
     if (tableDiff(this.table, msg.users).length > 0) this.save([...msg.users]);
     this.registerWithAuthority(legacy);
@@ -251,10 +260,7 @@ export class ClusterUsers {
           const entry = await this.sendToAuthority({ op: 'register', user: own });
           this.adopt({ type: 'put', user: decodeUserEntry(entry) });
         }
-        for (const u of offer) {
-          await this.sendToAuthority({ op: 'add', by: this.adminName, user: u, replace: false });
-          this.o.log.info({ user: u.name }, `user ${u.name} of this device is now the cluster's`);
-        }
+        for (const u of offer) await this.offer(u);
       } catch (err) {
         this.o.log.warn(
           { err: errorMessage(err) },
@@ -264,6 +270,20 @@ export class ClusterUsers {
         this.registering = false;
       }
     })();
+  }
+
+  /** Offers a user this device kept to the authority; a name the cluster has keeps the cluster's. */
+  private async offer(u: UserEntry): Promise<void> {
+    try {
+      await this.sendToAuthority({ op: 'add', by: this.adminName, user: u, replace: false });
+      this.o.log.info({ user: u.name }, `user ${u.name} of this device is now the cluster's`);
+    } catch (err) {
+      if (!(err instanceof LockstepError) || err.code !== 'USER_EXISTS') throw err;
+      this.o.log.warn(
+        { user: u.name },
+        `the cluster already has a user ${u.name}: its token is the cluster's; give this device's ${u.name} that token, or a new one with \`lockstep user add ${u.name} --replace\``,
+      );
+    }
   }
 
   /** This device's administrator, as the table keeps it (undefined if its token cannot be read). */

@@ -171,15 +171,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
           ? this.users.claimProblem(req.owner, false, from)
           : this.users.claimProblem(req.user, req.op === 'unlock' && req.admin, from),
     });
-    this.users = new ClusterUsers({
-      home: opts.home,
-      self: opts.deviceId,
-      log,
-      authority: () => this.authority(),
-      send: (to, req, timeoutMs) => this.peers.sendLockRequest(to, req, timeoutMs, '/v1/users'),
-      deviceName: (id) => this.deviceName(id),
-      members: () => this.peers.ids(),
-    });
+    this.users = this.clusterUsers();
     this.locks = this.lockWiring.service;
     this.fetcher = new ChunkFetcher((short) => this.peers.byShort(short), {
       onRejected: (peer, hash, reason) =>
@@ -219,6 +211,20 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     device.on('folderState', folderState);
     this.owned.add(() => device.off('indexed', indexed));
     this.owned.add(() => device.off('folderState', folderState));
+  }
+
+  /** The cluster's users, kept by the lock authority (see cluster-users.ts). */
+  private clusterUsers(): ClusterUsers {
+    return new ClusterUsers({
+      home: this.opts.home,
+      self: this.opts.deviceId,
+      log: this.opts.log,
+      authority: () => this.authority(),
+      send: (to, req, timeoutMs) => this.peers.sendLockRequest(to, req, timeoutMs, '/v1/users'),
+      deviceName: (id) => this.deviceName(id),
+      members: () => this.peers.ids(),
+      decided: () => this.authorityRecord.decided,
+    });
   }
 
   /** The peer listener, serving this device's index, chunks and locks. */
