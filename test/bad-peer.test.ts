@@ -660,10 +660,19 @@ describe('bad peers', () => {
       device: d.id,
     });
     expect(forgedLock.status).toBe(403);
+    // At its own device, for a user the cluster's table does not have: refused too.
+    const unknownUser = await postLockRequest(d.peerPort, fakeId, {
+      op: 'lock',
+      path: 'g.txt',
+      owner: 'nobody',
+      device: fakeId.id,
+    });
+    expect(unknownUser.status).toBe(403);
+    expect(JSON.stringify(unknownUser.body)).toMatch(/nobody, who is not a user of this cluster/);
     const locks = await lockstepAsync(['locks', '--json', '--home', d.home]);
     const rows = (JSON.parse(locks.stdout) as { locks: { path: string; owner: string }[] }).locks;
-    expect(rows.map((l) => `${l.path}:${l.owner}`)).toEqual(['f.txt:admin']);
-    expect(d.messages().filter((m) => m === 'refused a lock request from a peer')).toHaveLength(3);
+    expect(rows.map((l) => `${l.path}:${l.owner}`)).toEqual([`f.txt:admin.${d.id.slice(0, 7)}`]);
+    expect(d.messages().filter((m) => m === 'refused a lock request from a peer')).toHaveLength(4);
     await stillWorks(d);
   });
 

@@ -167,15 +167,19 @@ describe('client commands against real devices', () => {
     const lock = await onA('lock', '2', '--reason', 'e2e');
     expect(lock.code, lock.stderr).toBe(0);
     expect(lock.stdout.trim()).toBe(
-      `locked ${second} for admin (no expiry) — read-only on every other device`,
+      `locked ${second} for admin.${a.id.slice(0, 7)} (no expiry) — read-only on every other device`,
     );
     const locks = await onA('locks', '--json');
     expect(ajv.validate(locksSchema, JSON.parse(locks.stdout)), ajv.errorsText()).toBe(true);
     expect(
       (JSON.parse(locks.stdout) as { locks: { path: string; owner: string }[] }).locks,
-    ).toMatchObject([{ path: second, owner: 'admin', reason: 'e2e' }]);
+    ).toMatchObject([
+      { path: second, owner: expect.stringMatching(/^admin\.[A-Z2-7]{7}$/), reason: 'e2e' },
+    ]);
     const table = await onA('locks');
-    expect(table.stdout).toMatch(new RegExp(`^${second.replace('.', '\\.')}\\s+admin@A\\s`, 'm'));
+    expect(table.stdout).toMatch(
+      new RegExp(`^${second.replace('.', '\\.')}\\s+admin\\.[A-Z2-7]{7}@A\\s`, 'm'),
+    );
     // Locking it again fails: exit 1, the holder named.
     const again = await onA('lock', second);
     expect(again.code).toBe(1);
@@ -202,7 +206,9 @@ describe('client commands against real devices', () => {
     expect((await onA('lock', 'docs')).code).toBe(0);
     const inside = await onA('lock', 'docs/plan.md');
     expect(inside.code).toBe(1);
-    expect(inside.stderr).toMatch(/docs\/plan\.md is inside docs\/, locked by admin@A since/);
+    expect(inside.stderr).toMatch(
+      /docs\/plan\.md is inside docs\/, locked by admin\.[A-Z2-7]{7}@A since/,
+    );
     expect((await onA('unlock', 'docs')).code).toBe(0);
     expect(json.code).toBe(1);
     const doc = JSON.parse(json.stdout) as unknown;
@@ -356,10 +362,10 @@ describe('client commands against real devices', () => {
     expect(tables[0]).toBe(tables[1]);
     expect(tables[0]).toBe(expected.stdout.trimEnd());
     expect(text).toContain(
-      `locked ${second} for admin (no expiry) — read-only on every other device`,
+      `locked ${second} for admin.${a.id.slice(0, 7)} (no expiry) — read-only on every other device`,
     );
     expect(text).toMatch(
-      new RegExp(`unlocked ${second.replace('.', '\\.')} \\(was locked by admin@A`),
+      new RegExp(`unlocked ${second.replace('.', '\\.')} \\(was locked by admin\\.[A-Z2-7]{7}@A`),
     );
     expect(text).toMatch(/unknown command 'bogus'/);
     const locks = await onA('locks');

@@ -72,8 +72,10 @@ describe('directory locks across devices', () => {
     }
     const table = (await cli(b, 'locks')).stdout;
     expect(table.match(/proj\/ \(directory\)/g)).toHaveLength(1);
-    expect((await cli(b, 'ls')).stdout).toMatch(/ proj\/ .*admin@A {2}/);
-    expect((await cli(b, 'ls', 'proj')).stdout).toMatch(/ a\.txt .*admin@A \(proj\/\)/);
+    expect((await cli(b, 'ls')).stdout).toMatch(/ proj\/ .*admin\.[A-Z2-7]{7}@A {2}/);
+    expect((await cli(b, 'ls', 'proj')).stdout).toMatch(
+      / a\.txt .*admin\.[A-Z2-7]{7}@A \(proj\/\)/,
+    );
     const one = JSON.parse((await cli(b, 'ls', 'proj/sub/b.txt', '--json')).stdout) as {
       entries: { lock: { path: string; scope: string } | null }[];
     };
@@ -90,7 +92,7 @@ describe('directory locks across devices', () => {
     const inner = await call(apiOf(b), 'POST', '/locks', { path: 'proj/a.txt' });
     expect(inner.status).toBe(423);
     expect((inner.body.error as { message: string }).message).toMatch(
-      /^proj\/a\.txt is inside proj\/, locked by admin@A since \d{4}-/,
+      /^proj\/a\.txt is inside proj\/, locked by admin\.[A-Z2-7]{7}@A since \d{4}-/,
     );
     // The sibling with a common prefix is not covered.
     expect((await call(apiOf(b), 'POST', '/locks', { path: 'project/c.txt' })).status).toBe(201);
@@ -130,7 +132,7 @@ describe('directory locks across devices', () => {
 
     // Unlock: writable again on B, the later file too.
     const un = await cli(a, 'unlock', 'proj');
-    expect(un.stdout).toMatch(/^unlocked proj\/ \(was locked by admin@A/);
+    expect(un.stdout).toMatch(/^unlocked proj\/ \(was locked by admin\.[A-Z2-7]{7}@A/);
     await waitUntil(
       'the files below writable on B',
       () => writable(aOnB) && writable(bOnB) && writable(laterOnB),

@@ -147,7 +147,9 @@ describe.runIf(runnable)('the web page in a real browser', () => {
     const url = r.stdout.trim().split('\n').at(-1) as string;
     expect(url).toMatch(new RegExp(`^${apiOf(a).replaceAll('.', '\\.')}/#signin=[\\w-]{43}$`));
     const json = await run(['open', '--home', a.home, '--json']);
-    expect(JSON.parse(json.stdout)).toMatchObject({ user: { name: 'admin', admin: true } });
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      user: { name: `admin.${a.id.slice(0, 7)}`, admin: true },
+    });
 
     await pageA.goto(url);
     await pageA.getByText('Signed in as').waitFor(WAIT);
@@ -241,20 +243,28 @@ describe.runIf(runnable)('the web page in a real browser', () => {
     await pageA.keyboard.press('Enter');
     await pageA
       .getByRole('status')
-      .getByText(/locked report\.pdf for admin \(expires in 2h/)
+      .getByText(/locked report\.pdf for admin\.[A-Z2-7]{7} \(expires in 2h/)
       .waitFor(WAIT);
     // The listing is read again after the notice shows.
-    await row(pageA, 'report.pdf').locator('td.lock').getByText('admin@A').waitFor(WAIT);
+    await row(pageA, 'report.pdf')
+      .locator('td.lock')
+      .getByText(/^admin\.[A-Z2-7]{7}@A$/)
+      .waitFor(WAIT);
     await expect(row(pageA, 'report.pdf').locator('td.lock').innerText()).resolves.toMatch(
-      /admin@A[\s\S]*final edits/,
+      /admin\.[A-Z2-7]{7}@A[\s\S]*final edits/,
     );
 
     const locks = await run(['locks', '--home', a.home, '--json']);
     expect(locks.code, locks.stderr).toBe(0);
     expect(JSON.parse(locks.stdout)).toMatchObject({
-      locks: [{ path: 'report.pdf', owner: 'admin', reason: 'final edits' }],
+      locks: [
+        { path: 'report.pdf', owner: expect.stringMatching(/^admin\./), reason: 'final edits' },
+      ],
     });
-    await row(pageB, 'report.pdf').locator('td.lock').getByText('admin@A').waitFor(WAIT);
+    await row(pageB, 'report.pdf')
+      .locator('td.lock')
+      .getByText(/^admin\.[A-Z2-7]{7}@A$/)
+      .waitFor(WAIT);
     await pageA.getByRole('button', { name: 'Unlock report.pdf', exact: true }).click();
     await pageA
       .getByRole('status')
@@ -277,10 +287,13 @@ describe.runIf(runnable)('the web page in a real browser', () => {
       .getByText(/locked docs\/ \(directory\) for admin/)
       .waitFor(WAIT);
     const locks = await run(['locks', '--home', a.home]);
-    expect(locks.stdout).toMatch(/^docs\/ \(directory\) +admin@A/m);
+    expect(locks.stdout).toMatch(/^docs\/ \(directory\) +admin\.[A-Z2-7]{7}@A/m);
     await pageA.getByRole('link', { name: 'docs/' }).click();
     const plan = row(pageA, 'docs/plan.md');
-    await plan.locator('td.lock').getByText('admin@A (docs/)').waitFor(WAIT);
+    await plan
+      .locator('td.lock')
+      .getByText(/^admin\.[A-Z2-7]{7}@A \(docs\/\)$/)
+      .waitFor(WAIT);
     // Unlocked on the directory's row, not on a file below it.
     await expect(plan.getByRole('button').count()).resolves.toBe(0);
     await atRoot(pageA);
@@ -305,7 +318,7 @@ describe.runIf(runnable)('the web page in a real browser', () => {
     const who = await fetch(`${apiOf(b)}/api/v1/whoami`, {
       headers: { authorization: `Bearer ${kept.session}` },
     });
-    expect(await who.json()).toEqual({ name: 'admin', admin: true });
+    expect(await who.json()).toEqual({ name: `admin.${b.id.slice(0, 7)}`, admin: true });
   });
 
   it('while the device does not answer the page keeps its session and retries; a reload keeps it', async () => {
@@ -386,7 +399,10 @@ describe.runIf(runnable)('the web page in a real browser', () => {
     await pageA.getByRole('button', { name: 'Lock report.pdf', exact: true }).click();
     await pageA.getByLabel('Reason (optional)').fill('final edits');
     await pageA.getByRole('dialog').getByRole('button', { name: 'Lock', exact: true }).click();
-    await row(pageA, 'report.pdf').locator('td.lock').getByText('admin@A').waitFor(WAIT);
+    await row(pageA, 'report.pdf')
+      .locator('td.lock')
+      .getByText(/^admin\.[A-Z2-7]{7}@A$/)
+      .waitFor(WAIT);
     await pageA.getByRole('button', { name: 'Dismiss message', exact: true }).click();
     // Let the row highlights fade.
     await new Promise((r) => setTimeout(r, 3000));

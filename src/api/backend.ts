@@ -242,4 +242,32 @@ export interface ClientBackend {
   remove(path: string, user: User): Promise<{ path: string }>;
   /** Emits 'event' for every {@link ClientEvent}. */
   readonly events: EventEmitter<{ event: [ClientEvent] }>;
+  /** The cluster's users (a device without peers may not offer them: the routes then answer 404). */
+  readonly users?: UserDirectoryApi;
+}
+
+/** A user of the cluster, as clients see it (never a token or its hash). */
+export interface UserInfo {
+  readonly name: string;
+  readonly admin: boolean;
+  /** ISO 8601. */
+  readonly created: string;
+}
+
+/**
+ * The cluster's users, for clients: every request is made by `user`;
+ * adding and removing are for administrators (FORBIDDEN otherwise), and go
+ * to the lock authority's device (AUTHORITY_UNREACHABLE when it cannot be
+ * reached).
+ */
+export interface UserDirectoryApi {
+  list(): readonly UserInfo[];
+  /** Makes a user with a new token (shown only now), or a new token for one (`replace`). */
+  add(
+    name: string,
+    opts: { admin: boolean; replace: boolean },
+    user: User,
+  ): Promise<UserInfo & { token: string }>;
+  /** Removes a user: its token and web sessions stop working on every device. */
+  remove(name: string, user: User): Promise<UserInfo>;
 }

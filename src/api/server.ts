@@ -25,6 +25,7 @@ import { registerFileRoutes } from './file-routes.js';
 import { hostProblem, LOOPBACK_HOSTS } from './hosts.js';
 import { sendError, tokenOf, type RouteContext } from './http.js';
 import { registerLockRoutes } from './lock-routes.js';
+import { registerUserRoutes } from './user-routes.js';
 import { SessionStore } from './sessions.js';
 import { registerPageRoutes, registerSigninRoutes } from './signin-routes.js';
 
@@ -62,6 +63,7 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   LOCKED: 423,
   NOT_LOCK_OWNER: 403,
   FORBIDDEN: 403,
+  USER_EXISTS: 409,
   TOO_MANY: 429,
   AUTHORITY_UNREACHABLE: 503,
   AUTHORITY_DISAGREE: 503,
@@ -187,6 +189,7 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
 
   registerFileRoutes(ctx);
   registerLockRoutes(ctx);
+  registerUserRoutes(ctx);
   registerEventRoutes(ctx, streams, heartbeatMs, log);
   registerSigninRoutes(ctx, streams);
   if (opts.webRoot !== undefined) registerPageRoutes(ctx, opts.webRoot);

@@ -28,6 +28,8 @@ export interface StartApiOptions {
   readonly home: string;
   readonly config: Config;
   readonly log: Logger;
+  /** The name of the device's administrator (the home's `token` file); `admin` unless given. */
+  readonly adminName?: string;
 }
 
 /** The URL of a listen address (an IPv6 host in brackets). */
@@ -46,7 +48,7 @@ export async function startApi(opts: StartApiOptions): Promise<RunningApi> {
   const log = opts.log.child({ component: 'api' });
   const server = createApiServer({
     backend: opts.backend,
-    users: openUserStore(opts.home),
+    users: openUserStore(opts.home, opts.adminName),
     log,
     // Built beside the server: dist/api/start.js serves dist/web.
     webRoot: fileURLToPath(new URL('../web/', import.meta.url)),

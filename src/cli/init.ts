@@ -2,6 +2,7 @@
  * `lockstep init` (create a device's home) and `lockstep id` (print its
  * device ID). Both print the device ID alone on their last line, for scripts.
  */
+import { adminNameOf } from '../core/user-table.js';
 import type { Command } from 'commander';
 import { etcdFromFlag, loadConfig, parseHostPort, saveConfig } from '../config/config.js';
 import { homePaths, initHome, readIdentity, resolveHome } from '../config/home.js';
@@ -118,6 +119,7 @@ async function init(flags: InitFlags): Promise<void> {
       `  peer listen  ${config.peerListen}`,
       `  api listen   ${config.apiListen}`,
       `  locks        ${etcd ? `in etcd at ${etcd.endpoints.join(', ')}, prefix ${etcd.prefix}` : config.lockAuthority === undefined ? "granted by the cluster's lock authority (learned from the first peer met)" : config.lockAuthority.kind === 'device' && config.lockAuthority.device === deviceId ? 'granted by this device' : `granted by device ${config.lockAuthority.kind === 'device' ? config.lockAuthority.device : ''}`}`,
+      `  admin        ${adminNameOf(deviceId)} (this device's administrator; its token is ${paths.token})`,
       `Start the device with: lockstep serve --home ${paths.home}`,
       'Device ID (add it on the other devices with `lockstep peer add`):',
       deviceId,

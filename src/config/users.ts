@@ -1,27 +1,31 @@
 /**
  * The users of a device's client API, each known by a bearer token. The
- * administrator's token is the home's `token` file (written by `lockstep
- * init`); other users live in `users.json`, which keeps only a SHA-256 of
- * each token. A running device sees users added later without a restart.
+ * device's administrator's token is the home's `token` file (written by
+ * `lockstep init`); the cluster's users live in `users.json`, which keeps
+ * only a SHA-256 of each token: on the lock authority's device it is the
+ * cluster's table, on the others the copy they follow (version 2). A
+ * version 1 file is a device's own users from before users were shared.
+ * A running device sees the file change without a restart.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { errorCode, errorMessage, LockstepError } from '../base/errors.js';
+import { OLD_ADMIN_NAME, isDeviceAdminName, type UserEntry } from '../core/user-table.js';
 import type { User } from '../core/user.js';
 import { writeFileAtomic } from './config.js';
 import { homePaths, readToken } from './home.js';
 
 /** The users file's name in the home. */
 export const USERS_FILE = 'users.json';
-/** The administrator created by `lockstep init`. */
-const ADMIN_NAME = 'admin';
+/** The version of `users.json` that holds the cluster's table. */
+export const USERS_VERSION = 2;
 
 const NAME = /^[A-Za-z0-9._-]{1,64}$/;
 
 const usersFileSchema = z.strictObject({
-  version: z.literal(1),
+  version: z.union([z.literal(1), z.literal(2)]),
   users: z.array(
     z.strictObject({
       name: z.string().regex(NAME),
@@ -49,7 +53,7 @@ export interface UserStore {
 }
 
 /** SHA-256 of a token. */
-function digest(token: string): Buffer {
+export function digest(token: string): Buffer {
   return createHash('sha256').update(token, 'utf8').digest();
 }
 
@@ -67,13 +71,13 @@ function checkUserName(name: string): void {
   }
 }
 
-/** Reads `users.json`; a missing file is no users. */
+/** Reads `users.json`; a missing file is no users (a version 2 table: nothing to carry over). */
 function readUsersFile(file: string): UsersFile {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
-    if (errorCode(err) === 'ENOENT') return { version: 1, users: [] };
+    if (errorCode(err) === 'ENOENT') return { version: USERS_VERSION, users: [] };
     throw new LockstepError('HOME_INVALID', `Cannot read ${file}: ${errorMessage(err)}`, {
       cause: err,
     });
@@ -127,10 +131,10 @@ export function addUser(
   const paths = homePaths(home);
   // Refuse a home that is not one (and read its token, so `admin` is known).
   readToken(home);
-  if (name === ADMIN_NAME) {
+  if (isDeviceAdminName(name)) {
     throw new LockstepError(
       'USER_EXISTS',
-      `The user ${ADMIN_NAME} is the administrator of this device; its token is ${paths.token}. ` +
+      `The names admin and admin.* belong to the devices' administrators; this device's token is ${paths.token}. ` +
         'Choose another name',
     );
   }
@@ -153,8 +157,31 @@ export function addUser(
   const users = [...data.users];
   if (i >= 0) users[i] = entry;
   else users.push(entry);
-  writeFileAtomic(file, `${JSON.stringify({ version: 1, users }, null, 2)}\n`, 0o600);
+  writeFileAtomic(file, `${JSON.stringify({ version: data.version, users }, null, 2)}\n`, 0o600);
   return { user: { name, admin: entry.admin }, token };
+}
+
+/** A new random token and its SHA-256 (hex). */
+export function newToken(): { token: string; tokenSha256: string } {
+  const token = randomBytes(32).toString('base64url');
+  return { token, tokenSha256: digest(token).toString('hex') };
+}
+
+/**
+ * The users of the home's `users.json`, and whether it is the cluster's
+ * table (version 2) or a device's own users from before (version 1).
+ *
+ * @throws LockstepError `HOME_INVALID` if it cannot be read or is invalid
+ */
+export function readUsersTable(home: string): { version: 1 | 2; users: UserEntry[] } {
+  return readUsersFile(join(homePaths(home).home, USERS_FILE));
+}
+
+/** Writes the cluster's user table to the home's `users.json` (version 2, mode 0600, atomically). */
+export function writeUsersTable(home: string, users: readonly UserEntry[]): void {
+  const file = join(homePaths(home).home, USERS_FILE);
+  const body = { version: USERS_VERSION, users };
+  writeFileAtomic(file, `${JSON.stringify(body, null, 2)}\n`, 0o600);
 }
 
 /** One known token: its hash and its user. */
@@ -164,14 +191,15 @@ interface Known {
 }
 
 /**
- * The users of the home `home`: the administrator (the `token` file) and
- * those of `users.json`. Tokens are compared by their SHA-256 in constant
+ * The users of the home `home`: the device's administrator (the `token`
+ * file, named `adminName`: `admin.<short ID>` for a running device, see
+ * `adminNameOf`) and those of `users.json`. Tokens are compared by their SHA-256 in constant
  * time. On every check the files are read again if they changed, so users
  * added, removed or given new tokens while the device runs are seen at once.
  *
  * @throws LockstepError if the token file cannot be read or `users.json` is invalid
  */
-export function openUserStore(home: string): UserStore {
+export function openUserStore(home: string, adminName: string = OLD_ADMIN_NAME): UserStore {
   const paths = homePaths(home);
   const usersFile = join(paths.home, USERS_FILE);
   let known: Known[] = [];
@@ -180,7 +208,7 @@ export function openUserStore(home: string): UserStore {
     const now = `${stamp(paths.token)}|${stamp(usersFile)}`;
     if (now === seen) return false;
     const next: Known[] = [
-      { hash: digest(readToken(home)), user: { name: ADMIN_NAME, admin: true } },
+      { hash: digest(readToken(home)), user: { name: adminName, admin: true } },
     ];
     for (const u of readUsersFile(usersFile).users) {
       next.push({

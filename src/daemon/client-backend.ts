@@ -114,5 +114,11 @@ export function createClientBackend(o: ClientBackendOptions): ClientBackend {
       const moved = await cluster.locks.moveAuthority(cluster.deviceIdOf(to));
       return { from: refs.ref(moved.from), to: refs.ref(moved.to), locks: moved.locks };
     },
+    users: {
+      list: () =>
+        cluster.users.list().map((u) => ({ name: u.name, admin: u.admin, created: u.created })),
+      add: (name, opts, user) => cluster.users.add(name, opts, user),
+      remove: (name, user) => cluster.users.remove(name, user),
+    },
   };
 }

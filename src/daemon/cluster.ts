@@ -36,6 +36,7 @@ import { folderLockFiles } from './lock-files.js';
 import { LockFollower } from './lock-follow.js';
 import { LockWiring } from './lock-wiring.js';
 import { PeerSet } from './peer-set.js';
+import { ClusterUsers } from './cluster-users.js';
 
 /** Options of a {@link Cluster}. */
 export interface ClusterOptions {
@@ -54,6 +55,8 @@ export interface ClusterOptions {
   readonly lockAuthority?: LockAuthoritySetting | undefined;
   /** Records a new choice of lock authority in the configuration. */
   readonly saveAuthority?: (choice: AuthorityChoice) => void;
+  /** The device's home: its `users.json` keeps the cluster's users (or this device's copy). */
+  readonly home: string;
 }
 
 /** Events of a {@link Cluster}. */
@@ -83,6 +86,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   readonly locks: LockService;
   /** Moves and ends locks held here as their holder renames and deletes their files. */
   private readonly follower: LockFollower;
+  /** The cluster's users, kept by the lock authority (see cluster-users.ts). */
+  readonly users: ClusterUsers;
   /** This device's recorded choice of lock authority. */
   readonly authorityRecord: AuthorityRecord;
   private readonly lockWiring: LockWiring;
@@ -127,7 +132,11 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       // What waited for a peer to be reachable is tried again now.
       onCaughtUp: () => this.puller.retryNow(),
       onLockMessage: (from, value) => this.lockWiring.deliver(from, value),
-      onAuthorityMayHaveChanged: () => this.locks.authorityMayHaveChanged(),
+      onUserMessage: (from, value) => this.users.deliver(from, value),
+      onAuthorityMayHaveChanged: () => {
+        this.locks.authorityMayHaveChanged();
+        this.users.authorityMayHaveChanged();
+      },
     });
     this.peers.on('peerConnected', (p) => this.emit('peerConnected', p));
     this.peers.on('peerDisconnected', (p, why) => this.emit('peerDisconnected', p, why));
@@ -161,7 +170,12 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       pullAgain: (paths) => this.puller.schedule(paths),
       lockedChange: (path, copy) => this.emit('lockedChange', path, copy),
       files: folderLockFiles(this.writer, device.store.localShort),
+      userProblem: (req, from) =>
+        req.op === 'lock'
+          ? this.users.claimProblem(req.owner, false, from)
+          : this.users.claimProblem(req.user, req.op === 'unlock' && req.admin, from),
     });
+    this.users = this.clusterUsers();
     this.locks = this.lockWiring.service;
     this.follower = new LockFollower({
       self: opts.deviceId,
@@ -210,6 +224,22 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     this.owned.add(() => device.off('folderState', folderState));
   }
 
+  /** The cluster's users, kept by the lock authority (see cluster-users.ts). */
+  private clusterUsers(): ClusterUsers {
+    return new ClusterUsers({
+      home: this.opts.home,
+      self: this.opts.deviceId,
+      log: this.opts.log,
+      // With locks in etcd, each device keeps its own users for now.
+      authority: () =>
+        this.opts.lockAuthority?.kind === 'etcd' ? this.opts.deviceId : this.authority(),
+      send: (to, req, timeoutMs) => this.peers.sendLockRequest(to, req, timeoutMs, '/v1/users'),
+      deviceName: (id) => this.deviceName(id),
+      members: () => this.peers.ids(),
+      decided: () => this.opts.lockAuthority?.kind === 'etcd' || this.authorityRecord.decided,
+    });
+  }
+
   /** The peer listener, serving this device's index, chunks and locks. */
   private peerServer(chunks: ChunkServer): PeerServer {
     const { opts } = this;
@@ -241,6 +271,10 @@ export class Cluster extends EventEmitter<ClusterEvents> {
           handle: (body, from) => this.locks.handle(decodeLockRequest(body), from),
           handover: (body, from) => this.locks.handover(body, from),
         },
+        users: {
+          subscribe: (fn) => this.users.subscribe(fn),
+          handle: (body, from) => this.users.handle(body, from),
+        },
       },
       opts.identity,
     );
@@ -251,6 +285,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     this.lockWiring.start();
     const changed = () => {
       this.locks.authorityMayHaveChanged();
+      this.users.authorityMayHaveChanged();
       this.peers.authorityChanged();
       this.server.announceAuthority();
     };
@@ -260,6 +295,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     this.port = await this.server.listen(this.opts.listen.host, this.opts.listen.port);
     this.setPeers(this.opts.peers);
     this.locks.authorityMayHaveChanged();
+    this.users.authorityMayHaveChanged();
     this.puller.scheduleAll();
   }
 

@@ -20,7 +20,7 @@ import { LockEnforcement, type LockedFiles } from '../locks/enforcement.js';
 import { ForwardedAuthority, type SendLockRequest } from '../locks/forwarded-authority.js';
 import { Handover, type HandoverRequest } from '../locks/handover.js';
 import { LockService } from '../locks/lock-service.js';
-import type { LockChange } from '../locks/lock-wire.js';
+import type { LockChange, LockRequest } from '../locks/lock-wire.js';
 import { LockReplica } from '../locks/replica.js';
 import type { IndexStore } from '../store/index-store.js';
 
@@ -58,6 +58,8 @@ export interface LockWiringOptions {
   readonly clock?: Clock;
   /** Enforcement's file operations (the folder writer's, see lock-files.ts). */
   readonly files: LockedFiles;
+  /** Why a peer's lock request names a user the cluster does not allow (see LockService). */
+  userProblem?(req: LockRequest, from: string): string | undefined;
 }
 
 /** The lock parts of one device, wired. */
@@ -107,6 +109,7 @@ export class LockWiring {
       deviceName,
       handover,
       sendHandover: (device, req, ms) => o.sendHandover(device, req, ms),
+      userProblem: (req, from) => o.userProblem?.(req, from),
     });
     this.enforcement = new LockEnforcement({
       self: o.deviceId,

@@ -38,6 +38,12 @@ export interface PeerSetOptions {
    * @throws LockstepError `PEER_INVALID` when it is malformed (logged here)
    */
   onLockMessage(from: string, value: unknown): void;
+  /**
+   * A message of `from`'s users stream (unchecked).
+   *
+   * @throws LockstepError `PEER_INVALID` when it is malformed (logged here)
+   */
+  onUserMessage?(from: string, value: unknown): void;
   /** The set of peers changed such that the authority may be another device. */
   onAuthorityMayHaveChanged(): void;
 }
@@ -147,7 +153,7 @@ export class PeerSet extends EventEmitter<PeerSetEvents> {
     id: string,
     req: unknown,
     timeoutMs: number,
-    path: '/v1/locks' | '/v1/locks/authority' = '/v1/locks',
+    path: '/v1/locks' | '/v1/locks/authority' | '/v1/users' = '/v1/locks',
   ): Promise<unknown> {
     const link = this.links.get(id);
     if (link === undefined) {
@@ -205,6 +211,13 @@ export class PeerSet extends EventEmitter<PeerSetEvents> {
         o.onLockMessage(p.id, value);
       } catch (err) {
         o.log.warn({ peer: p.id, err: errorMessage(err) }, `rejected lock data from ${link.name}`);
+      }
+    });
+    link.on('userMessage', (value) => {
+      try {
+        o.onUserMessage?.(p.id, value);
+      } catch (err) {
+        o.log.warn({ peer: p.id, err: errorMessage(err) }, `rejected user data from ${link.name}`);
       }
     });
     link.on('disconnected', (reason) => this.emit('peerDisconnected', p, reason));

@@ -145,6 +145,7 @@ export async function startDevice(
       name: config.name,
       lockAuthority: config.lockAuthority,
       saveAuthority: (choice) => saveAuthority(home, choice),
+      home,
     });
     logSynced(cluster, log, fileLogs, owned);
     await cluster.start();
@@ -157,7 +158,7 @@ export async function startDevice(
       folder: config.folder,
       version: packageVersion(),
     });
-    api = await startApi({ backend, home, config, log });
+    api = await startApi({ backend, home, config, log, adminName: cluster.users.adminName });
     log.info({ port: cluster.port }, `listening for peers on ${listen.host}:${cluster.port}`);
     followPeerConfig(home, cluster, peersNow, log, owned);
   } catch (err) {

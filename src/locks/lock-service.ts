@@ -45,6 +45,11 @@ export interface LockServiceOptions {
   readonly handover?: Handover;
   /** Sends a handover request to a device (the peer link). */
   sendHandover?(device: string, req: HandoverRequest, timeoutMs: number): Promise<unknown>;
+  /**
+   * Why a peer's request names a user the cluster's user table does not
+   * allow (unknown, or claiming administrator rights it lacks), or undefined.
+   */
+  userProblem?(req: LockRequest, from: string): string | undefined;
 }
 
 /** Events of a {@link LockService}. */
@@ -164,6 +169,8 @@ export class LockService extends EventEmitter<LockServiceEvents> {
       this.o.deviceName(id),
     );
     if (problem !== undefined) throw new LockstepError('FORBIDDEN', problem);
+    const claim = this.o.userProblem?.(req, from);
+    if (claim !== undefined) throw new LockstepError('FORBIDDEN', claim);
     return this.o.embedded.handle(req);
   }
 

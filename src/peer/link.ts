@@ -58,6 +58,8 @@ export interface LinkEvents {
   authority: [choice: PeerAuthority];
   /** A message of the peer's lock stream (unchecked: the caller decodes it). */
   lockMessage: [message: unknown];
+  /** A message of the peer's users stream (unchecked: the caller decodes it). */
+  userMessage: [message: unknown];
 }
 
 const BACKOFF_MIN_MS = 100;
@@ -87,6 +89,8 @@ export class PeerLink extends EventEmitter<LinkEvents> {
   following = false;
   /** The lock stream being followed on this connection. */
   private lockStream: http2.ClientHttp2Stream | undefined;
+  /** The users stream followed beside the lock stream (the authority keeps both). */
+  private userStream: http2.ClientHttp2Stream | undefined;
   /** Ends the current connection as failed (set once it is connected). */
   private failNow: ((reason: string) => void) | undefined;
 
@@ -137,9 +141,12 @@ export class PeerLink extends EventEmitter<LinkEvents> {
       return;
     }
     const stream = this.lockStream;
+    const users = this.userStream;
     this.lockStream = undefined;
+    this.userStream = undefined;
     this.following = false;
     stream?.close(http2.constants.NGHTTP2_CANCEL);
+    users?.close(http2.constants.NGHTTP2_CANCEL);
   }
 
   /** Connects again at once. */
@@ -212,6 +219,7 @@ export class PeerLink extends EventEmitter<LinkEvents> {
       this.connected = false;
       this.following = false;
       this.lockStream = undefined;
+      this.userStream = undefined;
       this.failNow = undefined;
       this.peerAuthority = undefined;
       this.lastError = reason;
@@ -325,6 +333,7 @@ export class PeerLink extends EventEmitter<LinkEvents> {
           'USAGE',
           'AUTHORITY_UNREACHABLE',
           'REQUEST_FAILED',
+          'USER_EXISTS',
         ];
         const code =
           typeof e?.code === 'string' && known.includes(e.code) ? e.code : 'PEER_INVALID';
@@ -377,6 +386,37 @@ export class PeerLink extends EventEmitter<LinkEvents> {
     req.on('error', (err) => {
       // A stream closed on purpose (see refollow) is not a failure.
       if (this.lockStream === req) fail(`lock stream: ${errorMessage(err)}`);
+    });
+    this.followUserStream(session, fail);
+  }
+
+  /**
+   * Follows the peer's users stream (the lock authority keeps the cluster's
+   * users). A peer without one (an older Lockstep) answers 404: nothing to follow.
+   */
+  private followUserStream(
+    session: http2.ClientHttp2Session,
+    fail: (reason: string) => void,
+  ): void {
+    const req = session.request({ ':path': '/v1/users' });
+    this.userStream = req;
+    const decoder = new FrameDecoder();
+    let ok = false;
+    req.on('response', (h) => (ok = Number(h[':status']) === 200));
+    req.on('data', (buf: Buffer) => {
+      if (!ok) return;
+      try {
+        for (const value of decoder.push(buf)) this.emit('userMessage', value);
+      } catch (err) {
+        this.log.error(
+          { peer: this.peer.id, err: errorMessage(err) },
+          `bad user data from peer ${this.name}`,
+        );
+        fail(errorMessage(err));
+      }
+    });
+    req.on('error', (err) => {
+      if (this.userStream === req) fail(`users stream: ${errorMessage(err)}`);
     });
   }
 

@@ -23,6 +23,7 @@ import {
 } from './tls.js';
 import { CHUNK_HEADER_BYTES, putChunkHeader, putChunkMissing } from './chunk-reply.js';
 import { PeerGate } from './gate.js';
+import { readBody, serveUserStream } from './request-body.js';
 import {
   DELTA_MIN_CHUNKS,
   PROTOCOL_VERSION,
@@ -58,6 +59,11 @@ export interface PeerHost {
     handle(body: unknown, from: string): LockRow;
     /** A move of the lock authority asked or handed over by peer `from` (see locks/handover.ts). */
     handover(body: unknown, from: string): Promise<unknown>;
+  };
+  /** The cluster's users (their stream; requests, which throw as `locks.handle` does). */
+  readonly users?: {
+    subscribe(fn: (message: unknown) => void): () => void;
+    handle(body: unknown, from: string): unknown;
   };
   /** Calls `fn` after each local index change; returns the unsubscribe function. */
   onLocalChange(fn: () => void): () => void;
@@ -220,7 +226,11 @@ export class PeerServer {
     } else if (method === 'POST' && url.pathname === '/v1/locks') {
       void this.serveLockRequest(stream, peer);
     } else if (method === 'POST' && url.pathname === '/v1/locks/authority') {
-      void this.serveLockRequest(stream, peer, true);
+      void this.serveLockRequest(stream, peer, 'handover');
+    } else if (method === 'GET' && url.pathname === '/v1/users' && this.host.users) {
+      serveUserStream(stream, this.host.users);
+    } else if (method === 'POST' && url.pathname === '/v1/users' && this.host.users) {
+      void this.serveLockRequest(stream, peer, 'users');
     } else {
       stream.respond({ ':status': 404, 'content-type': 'text/plain' });
       stream.end(`No such peer endpoint: ${method ?? ''} ${url.pathname}\n`);
@@ -371,16 +381,16 @@ export class PeerServer {
     stream.on('close', off);
   }
 
-  /** Executes a lock request forwarded by a peer, or (`handover`) a move of the authority. */
-  private async serveLockRequest(stream: http2.ServerHttp2Stream, peer: string, handover = false) {
+  /** Executes a lock request forwarded by a peer, a move of the authority, or a user request. */
+  private async serveLockRequest(stream: http2.ServerHttp2Stream, peer: string, kind = 'lock') {
     let status = 200;
     let reply: unknown;
     try {
-      const limit = handover ? MAX_HANDOVER_BODY : MAX_BODY;
+      const limit = kind === 'handover' ? MAX_HANDOVER_BODY : MAX_BODY;
       const body = JSON.parse((await readBody(stream, limit)).toString('utf8')) as unknown;
-      reply = handover
-        ? await this.host.locks.handover(body, peer)
-        : this.host.locks.handle(body, peer);
+      if (kind === 'users') reply = this.host.users?.handle(body, peer);
+      else if (kind === 'handover') reply = await this.host.locks.handover(body, peer);
+      else reply = this.host.locks.handle(body, peer);
     } catch (err) {
       const code = err instanceof LockstepError ? err.code : 'INTERNAL';
       status = code === 'PEER_INVALID' ? 400 : code === 'FORBIDDEN' ? 403 : 409;
@@ -476,23 +486,4 @@ export class PeerServer {
   private slab(): Buffer {
     return this.freeSlabs.pop() ?? Buffer.allocUnsafeSlow(SLAB);
   }
-}
-
-/** Reads a request body of at most `max` bytes. */
-function readBody(stream: http2.ServerHttp2Stream, max: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const parts: Buffer[] = [];
-    let size = 0;
-    stream.on('data', (b: Buffer) => {
-      size += b.length;
-      if (size > max) {
-        reject(new LockstepError('PEER_INVALID', `Request body is larger than ${max} bytes`));
-        stream.pause();
-        return;
-      }
-      parts.push(b);
-    });
-    stream.once('end', () => resolve(Buffer.concat(parts)));
-    stream.once('error', reject);
-  });
 }
