@@ -57,7 +57,7 @@ describe('locks on etcd, across devices', () => {
     }
     const refused = await cli(b, 'lock', 'f.txt');
     expect(refused.code).not.toBe(0);
-    expect(refused.stderr).toMatch(/f\.txt is already locked by admin@A since/);
+    expect(refused.stderr).toMatch(/f\.txt is already locked by admin\.\w{7}@A since/);
 
     // One member killed: locking and unlocking go on, through any device.
     await etcd.stopMember(2);
@@ -127,7 +127,7 @@ describe('locks on etcd, across devices', () => {
       expect(readOnly(d, 'new.txt')).toBe(true);
     }
     const still = await cli(b, 'lock', 'new.txt');
-    expect(still.stderr).toMatch(/new\.txt is already locked by admin@A/);
+    expect(still.stderr).toMatch(/new\.txt is already locked by admin\.\w{7}@A/);
     expect(readFileSync(join(b.folder, 'new.txt'), 'utf8')).toBe('written without a quorum\n');
   }, 90_000);
 
