@@ -38,15 +38,17 @@ function granted(
   const at = a.completeMs + 1;
   return {
     ...a,
-    write: {
-      attempt: n,
-      device: a.device,
-      path: a.path,
-      content: `attempt ${n}`,
-      lockId: `L${n}`,
-      startMs: at,
-      endMs: at + 1,
-    },
+    writes: [
+      {
+        attempt: n,
+        device: a.device,
+        path: a.path,
+        content: `attempt ${n}`,
+        lockId: `L${n}`,
+        startMs: at,
+        endMs: at + 1,
+      },
+    ],
   };
 }
 
@@ -160,15 +162,25 @@ describe('the Jepsen checker', () => {
   const stale: Attempt = {
     ...granted(3, -20, -10, { unlockMs: -5 }),
     answer: { type: 'granted', id: 'L3' },
-    write: {
-      attempt: 3,
-      device: 'A',
-      path: 'f.txt',
-      content: 'attempt 3, stale',
-      lockId: 'L3',
-      startMs: 50,
-      endMs: 51,
-    },
+    writes: [
+      {
+        attempt: 3,
+        device: 'A',
+        path: 'f.txt',
+        content: 'attempt 3, stale',
+        lockId: 'L3',
+        startMs: 50,
+        endMs: 51,
+      },
+    ],
+  };
+  const again = { ...(w2.writes?.[0] as NonNullable<Attempt['writes']>[number]) };
+  const twice: Attempt = {
+    ...w2,
+    writes: [
+      ...(w2.writes ?? []),
+      { ...again, content: 'attempt 2, again', startMs: 45, endMs: 46 },
+    ],
   };
   const authority = [lock(1, 5, 5, 6), lock(2, 7, 7, 8), { ...lock(3, 4, 3, 4) }];
   const initial = new Map([['f.txt', 'initial']]);
@@ -236,6 +248,18 @@ describe('the Jepsen checker', () => {
       attempts: [w1, w2, stale, granted(4, 70, 80, { write: true })],
       folders: both([['f.txt', 'attempt 4']]),
       want: null,
+    },
+    {
+      name: 'two writes under one token: the later one wins',
+      attempts: [w1, twice],
+      folders: both([['f.txt', 'attempt 2, again']]),
+      want: null,
+    },
+    {
+      name: 'two writes under one token: the earlier one won',
+      attempts: [w1, twice],
+      folders: both([['f.txt', 'attempt 2']]),
+      want: /f\.txt on A holds "attempt 2" \(token 7\), not the write under the largest token 7: "attempt 2, again"/,
     },
   ];
   for (const c of fencing) {

@@ -35,7 +35,8 @@
  *   one path), token(L1) < token(L2).
  * - Fencing on every replica (after everything settled): every device holds
  *   the same content for each path; it is the write with the largest token
- *   among the path's writes (or the initial content if none). A write W is
+ *   among the path's writes, the last one made under it (or the initial
+ *   content if none). A write W is
  *   certainly stale if a grant of its path with a larger token completed
  *   before W was made; a stale write is never a winner, and it is kept as a
  *   conflict copy of its path on every device, unless a later write at its
@@ -73,7 +74,8 @@ export interface Attempt {
   readonly answer: Answer;
   /** The first unlock's invocation (ms), if one was made. */
   readonly unlockMs?: number | undefined;
-  readonly write?: Write | undefined;
+  /** The writes made under its lock (a grant's, and one made while its device was paused). */
+  readonly writes?: readonly Write[] | undefined;
 }
 
 /** One lock as the authority recorded it. */
@@ -231,13 +233,17 @@ export function checkFolders(
       }
     }
   }
-  const writes = grants.flatMap((g) => (g.a.write ? [{ w: g.a.write, token: g.token }] : []));
+  const writes = grants.flatMap((g) => (g.a.writes ?? []).map((w) => ({ w, token: g.token })));
   stats.writes = writes.length;
   const tokenOf = new Map(writes.map((x) => [x.w.content, x.token]));
   for (const [path, init] of initial) {
     const mine = writes.filter((x) => x.w.path === path);
     const best = mine.reduce<(typeof mine)[number] | undefined>(
-      (b, x) => (b === undefined || x.token > b.token ? x : b),
+      // The largest token; under one token (a holder writing twice), the later write.
+      (b, x) =>
+        b === undefined || x.token > b.token || (x.token === b.token && x.w.startMs > b.w.startMs)
+          ? x
+          : b,
       undefined,
     );
     const want = best?.w.content ?? init;
