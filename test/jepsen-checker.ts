@@ -94,6 +94,8 @@ export type Folder = ReadonlyMap<string, string>;
 /** What the checker found: each violation said in words. */
 export interface Verdict {
   readonly violations: string[];
+  /** What is allowed but worth a look (a stale write replaced at its own device). */
+  readonly notes: string[];
   readonly stats: {
     grants: number;
     refused: number;
@@ -222,6 +224,7 @@ export function checkFolders(
   folders: ReadonlyMap<string, Folder>,
   initial: ReadonlyMap<string, string>,
   stats: Verdict['stats'],
+  notes: string[] = [],
 ): string[] {
   const out: string[] = [];
   const [first, ...rest] = [...folders.entries()];
@@ -261,16 +264,20 @@ export function checkFolders(
       const newer = pathGrants.find((g) => g.token > x.token && g.a.completeMs < x.w.startMs);
       if (newer === undefined) continue;
       stats.staleWrites++;
-      const replaced = mine.some(
-        (y) => y !== x && y.w.device === x.w.device && y.w.startMs > x.w.endMs,
-      );
+      const replaced = mine
+        .filter((y) => y !== x && y.w.device === x.w.device && y.w.startMs > x.w.endMs)
+        .sort((p, q) => p.w.startMs - q.w.startMs)[0];
       let missing = 0;
       for (const f of folders.values()) {
         if (!conflictCopies(f, path).some((c) => f.get(c) === x.w.content)) missing++;
       }
       if (missing === 0) stats.staleAsCopies++;
-      else if (replaced) stats.staleReplacedLocally++;
-      else {
+      else if (replaced) {
+        stats.staleReplacedLocally++;
+        notes.push(
+          `${path}: the stale write of attempt ${x.w.attempt} at ${x.w.device} (made at ${x.w.startMs}) is no conflict copy: attempt ${replaced.w.attempt}'s write replaced it there at ${replaced.w.startMs} (+${replaced.w.startMs - x.w.endMs} ms)`,
+        );
+      } else {
         out.push(
           `${path}: the stale write of attempt ${x.w.attempt} at ${x.w.device} (token ${x.token}, made at ${x.w.startMs} after attempt ${newer.a.n}'s grant with token ${newer.token} completed at ${newer.a.completeMs}) is not a conflict copy on ${missing} device(s)`,
         );
@@ -302,10 +309,11 @@ export function check(history: {
     else stats.failed++;
   }
   const grants: Grant[] = [];
+  const notes: string[] = [];
   const violations = [
     ...checkAuthority(history.authority),
     ...checkGrants(history.attempts, history.authority, grants),
-    ...checkFolders(grants, history.folders, history.initial, stats),
+    ...checkFolders(grants, history.folders, history.initial, stats, notes),
   ];
-  return { violations, stats };
+  return { violations, notes, stats };
 }

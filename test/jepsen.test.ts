@@ -39,7 +39,8 @@ import {
 const ATTEMPTS = Number(process.env.JEPSEN_ATTEMPTS ?? 1000);
 const SECONDS = Number(process.env.JEPSEN_SECONDS ?? (ATTEMPTS * 25) / 1000);
 const SEED = process.env.SEED === undefined ? Date.now() % 2 ** 31 : Number(process.env.SEED);
-const WORKERS = 16;
+/** Workers per device. */
+const WORKERS = 5;
 const PATHS = ['a.txt', 'b.txt', 'c.txt', 'd/e.txt'];
 const USERS = ['alice', 'bob', 'carol'];
 const PREFIX = '/lockstep/jepsen/';
@@ -75,7 +76,7 @@ interface Plan {
 
 function plans(random: () => number): Plan[] {
   const pick = <T>(xs: readonly T[]) => xs[Math.floor(random() * xs.length)] as T;
-  const think = (WORKERS * SECONDS * 1000) / ATTEMPTS;
+  const think = (3 * WORKERS * SECONDS * 1000) / ATTEMPTS;
   return Array.from({ length: ATTEMPTS }, (_, n) => {
     const ttlS = pick([1, 2, 3, null]);
     return {
@@ -133,6 +134,8 @@ interface World {
   proxies: FaultProxy[][];
   /** Attempts granted whose holder has not let go yet (unlock not answered, TTL not over). */
   holding: Map<number, { p: Plan; id: string; writes: Write[] }>;
+  /** The last grant of each path: attempt and completion time. */
+  lastGrant: Map<string, { n: number; completeMs: number }>;
   t0: number;
 }
 
@@ -182,6 +185,7 @@ async function attempt(w: World, p: Plan): Promise<Attempt> {
   else answer = { type: 'refused', status: r.status, code: codeOf(r.body) };
   const base = { n: p.n, device: device.name, user: p.user, path: p.path, ttlS: p.ttlS };
   if (answer.type !== 'granted') return { ...base, invokeMs, completeMs, answer };
+  w.lastGrant.set(p.path, { n: p.n, completeMs });
   const content = `attempt ${p.n} by ${p.user} at ${device.name} under lock ${answer.id}\n`;
   const writes = [writeAt(w, device, p.n, p.path, answer.id, content)];
   w.holding.set(p.n, { p, id: answer.id, writes });
@@ -197,14 +201,17 @@ async function attempt(w: World, p: Plan): Promise<Attempt> {
   }
 }
 
-/** Runs every plan on WORKERS workers; one attempt at a time per user and path. */
+/**
+ * Runs every plan: WORKERS workers per device, each taking the next plan of
+ * its device (so a paused device holds up only its own); one attempt at a
+ * time per user and path.
+ */
 async function runAttempts(w: World, all: Plan[]): Promise<Attempt[]> {
   const out: Attempt[] = [];
   const busy = new Map<string, Promise<void>>();
-  let next = 0;
-  const worker = async () => {
-    while (next < all.length) {
-      const p = all[next++] as Plan;
+  const queues = [0, 1, 2].map((d) => all.filter((p) => p.device === d));
+  const worker = async (queue: Plan[]) => {
+    for (let p = queue.shift(); p !== undefined; p = queue.shift()) {
       await sleep(p.thinkMs);
       const slot = `${p.user} ${p.path}`;
       while (busy.has(slot)) await busy.get(slot);
@@ -218,7 +225,7 @@ async function runAttempts(w: World, all: Plan[]): Promise<Attempt[]> {
       }
     }
   };
-  await Promise.all(Array.from({ length: WORKERS }, worker));
+  await Promise.all(queues.flatMap((q) => Array.from({ length: WORKERS }, () => worker(q))));
   return out.sort((x, y) => x.n - y.n);
 }
 
@@ -232,15 +239,16 @@ async function nemesis(
 ): Promise<Record<string, number>> {
   const counts: Record<string, number> = { kill: 0, pause: 0, cut: 0 };
   const say = (s: string) => log.push(`${(now(w) / 1000).toFixed(1)} s: ${s}`);
-  // Each kind in turn (in a seeded order), so a short run has every kind.
-  const order = (['kill', 'pause', 'cut'] as const)
+  // Each kind in turn (in a seeded order, pauses twice as often), so a
+  // short run has every kind.
+  const order = (['kill', 'pause', 'cut', 'pause'] as const)
     .map((k) => ({ k, r: random() }))
     .sort((x, y) => x.r - y.r)
     .map((x) => x.k);
   for (let i = 0; !stopped(); i++) {
     await sleep(1000 + random() * 2000);
     if (stopped()) break;
-    const kind = order[i % 3] as 'kill' | 'pause' | 'cut';
+    const kind = order[i % order.length] as 'kill' | 'pause' | 'cut';
     counts[kind] = (counts[kind] ?? 0) + 1;
     if (kind === 'kill') {
       const m = Math.floor(random() * 3);
@@ -251,29 +259,53 @@ async function nemesis(
       await w.etcd.healthy([0, 1, 2], 30_000);
       say(`etcd member ${m} back`);
     } else if (kind === 'pause') {
-      // The device with the most holders (a seeded pick among equals).
-      const held = [0, 1, 2].map((x) => ({
-        x,
-        n: [...w.holding.values()].filter((h) => h.p.device === x).length + random() / 2,
-      }));
-      const i = held.sort((p, q) => q.n - p.n)[0]?.x as number;
+      // A device with holders of TTL locks: the one with the most, waiting
+      // up to 3 s for one (a seeded pick among equals).
+      let i = Math.floor(random() * 3);
+      for (let t = 0, best = 0; t < 3000 && best === 0; t += 50) {
+        const ttlHolders = [0, 1, 2].map(
+          (x) =>
+            [...w.holding.values()].filter((h) => h.p.device === x && h.p.ttlS !== null).length,
+        );
+        best = Math.max(...ttlHolders);
+        if (best > 0) i = ttlHolders.indexOf(best);
+        else await sleep(50);
+      }
       const d = w.devices[i] as TestDevice;
       const pid = d.served?.pid as number;
       say(`device ${d.name} paused (SIGSTOP)`);
       paused.add(pid);
       process.kill(pid, 'SIGSTOP');
-      // Past the longest TTL (3 s), every holder at d writes again, on d's
-      // disk: d records it when it resumes, under the token it had then.
-      await sleep(3200);
-      let stale = 0;
-      for (const [n, h] of w.holding) {
-        if (h.p.device !== i) continue;
-        const content = `attempt ${n} by ${h.p.user} at ${d.name} under lock ${h.id}, while ${d.name} was paused\n`;
-        h.writes.push(writeAt(w, d, n, h.p.path, h.id, content));
-        stale++;
+      // Every holder at d writes again, on d's disk, once another device was
+      // granted its path (its lock ran out meanwhile), or at the latest 4.5 s
+      // in (past the longest TTL): d records the write when it resumes,
+      // under the token it had then.
+      const pausedAt = now(w);
+      const holders = [...w.holding].filter(([, h]) => h.p.device === i);
+      const n0 = holders.length;
+      const desc = holders.map(([n, h]) => `#${n} ${h.p.path} ttl ${h.p.ttlS ?? '-'}`).join(', ');
+      let early = 0;
+      for (let t = 0; holders.length > 0; t += 100) {
+        const last = t >= 4500;
+        for (const [n, h] of [...holders]) {
+          const g = w.lastGrant.get(h.p.path);
+          const taken = g !== undefined && g.n !== n && g.completeMs > pausedAt;
+          if (!taken && !last) continue;
+          if (taken) early++;
+          const content = `attempt ${n} by ${h.p.user} at ${d.name} under lock ${h.id}, while ${d.name} was paused\n`;
+          h.writes.push(writeAt(w, d, n, h.p.path, h.id, content));
+          holders.splice(
+            holders.findIndex(([m]) => m === n),
+            1,
+          );
+        }
+        if (last) break;
+        await sleep(100);
       }
-      say(`${stale} holder(s) at ${d.name} wrote while it was paused`);
-      await sleep(500 + random() * 1500);
+      say(
+        `${n0} holder(s) at ${d.name} wrote while it was paused (${desc}), ${early} after another grant of their path`,
+      );
+      await sleep(Math.max(0, pausedAt + 4500 - now(w)) + random() * 1500);
       process.kill(pid, 'SIGCONT');
       paused.delete(pid);
       say(`device ${d.name} resumed (SIGCONT)`);
@@ -438,6 +470,7 @@ describe('a Jepsen-style run of locks on etcd', () => {
         apis,
         proxies: perDevice,
         holding: new Map(),
+        lastGrant: new Map(),
         t0: Date.now(),
       };
 
@@ -468,24 +501,28 @@ describe('a Jepsen-style run of locks on etcd', () => {
 
       const s = verdict.stats;
       console.log(
-        `jepsen: seed ${SEED}: ${attempts.length} attempts in ${(runMs / 1000).toFixed(1)} s: ${s.grants} granted, ${s.refused} refused, ${s.failed} failed; ${s.writes} writes, ${s.staleWrites} certainly stale (${s.staleAsCopies} kept as conflict copies everywhere, ${s.staleReplacedLocally} replaced at their device); ${authority.length} locks in etcd's history; nemesis: ${counts.kill} etcd kills, ${counts.pause} pauses, ${counts.cut} cuts from etcd\n${log.join('\n')}`,
+        `jepsen: seed ${SEED}: ${attempts.length} attempts in ${(runMs / 1000).toFixed(1)} s: ${s.grants} granted, ${s.refused} refused, ${s.failed} failed; ${s.writes} writes, ${s.staleWrites} certainly stale (${s.staleAsCopies} kept as conflict copies everywhere, ${s.staleReplacedLocally} replaced at their device); ${authority.length} locks in etcd's history; nemesis: ${counts.kill} etcd kills, ${counts.pause} pauses, ${counts.cut} cuts from etcd\n${[...log, ...verdict.notes].join('\n')}`,
       );
-      if (verdict.violations.length > 0) {
-        const keep = mkdtempSync(join(tmpdir(), `lockstep-jepsen-seed${SEED}-`));
-        writeFileSync(
-          join(keep, 'history.json'),
-          JSON.stringify(
-            {
-              seed: SEED,
-              attempts,
-              authority,
-              folders: Object.fromEntries([...folders].map(([k, v]) => [k, Object.fromEntries(v)])),
-              nemesis: log,
-            },
-            null,
-            1,
-          ),
+      // The evidence (history, and every device's log) on a violation, or when asked.
+      let keep = '';
+      if (verdict.violations.length > 0 || process.env.JEPSEN_KEEP === '1') {
+        keep = mkdtempSync(join(tmpdir(), `lockstep-jepsen-seed${SEED}-`));
+        const folderJson = Object.fromEntries(
+          [...folders].map(([k, v]) => [k, Object.fromEntries(v)]),
         );
+        const history = {
+          seed: SEED,
+          attempts,
+          authority,
+          folders: folderJson,
+          nemesis: log,
+          notes: verdict.notes,
+        };
+        writeFileSync(join(keep, 'history.json'), JSON.stringify(history, null, 1));
+        for (const d of devices) writeFileSync(join(keep, `${d.name}.log`), d.allOutput());
+        console.log(`jepsen: history and device logs kept in ${keep}`);
+      }
+      if (verdict.violations.length > 0) {
         throw new Error(
           `jepsen: seed ${SEED}: ${verdict.violations.length} violation(s) (history kept in ${keep}):\n${verdict.violations.slice(0, 20).join('\n')}`,
         );
