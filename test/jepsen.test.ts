@@ -11,9 +11,11 @@
 // the authority's own record, read from etcd's revision history, and every
 // device's folder once everything settled.
 //
-// JEPSEN_ATTEMPTS (default 1000) attempts, spread over JEPSEN_SECONDS
-// (default 25 s per 1,000); SEED=n reproduces the schedule (the interleaving
-// is the machine's). The seed is printed; on a violation the history is kept
+// JEPSEN_ATTEMPTS (default 1000) attempts, paced for JEPSEN_SECONDS (default
+// 25 s per 1,000; faults and hung requests make the run about twice that),
+// and stopped after three times that (then the test fails); SEED=n
+// reproduces the schedule (the interleaving is the machine's); JEPSEN_KEEP=1
+// keeps the history and the device logs (they are kept on a violation). The seed is printed; on a violation the history is kept
 // in a temp dir whose path the failure names.
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -39,6 +41,8 @@ import {
 const ATTEMPTS = Number(process.env.JEPSEN_ATTEMPTS ?? 1000);
 const SECONDS = Number(process.env.JEPSEN_SECONDS ?? (ATTEMPTS * 25) / 1000);
 const SEED = process.env.SEED === undefined ? Date.now() % 2 ** 31 : Number(process.env.SEED);
+/** The run stops making attempts after this long (the test then fails: too few attempts). */
+const DEADLINE_S = SECONDS * 3 + 30;
 /** Workers per device. */
 const WORKERS = 5;
 const PATHS = ['a.txt', 'b.txt', 'c.txt', 'd/e.txt'];
@@ -210,8 +214,9 @@ async function runAttempts(w: World, all: Plan[]): Promise<Attempt[]> {
   const out: Attempt[] = [];
   const busy = new Map<string, Promise<void>>();
   const queues = [0, 1, 2].map((d) => all.filter((p) => p.device === d));
+  const deadline = Date.now() + DEADLINE_S * 1000;
   const worker = async (queue: Plan[]) => {
-    for (let p = queue.shift(); p !== undefined; p = queue.shift()) {
+    for (let p = queue.shift(); p !== undefined && Date.now() < deadline; p = queue.shift()) {
       await sleep(p.thinkMs);
       const slot = `${p.user} ${p.path}`;
       while (busy.has(slot)) await busy.get(slot);
@@ -476,9 +481,15 @@ describe('a Jepsen-style run of locks on etcd', () => {
 
       let done = false;
       const log: string[] = [];
-      const faults = nemesis(w, rng(SEED ^ 0x5eed), () => done, log, paused);
+      // The nemesis's failure (a member that does not come back) is the run's.
+      const faults = nemesis(w, rng(SEED ^ 0x5eed), () => done, log, paused).then(
+        (c) => ({ c, err: undefined }),
+        (err: unknown) => ({ c: undefined, err }),
+      );
       const attempts = await runAttempts(w, schedule).finally(() => (done = true));
-      const counts = await faults;
+      const f = await faults;
+      if (f.err !== undefined) throw f.err;
+      const counts = f.c as Record<string, number>;
       const runMs = now(w);
 
       // Everything healed: every lock ends (TTLs run out), every folder settles.
@@ -527,10 +538,13 @@ describe('a Jepsen-style run of locks on etcd', () => {
           `jepsen: seed ${SEED}: ${verdict.violations.length} violation(s) (history kept in ${keep}):\n${verdict.violations.slice(0, 20).join('\n')}`,
         );
       }
-      expect(attempts.length).toBeGreaterThanOrEqual(ATTEMPTS);
+      expect(
+        attempts.length,
+        `only ${attempts.length} of ${ATTEMPTS} attempts were made in ${DEADLINE_S} s`,
+      ).toBeGreaterThanOrEqual(ATTEMPTS);
       expect(s.grants).toBeGreaterThan(0);
       expect(counts.kill + counts.pause + counts.cut).toBeGreaterThanOrEqual(3);
     },
-    SECONDS * 1000 * 2 + 150_000,
+    DEADLINE_S * 1000 + 150_000,
   );
 });
