@@ -75,6 +75,8 @@ interface Plan {
   /** Leave the end to the TTL (only with one). */
   noUnlock: boolean;
   holdMs: number;
+  /** Write at the end of the hold rather than at once (a holder that takes its time). */
+  writeLate: boolean;
   thinkMs: number;
 }
 
@@ -92,6 +94,7 @@ function plans(random: () => number): Plan[] {
       noUnlock: ttlS !== null && random() < 0.2,
       // Mostly brief; some long enough to be caught by a pause.
       holdMs: Math.floor(random() < 0.85 ? random() * 150 : 300 + random() * 1200),
+      writeLate: random() < 0.3,
       thinkMs: Math.floor(random() * 2 * think),
     };
   });
@@ -191,10 +194,12 @@ async function attempt(w: World, p: Plan): Promise<Attempt> {
   if (answer.type !== 'granted') return { ...base, invokeMs, completeMs, answer };
   w.lastGrant.set(p.path, { n: p.n, completeMs });
   const content = `attempt ${p.n} by ${p.user} at ${device.name} under lock ${answer.id}\n`;
-  const writes = [writeAt(w, device, p.n, p.path, answer.id, content)];
+  const writes: Write[] = [];
   w.holding.set(p.n, { p, id: answer.id, writes });
   try {
+    if (!p.writeLate) writes.push(writeAt(w, device, p.n, p.path, answer.id, content));
     await sleep(p.holdMs);
+    if (p.writeLate) writes.push(writeAt(w, device, p.n, p.path, answer.id, content));
     const unlockMs = p.noUnlock ? undefined : await unlock(w, p);
     return { ...base, invokeMs, completeMs, answer, writes, unlockMs };
   } finally {
@@ -310,7 +315,11 @@ async function nemesis(
       say(
         `${n0} holder(s) at ${d.name} wrote while it was paused (${desc}), ${early} after another grant of their path`,
       );
-      await sleep(Math.max(0, pausedAt + 4500 - now(w)) + random() * 1500);
+      // Resumed soon after a write made after another grant (its stale
+      // version then often reaches the new holder's device before the new
+      // holder writes), else a while after the longest TTL.
+      const soon = early > 0 && random() < 0.7;
+      await sleep(soon ? random() * 300 : Math.max(0, pausedAt + 4500 - now(w)) + random() * 1500);
       process.kill(pid, 'SIGCONT');
       paused.delete(pid);
       say(`device ${d.name} resumed (SIGCONT)`);
@@ -528,6 +537,7 @@ describe('a Jepsen-style run of locks on etcd', () => {
           folders: folderJson,
           nemesis: log,
           notes: verdict.notes,
+          violations: verdict.violations,
         };
         writeFileSync(join(keep, 'history.json'), JSON.stringify(history, null, 1));
         for (const d of devices) writeFileSync(join(keep, `${d.name}.log`), d.allOutput());
