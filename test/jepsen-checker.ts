@@ -40,7 +40,10 @@
  *   certainly stale if a grant of its path with a larger token completed
  *   before W was made; a stale write is never a winner, and it is kept as a
  *   conflict copy of its path on every device, unless a later write at its
- *   own device replaced it there before that device recorded it.
+ *   own device replaced it there before that device recorded it: a write
+ *   under a grant that was already asked of that device when the stale write
+ *   was made (the device, paused, answered it when it resumed, and the
+ *   holder wrote at once; the device never saw the stale content).
  */
 
 /** The answer to one lock attempt. */
@@ -264,8 +267,14 @@ export function checkFolders(
       const newer = pathGrants.find((g) => g.token > x.token && g.a.completeMs < x.w.startMs);
       if (newer === undefined) continue;
       stats.staleWrites++;
+      const attemptOf = new Map(grants.map((g) => [g.a.n, g.a]));
       const replaced = mine
-        .filter((y) => y !== x && y.w.device === x.w.device && y.w.startMs > x.w.endMs)
+        .filter(
+          (y) =>
+            y.w.device === x.w.device &&
+            y.w.startMs > x.w.endMs &&
+            (attemptOf.get(y.w.attempt)?.invokeMs ?? Infinity) < x.w.startMs,
+        )
         .sort((p, q) => p.w.startMs - q.w.startMs)[0];
       let missing = 0;
       for (const f of folders.values()) {

@@ -198,7 +198,11 @@ async function attempt(w: World, p: Plan): Promise<Attempt> {
   w.holding.set(p.n, { p, id: answer.id, writes });
   try {
     if (!p.writeLate) writes.push(writeAt(w, device, p.n, p.path, answer.id, content));
-    await sleep(p.holdMs);
+    // A late write still comes well within the TTL: a holder that writes
+    // after its lock ran out, on a device that knows it, makes an ordinary
+    // edit of a file nobody holds (no token to fence), not a stale write.
+    const ttlLeft = p.ttlS === null ? Infinity : invokeMs + p.ttlS * 1000 - 400 - now(w);
+    await sleep(p.writeLate ? Math.max(0, Math.min(p.holdMs, ttlLeft)) : p.holdMs);
     if (p.writeLate) writes.push(writeAt(w, device, p.n, p.path, answer.id, content));
     const unlockMs = p.noUnlock ? undefined : await unlock(w, p);
     return { ...base, invokeMs, completeMs, answer, writes, unlockMs };
