@@ -244,14 +244,14 @@ describe('the Jepsen checker', () => {
       want: /f\.txt on A holds "attempt 3, stale" \(token 4\)/,
     },
     {
-      name: 'a stale write replaced at its own device by a grant asked before it was made',
-      attempts: [w1, w2, stale, granted(4, 45, 80, { write: true })],
+      name: 'a stale write replaced by a later-token write at its own device',
+      attempts: [w1, w2, stale, granted(4, 70, 80, { write: true })],
       folders: both([['f.txt', 'attempt 4']]),
       want: null,
     },
     {
-      name: 'a stale write lost, then its device written again',
-      attempts: [w1, w2, stale, granted(4, 70, 80, { write: true })],
+      name: 'a stale write lost, then written over at another device',
+      attempts: [w1, w2, stale, granted(4, 70, 80, { write: true, device: 'B' })],
       folders: both([['f.txt', 'attempt 4']]),
       want: /the stale write of attempt 3 at A .* is not a conflict copy on 2 device/,
     },

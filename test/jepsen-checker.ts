@@ -40,10 +40,11 @@
  *   certainly stale if a grant of its path with a larger token completed
  *   before W was made; a stale write is never a winner, and it is kept as a
  *   conflict copy of its path on every device, unless a later write at its
- *   own device replaced it there before that device recorded it: a write
- *   under a grant that was already asked of that device when the stale write
- *   was made (the device, paused, answered it when it resumed, and the
- *   holder wrote at once; the device never saw the stale content).
+ *   own device under a larger token replaced it there before that device
+ *   sent it (a local version replaced by the next local edit: no conflict).
+ *   E.g. a grant asked of the paused device, answered when it resumed, and
+ *   written at once; or a grant just after it resumed, written before the
+ *   stale version went out.
  */
 
 /** The answer to one lock attempt. */
@@ -267,14 +268,8 @@ export function checkFolders(
       const newer = pathGrants.find((g) => g.token > x.token && g.a.completeMs < x.w.startMs);
       if (newer === undefined) continue;
       stats.staleWrites++;
-      const attemptOf = new Map(grants.map((g) => [g.a.n, g.a]));
       const replaced = mine
-        .filter(
-          (y) =>
-            y.w.device === x.w.device &&
-            y.w.startMs > x.w.endMs &&
-            (attemptOf.get(y.w.attempt)?.invokeMs ?? Infinity) < x.w.startMs,
-        )
+        .filter((y) => y.w.device === x.w.device && y.w.startMs > x.w.endMs && y.token > x.token)
         .sort((p, q) => p.w.startMs - q.w.startMs)[0];
       let missing = 0;
       for (const f of folders.values()) {
