@@ -243,6 +243,9 @@ async function runAttempts(w: World, all: Plan[]): Promise<Attempt[]> {
   return out.sort((x, y) => x.n - y.n);
 }
 
+/** Set once the test is over (also on a timeout): the nemesis starts and stops nothing more. */
+let torn = false;
+
 /** The nemesis: one fault at a time, each healed before the next, until `stop()`. */
 async function nemesis(
   w: World,
@@ -269,6 +272,7 @@ async function nemesis(
       say(`etcd member ${m} killed`);
       await w.etcd.stopMember(m);
       await sleep(1500 + random() * 2000);
+      if (torn) break; // the test is over: nothing to start again
       w.etcd.startMember(m);
       await w.etcd.healthy([0, 1, 2], 30_000);
       say(`etcd member ${m} back`);
@@ -287,6 +291,7 @@ async function nemesis(
       }
       const d = w.devices[i] as TestDevice;
       const pid = d.served?.pid as number;
+      if (torn) break;
       say(`device ${d.name} paused (SIGSTOP)`);
       paused.add(pid);
       process.kill(pid, 'SIGSTOP');
@@ -422,6 +427,7 @@ describe('a Jepsen-style run of locks on etcd', () => {
   let proxies: FaultProxy[] = [];
   const paused = new Set<number>();
   afterEach(async () => {
+    torn = true;
     for (const pid of paused) process.kill(pid, 'SIGCONT');
     paused.clear();
     await cluster?.close();
@@ -436,6 +442,7 @@ describe('a Jepsen-style run of locks on etcd', () => {
       console.log(
         `jepsen: seed ${SEED}, ${ATTEMPTS} attempts over about ${SECONDS} s (reproduce: SEED=${SEED} JEPSEN_ATTEMPTS=${ATTEMPTS})`,
       );
+      torn = false;
       const random = rng(SEED);
       const schedule = plans(random);
       const etcd = await startEtcd();
@@ -495,7 +502,7 @@ describe('a Jepsen-style run of locks on etcd', () => {
       let done = false;
       const log: string[] = [];
       // The nemesis's failure (a member that does not come back) is the run's.
-      const faults = nemesis(w, rng(SEED ^ 0x5eed), () => done, log, paused).then(
+      const faults = nemesis(w, rng(SEED ^ 0x5eed), () => done || torn, log, paused).then(
         (c) => ({ c, err: undefined }),
         (err: unknown) => ({ c: undefined, err }),
       );
