@@ -11,6 +11,7 @@ export default defineConfig({
     include: [
       'test/crash.test.ts',
       'test/convergence.test.ts',
+      'test/jepsen.test.ts',
       'src/peer/wire.fuzz.test.ts',
       'src/api/server.fuzz.test.ts',
       'src/confined/confined.property.test.ts',
@@ -21,6 +22,7 @@ export default defineConfig({
       CONVERGENCE_OPS: env('CONVERGENCE_OPS', '80'),
       FUZZ_RUNS: env('FUZZ_RUNS', '50000'),
       CONFINED_RUNS: env('CONFINED_RUNS', '5000'),
+      JEPSEN_ATTEMPTS: env('JEPSEN_ATTEMPTS', '10000'),
     },
     testTimeout: 6 * 3600_000,
     hookTimeout: 120_000,
