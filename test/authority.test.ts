@@ -140,7 +140,7 @@ describe('the lock authority', () => {
     );
   }, 120_000);
 
-  it('clears a disagreement as soon as the configurations agree, without a restart', async () => {
+  it('refuses to lock while devices disagree, naming both choices, and clears it as soon as the configurations agree, without a restart', async () => {
     cluster = await TestCluster.create(['A', 'B']);
     const [a, b] = cluster.devices as [TestDevice, TestDevice];
     writeFileSync(join(a.folder, 'f.txt'), 'x\n');
@@ -157,6 +157,11 @@ describe('the lock authority', () => {
       const r = await cli(b, 'lock', 'f.txt');
       return r.code === 1 && /disagree on the lock authority/.test(r.stderr);
     });
+    // Refused on both sides, naming both choices; nothing granted.
+    const r = await cli(a, 'lock', 'f.txt');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/this device uses A, B uses B/);
+    expect(await lockedOn(a)).toEqual([]);
     // B's administrator makes B agree with A: no restart.
     const file = join(b.home, 'config.json');
     const config = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;

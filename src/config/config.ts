@@ -10,7 +10,7 @@ import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { errorCode, errorMessage, LockstepError } from '../base/errors.js';
 import { parseDeviceId } from '../core/device-id.js';
-import { etcdForm, etcdSetting, type EtcdSetting } from './etcd-setting.js';
+import { etcdForm, etcdSetting, show, type EtcdSetting } from './etcd-setting.js';
 
 export { DEFAULT_ETCD_PREFIX, etcdFromFlag, type EtcdSetting } from './etcd-setting.js';
 
@@ -224,15 +224,6 @@ function fieldPath(path: readonly PropertyKey[]): string {
     out += typeof seg === 'number' ? `[${seg}]` : `${out === '' ? '' : '.'}${String(seg)}`;
   }
   return out;
-}
-
-/** Shows a value from the file briefly. */
-function show(v: unknown): string {
-  if (Array.isArray(v)) return 'a list';
-  if (v === null) return 'null';
-  if (typeof v === 'object') return 'an object';
-  const s = JSON.stringify(v) ?? String(v);
-  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
 }
 
 const TYPE_NAMES: Readonly<Record<string, string>> = {

@@ -5,8 +5,8 @@
 import { isAbsolute } from 'node:path';
 import { LockstepError } from '../base/errors.js';
 
-/** Shows a value from the file briefly. */
-function show(v: unknown): string {
+/** Shows a value from the configuration file briefly, for its error messages. */
+export function show(v: unknown): string {
   if (Array.isArray(v)) return 'a list';
   if (v === null) return 'null';
   if (typeof v === 'object') return 'an object';

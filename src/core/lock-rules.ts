@@ -5,6 +5,8 @@
  * them decides on its own.
  */
 
+import { LockstepError } from '../base/errors.js';
+
 /**
  * One lock, as every device keeps it. `token` is the grant's fencing token:
  * it only grows, across releases and restarts of the authority, so a larger
@@ -196,4 +198,34 @@ export function peerRequestProblem(
   if (held === undefined || held.device === from) return undefined;
   const verb = ask.op === 'unlock' ? 'unlock' : ask.op === 'move' ? 'move' : 'extend';
   return `${ask.path} is locked by ${held.owner} at ${deviceName(held.device)}; ${deviceName(from)} cannot ${verb} a lock held at another device (do it through ${deviceName(held.device)}, or through the lock authority)`;
+}
+
+/**
+ * Throws unless `req` may end `held`: its owner, or an administrator forcing.
+ * Both authorities (embedded and etcd) apply this one rule.
+ *
+ * @throws LockstepError `NOT_LOCK_OWNER` saying who may
+ */
+export function checkRelease(
+  held: LockRow,
+  req: {
+    readonly path: string;
+    readonly user: string;
+    readonly admin: boolean;
+    readonly force: boolean;
+  },
+): void {
+  if (held.owner === req.user) return;
+  if (!req.force) {
+    throw new LockstepError(
+      'NOT_LOCK_OWNER',
+      `${req.path} is locked by ${held.owner}, not ${req.user}; only ${held.owner} can unlock it${req.admin ? ' (or force it with --force)' : ''}`,
+    );
+  }
+  if (!req.admin) {
+    throw new LockstepError(
+      'NOT_LOCK_OWNER',
+      `${req.path} is locked by ${held.owner}; only an administrator can force an unlock`,
+    );
+  }
 }

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { Clock, Timer } from '../base/clock.js';
 import { LockstepError, errorMessage } from '../base/errors.js';
 import type { Logger } from '../base/log.js';
-import type { LockRow, LockScope } from '../core/lock-rules.js';
+import { checkRelease, type LockRow, type LockScope } from '../core/lock-rules.js';
 import { conflictMessage, conflictingLock, scopeOf } from '../core/lock-scope.js';
 import type {
   GrantRequest,
@@ -173,20 +173,7 @@ export class EmbeddedAuthority implements LockAuthority {
     const lock = this.o.table.durably(() => {
       const held = this.o.table.get(req.path);
       if (held === undefined) throw new LockstepError('NOT_FOUND', `${req.path} is not locked`);
-      if (held.owner !== req.user) {
-        if (!req.force) {
-          throw new LockstepError(
-            'NOT_LOCK_OWNER',
-            `${req.path} is locked by ${held.owner}, not ${req.user}; only ${held.owner} can unlock it${req.admin ? ' (or force it with --force)' : ''}`,
-          );
-        }
-        if (!req.admin) {
-          throw new LockstepError(
-            'NOT_LOCK_OWNER',
-            `${req.path} is locked by ${held.owner}; only an administrator can force an unlock`,
-          );
-        }
-      }
+      checkRelease(held, req);
       this.o.table.remove(req.path);
       return held;
     });

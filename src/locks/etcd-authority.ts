@@ -16,7 +16,7 @@ import { randomBytes } from 'node:crypto';
 import type { Clock } from '../base/clock.js';
 import { LockstepError, errorMessage } from '../base/errors.js';
 import type { Logger } from '../base/log.js';
-import { describeHolder, type LockRow } from '../core/lock-rules.js';
+import { checkRelease, describeHolder, type LockRow } from '../core/lock-rules.js';
 import type {
   GrantRequest,
   LockAuthority,
@@ -37,7 +37,6 @@ import {
   openEtcd,
   prefixEnd,
   prepareEtcd,
-  releaseProblem,
   rowOf,
   type EtcdTls,
   type Known,
@@ -173,7 +172,7 @@ export class EtcdAuthority implements LockAuthority {
     for (let attempt = 0; attempt < 3; attempt++) {
       const held = this.known.get(req.path) ?? (await this.fetch(req.path));
       if (held === undefined) throw new LockstepError('NOT_FOUND', `${req.path} is not locked`);
-      releaseProblem(held.lock, req);
+      checkRelease(held.lock, req);
       const forced = held.lock.owner !== req.user;
       const ended = forced ? 'forced' : req.dropped === true ? 'dropped' : 'unlocked';
       const key = this.key(req.path);

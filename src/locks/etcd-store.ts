@@ -20,7 +20,7 @@ import type { Etcd3, IEvent, IKeyValue } from 'etcd3';
 import { LockstepError, errorMessage } from '../base/errors.js';
 import type { Logger } from '../base/log.js';
 import type { LockRow } from '../core/lock-rules.js';
-import type { GrantRequest, ReleaseRequest } from './authority.js';
+import type { GrantRequest } from './authority.js';
 import { decodeLock } from './lock-wire.js';
 
 /** PEM contents: the CA etcd's certificate is checked against, and this client's certificate and key. */
@@ -190,23 +190,6 @@ export function decodeKnown(kv: IKeyValue): Known {
   const token = v.token ?? (Number(v.tokenBase) || 0) + Number(kv.create_revision);
   const lock = decodeLock({ ...rowOf(v), token });
   return { lock, mod: kv.mod_revision, lease: kv.lease, stored: v };
-}
-
-/** Throws unless `req` may end `held`: its owner, or an administrator forcing. */
-export function releaseProblem(held: LockRow, req: ReleaseRequest): void {
-  if (held.owner === req.user) return;
-  if (!req.force) {
-    throw new LockstepError(
-      'NOT_LOCK_OWNER',
-      `${req.path} is locked by ${held.owner}, not ${req.user}; only ${held.owner} can unlock it${req.admin ? ' (or force it with --force)' : ''}`,
-    );
-  }
-  if (!req.admin) {
-    throw new LockstepError(
-      'NOT_LOCK_OWNER',
-      `${req.path} is locked by ${held.owner}; only an administrator can force an unlock`,
-    );
-  }
 }
 
 /** Runs one etcd call; fails as unreachable (naming `endpoints`) after `timeoutMs`. */
